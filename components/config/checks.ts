@@ -1,0 +1,183 @@
+// Rules that relate several keys. They read the raw input defensively, so that they can run
+// even when the schema has already rejected some field, and every problem is reported at once.
+import { ARCHES, defaultArch } from "./schema";
+
+/** One problem: the key path it concerns and what is wrong there. */
+export interface Problem {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Hosts that mean "the machine that runs pulumi": reached with local commands, not SSH. */
+export const LOCAL_HOSTS: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "::1"]);
+
+export const isLocalHost = (host: string): boolean => LOCAL_HOSTS.has(host.trim().toLowerCase());
+
+type Dict = Readonly<Record<string, unknown>>;
+
+const isDict = (v: unknown): v is Dict => typeof v === "object" && v !== null && !Array.isArray(v);
+const str = (d: Dict | undefined, key: string): string | undefined =>
+  d !== undefined && typeof d[key] === "string" ? (d[key] as string) : undefined;
+const dict = (d: Dict | undefined, key: string): Dict | undefined =>
+  d !== undefined && isDict(d[key]) ? (d[key] as Dict) : undefined;
+
+interface MachineView {
+  readonly path: string;
+  readonly name?: string;
+  readonly host?: string;
+  readonly role?: string;
+  readonly kind: string;
+  /** As declared, or the kind's default. */
+  readonly arch: string;
+  readonly user?: string;
+}
+
+function machineViews(raw: Dict): MachineView[] {
+  const list = raw["machines"];
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((m: unknown, i) => {
+    if (!isDict(m)) return [];
+    const kind = str(m, "kind") ?? "vm";
+    return [
+      {
+        path: `machines[${i}]`,
+        name: str(m, "name"),
+        host: str(m, "host"),
+        role: str(m, "role"),
+        kind,
+        arch: str(m, "arch") ?? defaultArch(kind),
+        user: str(m, "user"),
+      },
+    ];
+  });
+}
+
+/** Reports each value that an earlier entry already used, naming that entry. */
+function duplicates(
+  views: readonly MachineView[],
+  field: "name" | "host",
+  normalise: (v: string) => string,
+): Problem[] {
+  const firstSeen = new Map<string, string>();
+  const problems: Problem[] = [];
+  for (const v of views) {
+    const value = v[field];
+    if (value === undefined) continue;
+    const key = normalise(value);
+    const earlier = firstSeen.get(key);
+    if (earlier === undefined) firstSeen.set(key, v.path);
+    else
+      problems.push({
+        path: `${v.path}.${field}`,
+        message: `${JSON.stringify(value)} is already used by ${earlier}`,
+      });
+  }
+  return problems;
+}
+
+function serverCount(views: readonly MachineView[], list: unknown): Problem[] {
+  if (!Array.isArray(list)) return [];
+  if (list.length === 0)
+    return [{ path: "machines", message: "at least one machine is required (the k3s server)" }];
+  const servers = views.filter((v) => v.role === "server").length;
+  if (servers === 0)
+    return [
+      {
+        path: "machines",
+        message: 'no machine has role "server": a lab needs 1 server, or an odd number ≥ 3 for HA',
+      },
+    ];
+  if (servers % 2 === 0)
+    return [
+      {
+        path: "machines",
+        message: `${servers} servers cannot keep an etcd quorum: use 1 server, or an odd number ≥ 3 for HA`,
+      },
+    ];
+  return [];
+}
+
+function machineRules(views: readonly MachineView[], raw: Dict): Problem[] {
+  const problems: Problem[] = [];
+  const sshUser = str(dict(raw, "ssh"), "user");
+  const many = views.length > 1;
+  for (const v of views) {
+    if (v.kind === "pi" && v.arch === "amd64")
+      problems.push({ path: `${v.path}.arch`, message: 'a pi is arm64, got "amd64"' });
+    const local = v.host !== undefined && isLocalHost(v.host);
+    if (!local && v.host !== undefined && v.user === undefined && sshUser === undefined)
+      problems.push({
+        path: `${v.path}.user`,
+        message: "no SSH user: set ssh.user for the lab or user on this machine",
+      });
+    if (local && many && v.role === "server")
+      problems.push({
+        path: `${v.path}.host`,
+        message: `${JSON.stringify(v.host)} is where other machines would join the server: use an address they can reach (the laptop's LAN address)`,
+      });
+  }
+  return problems;
+}
+
+function imageRules(raw: Dict, views: readonly MachineView[]): Problem[] {
+  const image = dict(raw, "image");
+  const build = image?.["build"] ?? true;
+  const building = build === true || build === "true";
+  const problems: Problem[] = [];
+  if (str(image, "repository") === undefined)
+    problems.push({
+      path: "image.repository",
+      message: building
+        ? "required when image.build is true: where to push the image, e.g. docker.io/<you>/ros_demo"
+        : "required: the published image to deploy, e.g. docker.io/<you>/ros_demo",
+    });
+  const platforms = image?.["platforms"];
+  if (building && Array.isArray(platforms)) {
+    const missing = new Set<string>();
+    for (const v of views) {
+      const platform = `linux/${v.arch}`;
+      const known = (ARCHES as readonly string[]).includes(v.arch);
+      if (!known || platforms.includes(platform) || missing.has(platform)) continue;
+      missing.add(platform);
+      problems.push({
+        path: "image.platforms",
+        message: `lacks ${platform}, which ${v.path}${v.name === undefined ? "" : ` (${v.name})`} runs`,
+      });
+    }
+  }
+  return problems;
+}
+
+function secretRules(raw: Dict): Problem[] {
+  const problems: Problem[] = [];
+  const user = raw["registryUsername"];
+  const password = raw["registryPassword"];
+  if ((user === undefined) !== (password === undefined))
+    problems.push({
+      path: user === undefined ? "registryUsername" : "registryPassword",
+      message:
+        "registryUsername and registryPassword go together (set the password with pulumi config set --secret registryPassword)",
+    });
+  const key = raw["sshPrivateKey"];
+  // Never quote the value: it is a secret.
+  if (typeof key === "string" && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key))
+    problems.push({
+      path: "sshPrivateKey",
+      message:
+        "expected a PEM or OpenSSH private key (pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519)",
+    });
+  return problems;
+}
+
+/** Every cross-key rule of the contract, over the raw (not yet validated) configuration. */
+export function crossChecks(raw: Dict): Problem[] {
+  const views = machineViews(raw);
+  return [
+    ...serverCount(views, raw["machines"]),
+    ...duplicates(views, "name", (n) => n),
+    ...duplicates(views, "host", (h) => (isLocalHost(h) ? "localhost" : h.trim().toLowerCase())),
+    ...machineRules(views, raw),
+    ...imageRules(raw, views),
+    ...secretRules(raw),
+  ];
+}

@@ -1,0 +1,257 @@
+// The config stage: read the `rosfleet:` namespace, validate it whole, apply defaults, and hand
+// the rest of the program one typed `LabConfig`. Nothing is declared before this succeeds.
+import * as pulumi from "@pulumi/pulumi";
+import * as pulumiRuntimeConfig from "@pulumi/pulumi/runtime/config";
+import { z } from "zod";
+import { Problem, crossChecks, isLocalHost } from "./checks";
+import {
+  Arch,
+  DashboardAccess,
+  DiscoveryMode,
+  Distro,
+  Kind,
+  Platform,
+  Role,
+  defaultArch,
+  labSchema,
+} from "./schema";
+
+export { Problem, isLocalHost };
+export * from "./schema";
+
+/** The configuration namespace of the contract (`rosfleet:machines`, ...). */
+export const NAMESPACE = "rosfleet";
+
+/** One machine of the lab, with every default applied. */
+export interface Machine {
+  /** Kubernetes node name (DNS-1123 label), unique in the lab. */
+  readonly name: string;
+  /** SSH address; for servers also the address agents join and the kubeconfig points at. */
+  readonly host: string;
+  /** True when `host` is this machine (localhost): steps run as local commands, not over SSH. */
+  readonly local: boolean;
+  readonly role: Role;
+  readonly kind: Kind;
+  readonly arch: Arch;
+  /** SSH user (`machines[].user`, else `ssh.user`); undefined only for local machines. */
+  readonly user: string | undefined;
+  readonly port: number;
+  /** Pinned SSH host key; unset means the host key is not checked. */
+  readonly hostKey: string | undefined;
+  readonly labels: Readonly<Record<string, string>>;
+  /** `key=value:Effect` */
+  readonly taints: readonly string[];
+  /** Run k3s with `--docker` (Docker must be running on the machine). */
+  readonly docker: boolean;
+  /** Keep the node unschedulable. */
+  readonly cordon: boolean;
+}
+
+/** Everything in the stack configuration but the secret values. */
+export interface LabSettings {
+  readonly machines: readonly Machine[];
+  readonly k3s: {
+    readonly version: string;
+    readonly serverArgs: readonly string[];
+    readonly agentArgs: readonly string[];
+  };
+  readonly image: {
+    readonly repository: string;
+    readonly build: boolean;
+    readonly platforms: readonly Platform[];
+  };
+  readonly registryUsername: string | undefined;
+  readonly ros: {
+    readonly distro: Distro;
+    readonly domainId: number;
+    readonly discovery: DiscoveryMode;
+  };
+  readonly dashboard: { readonly enabled: boolean; readonly access: DashboardAccess };
+  readonly deliveryCheck: { readonly enabled: boolean; readonly timeoutSeconds: number };
+}
+
+/** The validated lab, with its secrets as Pulumi secret outputs. */
+export interface LabConfig extends LabSettings {
+  /** Else the SSH agent (`SSH_AUTH_SOCK`) is used. */
+  readonly sshPrivateKey: pulumi.Output<string> | undefined;
+  readonly registryPassword: pulumi.Output<string> | undefined;
+}
+
+export type ParseResult =
+  | { readonly ok: true; readonly settings: LabSettings }
+  | { readonly ok: false; readonly problems: readonly Problem[] };
+
+// Pulumi hands structured values over as JSON text and plain strings as they are.
+const STRUCTURED_KEYS = new Set([
+  "machines",
+  "ssh",
+  "k3s",
+  "image",
+  "ros",
+  "dashboard",
+  "deliveryCheck",
+]);
+
+const REQUIRED_HINTS: Readonly<Record<string, string>> = {
+  machines: "list every machine of the lab (README: Describing a lab)",
+  "k3s.version": "a pinned k3s release tag such as v1.33.5+k3s1",
+};
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
+    .join("");
+}
+
+const typeName = (expected: string): string =>
+  expected === "array" ? "a list" : expected === "object" ? "a map" : expected;
+const typeOf = (v: unknown): string =>
+  Array.isArray(v) ? "a list" : v === null ? "null" : typeName(typeof v);
+
+// Zod's own messages start "Invalid"; anything else was written in schema.ts for this key.
+const isCustomMessage = (message: string): boolean => !/^Invalid/.test(message);
+
+function describeIssue(issue: z.core.$ZodIssue): Problem[] {
+  const path = formatPath(issue.path);
+  if (issue.code === "invalid_type" && issue.input === undefined) {
+    const hint = REQUIRED_HINTS[path.replace(/\[\d+\]/g, "[]")];
+    return [{ path, message: hint === undefined ? "required" : `required: ${hint}` }];
+  }
+  switch (issue.code) {
+    case "invalid_key":
+      // A bad map key: report its own issues at the key's path.
+      return issue.issues.flatMap((inner) =>
+        describeIssue({ ...inner, path: [...issue.path, ...inner.path] } as z.core.$ZodIssue),
+      );
+    case "unrecognized_keys":
+      return issue.keys.map((key) => ({
+        path: path === "" ? key : `${path}.${key}`,
+        message: "unknown key (README: Describing a lab lists every key)",
+      }));
+    case "invalid_type":
+      if (isCustomMessage(issue.message)) break;
+      return [
+        { path, message: `expected ${typeName(issue.expected)}, got ${typeOf(issue.input)}` },
+      ];
+    case "invalid_value":
+      return [
+        {
+          path,
+          message: `expected ${issue.values.map(String).join(" | ")}, got ${JSON.stringify(issue.input)}`,
+        },
+      ];
+  }
+  return [{ path, message: issue.message }];
+}
+
+function decode(values: Readonly<Record<string, string>>): Record<string, unknown> {
+  const raw: Record<string, unknown> = {};
+  for (const [key, text] of Object.entries(values)) {
+    if (!STRUCTURED_KEYS.has(key)) {
+      raw[key] = text;
+      continue;
+    }
+    try {
+      raw[key] = JSON.parse(text) as unknown;
+    } catch {
+      // A bare word such as `k3s: v1.33` is not JSON: let the schema say what shape it wants.
+      raw[key] = text;
+    }
+  }
+  return raw;
+}
+
+function applyDefaults(lab: z.output<typeof labSchema>): LabSettings {
+  return {
+    machines: lab.machines.map((m) => ({
+      name: m.name,
+      host: m.host,
+      local: isLocalHost(m.host),
+      role: m.role,
+      kind: m.kind,
+      arch: m.arch ?? defaultArch(m.kind),
+      user: m.user ?? lab.ssh.user,
+      port: m.port,
+      hostKey: m.hostKey,
+      labels: m.labels,
+      taints: m.taints,
+      docker: m.docker,
+      cordon: m.cordon,
+    })),
+    k3s: lab.k3s,
+    // crossChecks guarantees a repository; the fallback only satisfies the type.
+    image: { ...lab.image, repository: lab.image.repository ?? "" },
+    registryUsername: lab.registryUsername,
+    ros: lab.ros,
+    dashboard: lab.dashboard,
+    deliveryCheck: lab.deliveryCheck,
+  };
+}
+
+const SECRET_KEYS = ["sshPrivateKey", "registryPassword"] as const;
+
+function plaintextSecrets(
+  values: Readonly<Record<string, string>>,
+  isSecret: (key: string) => boolean,
+): Problem[] {
+  return SECRET_KEYS.filter((key) => key in values && !isSecret(key)).map((key) => ({
+    path: key,
+    message: `is stored in plaintext in the stack file: run pulumi config rm ${key}, then pulumi config set --secret ${key}`,
+  }));
+}
+
+/**
+ * Validates the stack configuration given as Pulumi stores it (key without namespace → text).
+ * Pure: returns every problem at once, or the settings with defaults applied.
+ */
+export function parseLab(
+  values: Readonly<Record<string, string>>,
+  isSecret: (key: string) => boolean = () => true,
+): ParseResult {
+  const raw = decode(values);
+  const parsed = labSchema.safeParse(raw, { reportInput: true });
+  const problems = [
+    ...(parsed.success ? [] : parsed.error.issues.flatMap(describeIssue)),
+    ...crossChecks(raw),
+    ...plaintextSecrets(values, isSecret),
+  ];
+  if (problems.length > 0 || !parsed.success) return { ok: false, problems };
+  return { ok: true, settings: applyDefaults(parsed.data) };
+}
+
+/** The one error for bad configuration: every problem, one per line, before anything runs. */
+export class ConfigError extends pulumi.RunError {
+  constructor(public readonly problems: readonly Problem[]) {
+    super(formatProblems(problems));
+  }
+}
+
+export function formatProblems(problems: readonly Problem[]): string {
+  const count = problems.length === 1 ? "1 problem" : `${problems.length} problems`;
+  const lines = problems.map((p) => `  ${p.path === "" ? "(stack config)" : p.path}: ${p.message}`);
+  return [`invalid ${NAMESPACE} stack configuration (${count}):`, ...lines].join("\n");
+}
+
+// The SDK knows which keys the engine decrypted but keeps `isConfigSecret` out of its typings.
+const runtimeConfig = pulumiRuntimeConfig as unknown as {
+  isConfigSecret?: (key: string) => boolean;
+};
+const configKeyIsSecret = (key: string): boolean => runtimeConfig.isConfigSecret?.(key) ?? true;
+
+/** Reads and validates this stack's configuration; throws `ConfigError` with every problem. */
+export function readLabConfig(): LabConfig {
+  const prefix = `${NAMESPACE}:`;
+  const values = Object.fromEntries(
+    Object.entries(pulumi.runtime.allConfig())
+      .filter(([key]) => key.startsWith(prefix))
+      .map(([key, value]) => [key.slice(prefix.length), value]),
+  );
+  const result = parseLab(values, (key) => configKeyIsSecret(`${prefix}${key}`));
+  if (!result.ok) throw new ConfigError(result.problems);
+  const config = new pulumi.Config(NAMESPACE);
+  return {
+    ...result.settings,
+    sshPrivateKey: config.getSecret("sshPrivateKey"),
+    registryPassword: config.getSecret("registryPassword"),
+  };
+}

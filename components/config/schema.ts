@@ -1,0 +1,139 @@
+// The shape of the `rosfleet:` stack configuration: every key of the contract in DESIGN.md,
+// its type, format and default. Rules that relate several keys live in `checks.ts`.
+import { z } from "zod";
+
+/** Kubernetes node names must be DNS-1123 labels. */
+export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** k3s release tags, e.g. `v1.33.5+k3s1` or `v1.34.0-rc1+k3s1`. */
+export const K3S_RELEASE_TAG = /^v\d+\.\d+\.\d+(-rc\d+)?\+k3s\d+$/;
+/** `key=value:Effect` or `key:Effect`, as `--node-taint` takes them. */
+export const TAINT =
+  /^([A-Za-z0-9][-A-Za-z0-9_./]*)(=([-A-Za-z0-9_.]*))?:(NoSchedule|PreferNoSchedule|NoExecute)$/;
+/** Label keys: optional DNS prefix, then a name of at most 63 characters. */
+const LABEL_KEY =
+  /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+/** An OpenSSH public host key line: algorithm, then base64. */
+const HOST_KEY =
+  /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+=*( .*)?$/;
+
+export const ROLES = ["server", "agent"] as const;
+export const KINDS = ["laptop", "pi", "vm"] as const;
+export const ARCHES = ["amd64", "arm64"] as const;
+export const DISTROS = ["humble", "jazzy"] as const;
+export const DISCOVERY_MODES = ["discovery-server", "host-network", "multus", "multicast"] as const;
+export const DASHBOARD_ACCESS = ["view", "admin"] as const;
+export const PLATFORMS = ["linux/amd64", "linux/arm64"] as const;
+
+export type Role = (typeof ROLES)[number];
+export type Kind = (typeof KINDS)[number];
+export type Arch = (typeof ARCHES)[number];
+export type Distro = (typeof DISTROS)[number];
+export type DiscoveryMode = (typeof DISCOVERY_MODES)[number];
+export type DashboardAccess = (typeof DASHBOARD_ACCESS)[number];
+export type Platform = (typeof PLATFORMS)[number];
+
+/** A Pi is arm64 (64-bit Raspberry Pi OS / Ubuntu); laptops and VMs are assumed amd64. */
+export const defaultArch = (kind: string): Arch => (kind === "pi" ? "arm64" : "amd64");
+
+// `pulumi config set --path a.b true` may store the text "true"; accept it as the value it names.
+const bool = z.preprocess((v) => (v === "true" ? true : v === "false" ? false : v), z.boolean());
+const int = (min: number, max: number) => {
+  const range = { error: `expected an integer from ${min} to ${max}` };
+  return z.preprocess(
+    (v) => (typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : v),
+    z.int(range).min(min, range).max(max, range),
+  );
+};
+const oneOf = <T extends readonly [string, ...string[]]>(values: T) => z.enum(values);
+const matching = (re: RegExp, what: string) =>
+  z.string().regex(re, { error: (iss) => `expected ${what}, got ${JSON.stringify(iss.input)}` });
+const nonEmpty = z.string().trim().min(1, { error: "must not be empty" });
+
+export const machineSchema = z.strictObject({
+  name: matching(
+    DNS1123_LABEL,
+    "a DNS-1123 label (lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)",
+  ),
+  host: nonEmpty,
+  role: oneOf(ROLES),
+  kind: oneOf(KINDS).default("vm"),
+  arch: oneOf(ARCHES).optional(),
+  user: nonEmpty.optional(),
+  port: int(1, 65535).default(22),
+  hostKey: matching(
+    HOST_KEY,
+    'an OpenSSH public key line such as "ssh-ed25519 AAAA..."',
+  ).optional(),
+  labels: z
+    .record(
+      matching(LABEL_KEY, "a label key such as robot or example.com/robot"),
+      matching(LABEL_VALUE, "a label value of at most 63 letters, digits, '-', '_' or '.'"),
+    )
+    .default({}),
+  taints: z.array(matching(TAINT, "a taint such as key=value:NoSchedule")).default([]),
+  docker: bool.default(false),
+  cordon: bool.default(false),
+});
+
+export const sshSchema = z.strictObject({ user: nonEmpty.optional() }).default({});
+
+// A missing `k3s` block is reported as a missing `k3s.version`, the key the user must add.
+export const k3sSchema = z.preprocess(
+  (v) => v ?? {},
+  z.strictObject({
+    version: matching(K3S_RELEASE_TAG, "a k3s release tag such as v1.33.5+k3s1"),
+    serverArgs: z.array(nonEmpty).default([]),
+    agentArgs: z.array(nonEmpty).default([]),
+  }),
+);
+
+export const imageSchema = z
+  .strictObject({
+    repository: nonEmpty.optional(),
+    build: bool.default(true),
+    platforms: z
+      .array(oneOf(PLATFORMS))
+      .min(1, { error: "must list at least one platform" })
+      .default(["linux/amd64", "linux/arm64"]),
+  })
+  .default({ build: true, platforms: ["linux/amd64", "linux/arm64"] });
+
+export const rosSchema = z
+  .strictObject({
+    distro: oneOf(DISTROS).default("humble"),
+    domainId: int(0, 101).default(0),
+    discovery: oneOf(DISCOVERY_MODES).default("discovery-server"),
+  })
+  .default({ distro: "humble", domainId: 0, discovery: "discovery-server" });
+
+export const dashboardSchema = z
+  .strictObject({
+    enabled: bool.default(true),
+    access: oneOf(DASHBOARD_ACCESS).default("view"),
+  })
+  .default({ enabled: true, access: "view" });
+
+export const deliveryCheckSchema = z
+  .strictObject({
+    enabled: bool.default(true),
+    timeoutSeconds: int(10, 3600).default(120),
+  })
+  .default({ enabled: true, timeoutSeconds: 120 });
+
+/** Every key of the `rosfleet:` namespace. Secrets are checked for presence only. */
+export const labSchema = z.strictObject({
+  machines: z.array(machineSchema),
+  ssh: sshSchema,
+  sshPrivateKey: z.string().optional(),
+  k3s: k3sSchema,
+  image: imageSchema,
+  registryUsername: nonEmpty.optional(),
+  registryPassword: z.string().optional(),
+  ros: rosSchema,
+  dashboard: dashboardSchema,
+  deliveryCheck: deliveryCheckSchema,
+});
+
+export type RawMachine = z.output<typeof machineSchema>;
+export type RawLab = z.output<typeof labSchema>;

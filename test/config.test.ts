@@ -1,0 +1,325 @@
+import assert from "node:assert/strict";
+import { LabSettings, Problem, formatProblems, parseLab } from "../components/config";
+import { configValues, exampleStacks, readStackConfig } from "./helpers/stack";
+
+const server = { name: "laptop", host: "192.168.1.21", role: "server" };
+const base = {
+  ssh: { user: "ubuntu" },
+  machines: [server],
+  k3s: { version: "v1.33.5+k3s1" },
+  image: { repository: "docker.io/lab/ros_demo" },
+};
+
+function settings(config: Record<string, unknown>): LabSettings {
+  const result = parseLab(configValues(config));
+  if (!result.ok) assert.fail(formatProblems(result.problems));
+  return result.settings;
+}
+
+function problems(config: Record<string, unknown>, isSecret?: (k: string) => boolean): string[] {
+  const result = parseLab(configValues(config), isSecret);
+  assert.equal(result.ok, false, "expected the configuration to be rejected");
+  return (result as { problems: readonly Problem[] }).problems.map(
+    (p) => `${p.path}: ${p.message}`,
+  );
+}
+
+const withMachines = (...machines: object[]) => ({ ...base, machines });
+
+describe("config: example stacks", () => {
+  it("ships the dev stack and the lab-notes stack", () => {
+    assert.deepEqual(exampleStacks(), ["clover", "dev"]);
+  });
+
+  for (const stack of exampleStacks()) {
+    it(`validates Pulumi.${stack}.yaml from disk`, () => {
+      settings(readStackConfig(stack));
+    });
+  }
+
+  it("makes the dev stack a single local server", () => {
+    const lab = settings(readStackConfig("dev"));
+    assert.deepEqual(
+      lab.machines.map((m) => [m.name, m.host, m.local, m.role, m.arch]),
+      [["devbox", "localhost", true, "server", "amd64"]],
+    );
+  });
+
+  it("describes the lab notes: laptop server with docker, Pi clover1 and a VM as agents", () => {
+    const lab = settings(readStackConfig("clover"));
+    assert.deepEqual(
+      lab.machines.map((m) => [m.name, m.role, m.kind, m.arch, m.docker, m.user]),
+      [
+        ["laptop", "server", "laptop", "amd64", true, "ubuntu"],
+        ["clover1", "agent", "pi", "arm64", false, "ubuntu"],
+        ["vm1", "agent", "vm", "amd64", false, "ubuntu"],
+      ],
+    );
+  });
+});
+
+describe("config: defaults", () => {
+  it("fills every optional key", () => {
+    const lab = settings(base);
+    assert.deepEqual(lab.machines[0], {
+      name: "laptop",
+      host: "192.168.1.21",
+      local: false,
+      role: "server",
+      kind: "vm",
+      arch: "amd64",
+      user: "ubuntu",
+      port: 22,
+      hostKey: undefined,
+      labels: {},
+      taints: [],
+      docker: false,
+      cordon: false,
+    });
+    assert.deepEqual(lab.k3s, { version: "v1.33.5+k3s1", serverArgs: [], agentArgs: [] });
+    assert.deepEqual(lab.image, {
+      repository: "docker.io/lab/ros_demo",
+      build: true,
+      platforms: ["linux/amd64", "linux/arm64"],
+    });
+    assert.deepEqual(lab.ros, { distro: "humble", domainId: 0, discovery: "discovery-server" });
+    assert.deepEqual(lab.dashboard, { enabled: true, access: "view" });
+    assert.deepEqual(lab.deliveryCheck, { enabled: true, timeoutSeconds: 120 });
+    assert.equal(lab.registryUsername, undefined);
+  });
+
+  it("makes a pi arm64 and lets a machine's user override ssh.user", () => {
+    const lab = settings(
+      withMachines(server, {
+        name: "pi1",
+        host: "10.0.0.2",
+        role: "agent",
+        kind: "pi",
+        user: "pi",
+      }),
+    );
+    assert.equal(lab.machines[1].arch, "arm64");
+    assert.equal(lab.machines[1].user, "pi");
+  });
+
+  it("accepts booleans and integers given as text by `pulumi config set --path`", () => {
+    const lab = settings({
+      ...base,
+      image: { repository: "r/x", build: "false" },
+      ros: { domainId: "42" },
+      machines: [{ ...server, port: "2222", docker: "true" }],
+    });
+    assert.equal(lab.image.build, false);
+    assert.equal(lab.ros.domainId, 42);
+    assert.equal(lab.machines[0].port, 2222);
+    assert.equal(lab.machines[0].docker, true);
+  });
+
+  it("needs no SSH user for a local machine", () => {
+    const lab = settings({ ...base, ssh: undefined, machines: [{ ...server, host: "localhost" }] });
+    assert.equal(lab.machines[0].user, undefined);
+    assert.equal(lab.machines[0].local, true);
+  });
+
+  it("accepts three servers (HA) with agents", () => {
+    const lab = settings(
+      withMachines(
+        { name: "s1", host: "10.0.0.1", role: "server" },
+        { name: "s2", host: "10.0.0.2", role: "server" },
+        { name: "s3", host: "10.0.0.3", role: "server" },
+        { name: "a1", host: "10.0.0.4", role: "agent" },
+      ),
+    );
+    assert.equal(lab.machines.filter((m) => m.role === "server").length, 3);
+  });
+});
+
+describe("config: validation", () => {
+  it("requires machines and k3s.version", () => {
+    assert.deepEqual(problems({ image: base.image }), [
+      "machines: required: list every machine of the lab (README: Describing a lab)",
+      "k3s.version: required: a pinned k3s release tag such as v1.33.5+k3s1",
+    ]);
+  });
+
+  it("rejects a lab with no machine", () => {
+    assert.deepEqual(problems(withMachines()), [
+      "machines: at least one machine is required (the k3s server)",
+    ]);
+  });
+
+  it("rejects a lab with no server", () => {
+    assert.deepEqual(problems(withMachines({ ...server, role: "agent" })), [
+      'machines: no machine has role "server": a lab needs 1 server, or an odd number ≥ 3 for HA',
+    ]);
+  });
+
+  it("rejects two servers: an even count is not a quorum", () => {
+    assert.deepEqual(
+      problems(withMachines(server, { name: "s2", host: "10.0.0.2", role: "server" })),
+      ["machines: 2 servers cannot keep an etcd quorum: use 1 server, or an odd number ≥ 3 for HA"],
+    );
+  });
+
+  it("rejects duplicate names and hosts, naming the first user", () => {
+    assert.deepEqual(
+      problems(withMachines(server, { name: "laptop", host: "192.168.1.21", role: "agent" })),
+      [
+        'machines[1].name: "laptop" is already used by machines[0]',
+        'machines[1].host: "192.168.1.21" is already used by machines[0]',
+      ],
+    );
+  });
+
+  it("rejects names that are not DNS-1123 labels", () => {
+    assert.deepEqual(problems(withMachines({ ...server, name: "Clover_1" })), [
+      "machines[0].name: expected a DNS-1123 label (lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit), got \"Clover_1\"",
+    ]);
+  });
+
+  it("rejects unknown role, kind, arch, discovery and distro", () => {
+    assert.deepEqual(
+      problems({
+        ...withMachines({ ...server, role: "master", kind: "desktop", arch: "armv7" }),
+        ros: { discovery: "zenoh", distro: "foxy" },
+      }),
+      [
+        'machines[0].role: expected server | agent, got "master"',
+        'machines[0].kind: expected laptop | pi | vm, got "desktop"',
+        'machines[0].arch: expected amd64 | arm64, got "armv7"',
+        'ros.distro: expected humble | jazzy, got "foxy"',
+        'ros.discovery: expected discovery-server | host-network | multus | multicast, got "zenoh"',
+        'machines: no machine has role "server": a lab needs 1 server, or an odd number ≥ 3 for HA',
+      ],
+    );
+  });
+
+  it("rejects a pi declared amd64", () => {
+    assert.deepEqual(
+      problems(
+        withMachines(server, { name: "pi", host: "p", role: "agent", kind: "pi", arch: "amd64" }),
+      ),
+      ['machines[1].arch: a pi is arm64, got "amd64"'],
+    );
+  });
+
+  it("rejects a k3s.version that is not a k3s release tag", () => {
+    assert.deepEqual(problems({ ...base, k3s: { version: "1.33" } }), [
+      'k3s.version: expected a k3s release tag such as v1.33.5+k3s1, got "1.33"',
+    ]);
+    assert.deepEqual(problems({ ...base, k3s: { version: "v1.33.5" } }), [
+      'k3s.version: expected a k3s release tag such as v1.33.5+k3s1, got "v1.33.5"',
+    ]);
+  });
+
+  it("rejects image.build true without image.repository", () => {
+    assert.deepEqual(problems({ ...base, image: { build: true } }), [
+      "image.repository: required when image.build is true: where to push the image, e.g. docker.io/<you>/ros_demo",
+    ]);
+  });
+
+  it("rejects image.build false without an image to deploy", () => {
+    assert.deepEqual(problems({ ...base, image: { build: false } }), [
+      "image.repository: required: the published image to deploy, e.g. docker.io/<you>/ros_demo",
+    ]);
+  });
+
+  it("rejects platforms that leave out a machine's arch", () => {
+    assert.deepEqual(
+      problems({
+        ...withMachines(server, { name: "pi", host: "p", role: "agent", kind: "pi" }),
+        image: { repository: "r/x", platforms: ["linux/amd64"] },
+      }),
+      ["image.platforms: lacks linux/arm64, which machines[1] (pi) runs"],
+    );
+  });
+
+  it("rejects out-of-range numbers and malformed taints, labels and host keys", () => {
+    assert.deepEqual(
+      problems({
+        ...withMachines({
+          ...server,
+          port: 70000,
+          taints: ["gpu=true:Sometimes"],
+          labels: { "bad key!": "x" },
+          hostKey: "AAAA",
+        }),
+        ros: { domainId: 102 },
+        deliveryCheck: { timeoutSeconds: 1.5 },
+      }),
+      [
+        "machines[0].port: expected an integer from 1 to 65535",
+        'machines[0].hostKey: expected an OpenSSH public key line such as "ssh-ed25519 AAAA...", got "AAAA"',
+        'machines[0].labels.bad key!: expected a label key such as robot or example.com/robot, got "bad key!"',
+        'machines[0].taints[0]: expected a taint such as key=value:NoSchedule, got "gpu=true:Sometimes"',
+        "ros.domainId: expected an integer from 0 to 101",
+        "deliveryCheck.timeoutSeconds: expected an integer from 10 to 3600",
+      ],
+    );
+  });
+
+  it("rejects unknown keys, so a typo is not silently ignored", () => {
+    assert.deepEqual(problems({ ...base, machine: [], ros: { domainID: 3 } }), [
+      "ros.domainID: unknown key (README: Describing a lab lists every key)",
+      "machine: unknown key (README: Describing a lab lists every key)",
+    ]);
+  });
+
+  it("rejects a wrong shape with the type expected", () => {
+    assert.deepEqual(problems({ ...base, machines: "laptop" }), [
+      "machines: expected a list, got string",
+    ]);
+  });
+
+  it("needs an SSH user for remote machines", () => {
+    assert.deepEqual(problems({ ...base, ssh: undefined }), [
+      "machines[0].user: no SSH user: set ssh.user for the lab or user on this machine",
+    ]);
+  });
+
+  it("rejects localhost as the server address when other machines must join it", () => {
+    assert.deepEqual(
+      problems(
+        withMachines({ ...server, host: "localhost" }, { name: "a", host: "a", role: "agent" }),
+      ),
+      [
+        'machines[0].host: "localhost" is where other machines would join the server: use an address they can reach (the laptop\'s LAN address)',
+      ],
+    );
+  });
+
+  it("wants registry credentials in pairs and secrets stored encrypted", () => {
+    assert.deepEqual(
+      problems({ ...base, registryPassword: "hunter2", sshPrivateKey: "not a key" }, () => false),
+      [
+        "registryUsername: registryUsername and registryPassword go together (set the password with pulumi config set --secret registryPassword)",
+        "sshPrivateKey: expected a PEM or OpenSSH private key (pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519)",
+        "sshPrivateKey: is stored in plaintext in the stack file: run pulumi config rm sshPrivateKey, then pulumi config set --secret sshPrivateKey",
+        "registryPassword: is stored in plaintext in the stack file: run pulumi config rm registryPassword, then pulumi config set --secret registryPassword",
+      ],
+    );
+  });
+
+  it("never quotes a secret value in a message", () => {
+    const lines = problems({ ...base, registryPassword: "hunter2", sshPrivateKey: "s3cr3t-key" });
+    assert.ok(lines.every((l) => !l.includes("hunter2") && !l.includes("s3cr3t-key")));
+  });
+
+  it("reports every problem at once in one error message", () => {
+    const result = parseLab(
+      configValues({ machines: [{ name: "A", host: "h", role: "agent" }], image: {} }),
+    );
+    assert.equal(result.ok, false);
+    assert.equal(
+      formatProblems((result as { problems: readonly Problem[] }).problems),
+      [
+        "invalid rosfleet stack configuration (5 problems):",
+        `  machines[0].name: expected a DNS-1123 label (lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit), got "A"`,
+        "  k3s.version: required: a pinned k3s release tag such as v1.33.5+k3s1",
+        '  machines: no machine has role "server": a lab needs 1 server, or an odd number ≥ 3 for HA',
+        "  machines[0].user: no SSH user: set ssh.user for the lab or user on this machine",
+        "  image.repository: required when image.build is true: where to push the image, e.g. docker.io/<you>/ros_demo",
+      ].join("\n"),
+    );
+  });
+});
