@@ -13,6 +13,8 @@ export const TAINT =
 const LABEL_KEY =
   /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+/** Host names and IPv4/IPv6 addresses; nothing a shell would interpret. */
+const HOST = /^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$/;
 /** An OpenSSH public host key line: algorithm, then base64. */
 const HOST_KEY =
   /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+=*( .*)?$/;
@@ -55,7 +57,7 @@ export const machineSchema = z.strictObject({
     DNS1123_LABEL,
     "a DNS-1123 label (lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)",
   ),
-  host: nonEmpty,
+  host: matching(HOST, "a host name or IP address such as 192.168.1.21 or clover1.local"),
   role: oneOf(ROLES),
   kind: oneOf(KINDS).default("vm"),
   arch: oneOf(ARCHES).optional(),
@@ -78,13 +80,15 @@ export const machineSchema = z.strictObject({
 
 export const sshSchema = z.strictObject({ user: nonEmpty.optional() }).default({});
 
+const k3sFlag = matching(/^--[a-z0-9][a-z0-9-]*(=.*)?$/, "a k3s flag such as --disable=traefik");
+
 // A missing `k3s` block is reported as a missing `k3s.version`, the key the user must add.
 export const k3sSchema = z.preprocess(
   (v) => v ?? {},
   z.strictObject({
     version: matching(K3S_RELEASE_TAG, "a k3s release tag such as v1.33.5+k3s1"),
-    serverArgs: z.array(nonEmpty).default([]),
-    agentArgs: z.array(nonEmpty).default([]),
+    serverArgs: z.array(k3sFlag).default([]),
+    agentArgs: z.array(k3sFlag).default([]),
   }),
 );
 

@@ -1,0 +1,116 @@
+// Stage "k3s": the lab's machines become one cluster. Servers install one at a time (HA keeps
+// quorum on upgrades), agents join in parallel once every server is done, and nothing is
+// installed anywhere before every machine has passed preflight.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { LabSettings } from "../config";
+import { LabMachine } from "../machine/machine";
+import { K3sAgent } from "./agent";
+import { rewriteKubeconfig, serverUrl } from "./render";
+import { K3sServer } from "./server";
+
+export interface K3sClusterArgs {
+  /** The validated lab (machines, `k3s.*`). */
+  readonly lab: Pick<LabSettings, "machines" | "k3s">;
+  /** One per machine of `lab.machines`, in the same order. */
+  readonly machines: readonly LabMachine[];
+  /** Names the cluster, context and user of the kubeconfig, and the provider's identity. */
+  readonly clusterName: string;
+}
+
+/** One node of the cluster, as the `nodes` output lists it. */
+export interface NodeInfo {
+  readonly name: string;
+  readonly role: string;
+  readonly arch: string;
+}
+
+/** The lab's k3s cluster (`rosfleet:k3s:Cluster`). */
+export class K3sCluster extends pulumi.ComponentResource {
+  /** Admin kubeconfig pointing at the first server's host (secret). */
+  public readonly kubeconfig: pulumi.Output<string>;
+  public readonly serverUrl: pulumi.Output<string>;
+  public readonly nodes: pulumi.Output<NodeInfo[]>;
+  /** For the stages that declare Kubernetes resources in this cluster. */
+  public readonly provider: k8s.Provider;
+  public readonly servers: readonly K3sServer[];
+  public readonly agents: readonly K3sAgent[];
+
+  constructor(name: string, args: K3sClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("rosfleet:k3s:Cluster", name, {}, opts);
+    const serverMachines = args.machines.filter((m) => m.target.machine.role === "server");
+    const agentMachines = args.machines.filter((m) => m.target.machine.role === "agent");
+    const [first, ...others] = serverMachines;
+    if (first === undefined) throw new Error("a cluster needs a server (config validation)");
+    const preflights = args.machines.map((m) => m.preflight);
+    const ha = serverMachines.length > 1;
+
+    const primary = new K3sServer(
+      first.target.machine.name,
+      { target: first.target, k3s: args.lab.k3s, clusterInit: ha, after: preflights },
+      { parent: this },
+    );
+    if (primary.token === undefined || primary.rawKubeconfig === undefined)
+      throw new Error("the first server reads back the token and kubeconfig");
+    const token = primary.token;
+
+    const servers = [primary];
+    for (const m of others) {
+      const previous = servers[servers.length - 1];
+      servers.push(
+        new K3sServer(
+          m.target.machine.name,
+          {
+            target: m.target,
+            k3s: args.lab.k3s,
+            join: { primary: first.target, token },
+            clusterInit: false,
+            after: [...preflights, previous.install],
+          },
+          { parent: this },
+        ),
+      );
+    }
+    this.servers = servers;
+
+    const serverInstalls = servers.map((s) => s.install);
+    this.agents = agentMachines.map(
+      (m) =>
+        new K3sAgent(
+          m.target.machine.name,
+          {
+            target: m.target,
+            primary: first.target,
+            token,
+            k3s: args.lab.k3s,
+            after: [...preflights, ...serverInstalls],
+          },
+          { parent: this },
+        ),
+    );
+
+    const host = first.target.machine.host;
+    this.serverUrl = pulumi.output(serverUrl(host));
+    this.kubeconfig = pulumi.secret(
+      primary.rawKubeconfig.apply((text) => rewriteKubeconfig(text, host, args.clusterName)),
+    );
+    this.nodes = pulumi.output(
+      args.lab.machines.map((m) => ({ name: m.name, role: m.role, arch: m.arch })),
+    );
+    this.provider = new k8s.Provider(
+      `${name}-provider`,
+      // A stable identity: the kubeconfig is unknown during preview and would otherwise
+      // make every preview replace the provider and everything it manages.
+      { kubeconfig: this.kubeconfig, clusterIdentifier: args.clusterName },
+      {
+        parent: this,
+        dependsOn: [...servers.map((s) => s.node), ...this.agents.map((a) => a.node)],
+      },
+    );
+    this.registerOutputs({
+      kubeconfig: this.kubeconfig,
+      serverUrl: this.serverUrl,
+      nodes: this.nodes,
+    });
+  }
+}

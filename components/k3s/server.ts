@@ -1,0 +1,80 @@
+// A k3s server: install (config.yaml + pinned version), its node reconciled through the API,
+// and on the first server the cluster token and kubeconfig read back as secrets.
+import * as pulumi from "@pulumi/pulumi";
+import { LabSettings } from "../config";
+import { Step, Target, step } from "../machine/step";
+import { KUBECONFIG_FILE, SERVER_TOKEN, renderK3sConfig } from "./render";
+import { installScript, nodeScript, readFileScript, uninstallScript } from "./scripts";
+
+export interface K3sServerArgs {
+  /** The machine this server runs on. */
+  readonly target: Target;
+  /** `k3s.version` and `k3s.serverArgs`. */
+  readonly k3s: LabSettings["k3s"];
+  /** HA: the first server to join, with its token; undefined for the first server. */
+  readonly join?: { readonly primary: Target; readonly token: pulumi.Input<string> };
+  /** First server of an HA cluster: `cluster-init`. */
+  readonly clusterInit: boolean;
+  /** Installed only after these: every machine's preflight, and the previous server. */
+  readonly after: readonly pulumi.Resource[];
+}
+
+/** One k3s server (`rosfleet:k3s:Server`). */
+export class K3sServer extends pulumi.ComponentResource {
+  public readonly install: Step;
+  /** Waits for the node to be Ready, then applies labels, taints, cordon. */
+  public readonly node: Step;
+  /** First server only: the cluster join token (secret). */
+  public readonly token: pulumi.Output<string> | undefined;
+  /** First server only: `/etc/rancher/k3s/k3s.yaml` as written by k3s (secret). */
+  public readonly rawKubeconfig: pulumi.Output<string> | undefined;
+
+  constructor(name: string, args: K3sServerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("rosfleet:k3s:Server", name, {}, opts);
+    const { machine } = args.target;
+    const configYaml = renderK3sConfig({
+      machine,
+      joinHost: args.join?.primary.machine.host,
+      clusterInit: args.clusterInit,
+      extraArgs: args.k3s.serverArgs,
+    });
+    this.install = step(
+      `${name}-install`,
+      args.target,
+      {
+        script: installScript({
+          machine,
+          version: args.k3s.version,
+          configYaml,
+          joinHost: args.join?.primary.machine.host,
+        }),
+        deleteScript: uninstallScript(machine),
+        asRoot: true,
+        ...(args.join === undefined ? {} : { stdin: args.join.token }),
+      },
+      { parent: this, dependsOn: [...args.after] },
+    );
+    const primary = args.join?.primary ?? args.target;
+    this.node = step(
+      `${name}-node`,
+      primary,
+      { script: nodeScript(machine), asRoot: true },
+      { parent: this, dependsOn: [this.install] },
+    );
+
+    if (args.join === undefined) {
+      const read = (suffix: string, file: string) =>
+        pulumi.secret(
+          step(
+            `${name}-${suffix}`,
+            args.target,
+            { script: readFileScript(file), asRoot: true, secretStdout: true },
+            { parent: this, dependsOn: [this.install] },
+          ).stdout,
+        );
+      this.token = read("token", SERVER_TOKEN).apply((t) => t.trim());
+      this.rawKubeconfig = read("kubeconfig", KUBECONFIG_FILE);
+    }
+    this.registerOutputs({});
+  }
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Removes k3s from one machine, as root: the undo of install.sh. Idempotent: with nothing
+# installed it does nothing. Parameters (set by the caller):
+#   NODE_NAME  Kubernetes node name
+#   ROLE       server | agent
+#   ROOT       filesystem prefix ("" on a real machine; a temp dir in tests)
+
+script="$ROOT/usr/local/bin/k3s-uninstall.sh"
+[ "$ROLE" = agent ] && script="$ROOT/usr/local/bin/k3s-agent-uninstall.sh"
+if [ -x "$script" ]; then
+  echo "uninstalling k3s ($ROLE) from $NODE_NAME"
+  "$script"
+else
+  echo "k3s ($ROLE) is not installed on $NODE_NAME"
+fi
+# The uninstall script removes /etc/rancher/k3s; make sure the token file is gone even if not.
+rm -f "$ROOT/etc/rancher/k3s/config.yaml" "$ROOT/etc/rancher/k3s/token"

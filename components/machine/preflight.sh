@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Preflight: checks a machine before anything is installed on it, and says what to fix.
+# Runs as the SSH user (not root). Parameters (set by the caller):
+#   NODE_NAME      the machine's name in the stack
+#   EXPECTED_ARCH  amd64 | arm64, as declared in the stack
+#   KIND           laptop | pi | vm
+#   NEED_DOCKER    true when k3s runs with --docker
+#   ROOT           filesystem prefix ("" on a real machine; a temp dir in tests)
+# Prints "preflight ok: <name> arch=<arch> nic=<default NIC>" on success.
+
+problems=()
+problem() { problems+=("$1"); }
+
+machine=$(uname -m)
+case "$machine" in
+  x86_64 | amd64) arch=amd64 ;;
+  aarch64 | arm64) arch=arm64 ;;
+  *) arch=$machine ;;
+esac
+if [ "$arch" != "$EXPECTED_ARCH" ]; then
+  problem "arch: the stack declares $EXPECTED_ARCH but uname -m says $machine ($arch): set arch: $arch on this machine in the stack"
+fi
+
+# Every later step runs as root through sudo -n, which fails rather than prompting.
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then
+  as_root=(sudo -n)
+  user=$(id -un)
+  if ! command -v sudo >/dev/null 2>&1; then
+    problem "sudo: not installed; install it (apt-get install sudo) and allow $user to use it without a password"
+  elif ! sudo -n true >/dev/null 2>&1; then
+    problem "sudo: asks $user for a password; allow it without one: echo '$user ALL=(ALL) NOPASSWD:ALL' | sudo tee /etc/sudoers.d/rosfleet"
+  fi
+fi
+
+if [ "$KIND" = pi ]; then
+  memory=off
+  if [ -r "$ROOT/sys/fs/cgroup/cgroup.controllers" ]; then
+    grep -qw memory "$ROOT/sys/fs/cgroup/cgroup.controllers" && memory=on
+  elif [ -r "$ROOT/proc/cgroups" ]; then
+    awk '$1 == "memory" && $4 == 1 { found = 1 } END { exit !found }' "$ROOT/proc/cgroups" && memory=on
+  fi
+  if [ "$memory" = off ]; then
+    cmdline=/boot/firmware/cmdline.txt
+    [ -e "$ROOT$cmdline" ] || cmdline=/boot/cmdline.txt
+    problem "cgroups: the memory cgroup is disabled (k3s needs it): append 'cgroup_memory=1 cgroup_enable=memory' to the single line of $cmdline, then reboot"
+  fi
+fi
+
+if [ "$NEED_DOCKER" = true ] && ! "${as_root[@]}" docker info >/dev/null 2>&1; then
+  problem "docker: not running, and docker: true makes k3s use it: install Docker (apt-get install docker.io), then sudo systemctl enable --now docker"
+fi
+
+if ! command -v curl >/dev/null 2>&1; then
+  problem "curl: not installed; the k3s installer is fetched with it: apt-get install curl"
+fi
+
+if [ "${#problems[@]}" -gt 0 ]; then
+  printf 'preflight failed on %s (nothing was installed):\n' "$NODE_NAME" >&2
+  printf '  - %s\n' "${problems[@]}" >&2
+  exit 1
+fi
+
+nic=$(ip -o route show default 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }' || true)
+echo "preflight ok: $NODE_NAME arch=$arch nic=${nic:-unknown}"
