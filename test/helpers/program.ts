@@ -1,0 +1,201 @@
+// Runs the whole Pulumi program (index.ts) under `pulumi.runtime.setMocks`, recording every
+// resource registration with its parent and dependencies. The mocks stand for the engine and
+// providers: Commands "run" by returning canned stdout (a k3s token and kubeconfig).
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { REPO_ROOT, configValues } from "./stack";
+
+/** What a fake k3s server prints for `cat /var/lib/rancher/k3s/server/token`. */
+export const FAKE_TOKEN = "K10fakefakefakefake::server:fake-secret-for-tests";
+/** A k3s.yaml as k3s writes it (the credentials are placeholders). */
+export const FAKE_K3S_YAML = `apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0EtREFUQQ==
+    server: https://127.0.0.1:6443
+  name: default
+contexts:
+- context:
+    cluster: default
+    user: default
+  name: default
+current-context: default
+kind: Config
+preferences: {}
+users:
+- name: default
+  user:
+    client-certificate-data: Q0VSVA==
+    client-key-data: S0VZ
+`;
+
+export interface Registration {
+  readonly type: string;
+  readonly name: string;
+  /** URN of the parent component. */
+  readonly parent: string;
+  /** Inputs, secrets unwrapped. */
+  readonly inputs: Record<string, unknown>;
+  /** Input names whose value is a secret. */
+  readonly secretInputs: readonly string[];
+  /** URNs this resource depends on (dependsOn and data flow). */
+  readonly dependencies: readonly string[];
+}
+
+export interface ProgramRun {
+  readonly resources: readonly Registration[];
+  readonly outputs: Record<string, unknown>;
+  readonly secretOutputs: readonly string[];
+  /** The one resource of `type` named `name`; fails the test if absent. */
+  get(type: string, name: string): Registration;
+  /** Names of the resources of `type`, in registration order. */
+  names(type: string): string[];
+  /** True if `from` depends on `to`, directly or through other resources. */
+  dependsOn(from: Registration, to: Registration): boolean;
+}
+
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const isSecretValue = (v: unknown): v is { value: unknown } =>
+  typeof v === "object" &&
+  v !== null &&
+  (v as Record<string, unknown>)[SECRET_SIG] === "1b47061264138c4ac30d75fd1eb44270";
+
+function cannedStdout(name: string, inputs: Record<string, unknown>): string {
+  const create = String(inputs["create"] ?? "");
+  if (create.includes("/var/lib/rancher/k3s/server/token")) return `${FAKE_TOKEN}\n`;
+  if (create.includes("/etc/rancher/k3s/k3s.yaml")) return FAKE_K3S_YAML;
+  return `${name}: ok\n`;
+}
+
+interface MonitorRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getDependenciesList(): string[];
+  getPropertydependenciesMap(): { forEach(cb: (deps: { getUrnsList(): string[] }) => void): void };
+  getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
+}
+interface Monitor {
+  registerResource(req: MonitorRequest, cb: unknown): Promise<void>;
+}
+
+export interface RunOptions {
+  readonly stack?: string;
+  readonly preview?: boolean;
+  /** Short config keys to mark secret (as `pulumi config set --secret` would). */
+  readonly secretKeys?: readonly string[];
+}
+
+/** Runs index.ts with `config` (short keys, as in a stack file) and records what it declares. */
+export async function runProgram(
+  config: Readonly<Record<string, unknown>>,
+  options: RunOptions = {},
+): Promise<ProgramRun> {
+  const stack = options.stack ?? "test";
+  const registrations: Registration[] = [];
+  await pulumi.runtime.setMocks(
+    {
+      newResource: (args) => ({
+        id: `${args.name}-id`,
+        state: args.type.startsWith("command:")
+          ? { ...args.inputs, stdout: cannedStdout(args.name, args.inputs), stderr: "" }
+          : args.inputs,
+      }),
+      call: (args) => args.inputs,
+    },
+    "rosfleet",
+    stack,
+    options.preview ?? false,
+  );
+  const monitor = pulumi.runtime.getMonitor() as unknown as Monitor;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = async (req, cb) => {
+    const raw = req.getObject()?.toJavaScript() ?? {};
+    const inputs: Record<string, unknown> = {};
+    const secretInputs: string[] = [];
+    for (const [k, v] of Object.entries(raw)) {
+      if (isSecretValue(v)) secretInputs.push(k);
+      inputs[k] = isSecretValue(v) ? v.value : v;
+    }
+    const dependencies = new Set(req.getDependenciesList());
+    req
+      .getPropertydependenciesMap()
+      .forEach((deps) => deps.getUrnsList().forEach((u) => dependencies.add(u)));
+    const parent = req.getParent();
+    registrations.push({
+      type: req.getType(),
+      name: req.getName(),
+      parent,
+      inputs,
+      secretInputs,
+      dependencies: [...dependencies],
+    });
+    return register(req, cb);
+  };
+  const prefixed = Object.fromEntries(
+    Object.entries(configValues(config)).map(([k, v]) => [`rosfleet:${k}`, v]),
+  );
+  pulumi.runtime.setAllConfig(
+    prefixed,
+    (options.secretKeys ?? []).map((k) => `rosfleet:${k}`),
+  );
+
+  for (const file of Object.keys(require.cache)) {
+    if (
+      file.startsWith(REPO_ROOT) &&
+      !file.includes(`${path.sep}node_modules${path.sep}`) &&
+      !file.includes(`${path.sep}test${path.sep}`)
+    )
+      delete require.cache[file];
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const program = require(path.join(REPO_ROOT, "index.ts")) as Record<string, unknown>;
+  const outputs: Record<string, unknown> = {};
+  const secretOutputs: string[] = [];
+  for (const [key, value] of Object.entries(program)) {
+    if (!pulumi.Output.isInstance(value)) continue;
+    outputs[key] = await new Promise((resolve) => value.apply(resolve));
+    if (await pulumi.isSecret(value)) secretOutputs.push(key);
+  }
+  await pulumi.runtime.disconnect();
+  return makeRun(registrations, outputs, secretOutputs);
+}
+
+function makeRun(
+  resources: readonly Registration[],
+  outputs: Record<string, unknown>,
+  secretOutputs: readonly string[],
+): ProgramRun {
+  // Match dependency URNs to registrations by their own type (last of the type chain) and name.
+  const key = (urn: string) => {
+    const [, , types, name] = urn.split("::");
+    return `${types.split("$").pop()}::${name}`;
+  };
+  const byKey = new Map(resources.map((r) => [`${r.type.split("$").pop()}::${r.name}`, r]));
+  const deps = (r: Registration) =>
+    r.dependencies.map((u) => byKey.get(key(u))).filter((d): d is Registration => d !== undefined);
+  return {
+    resources,
+    outputs,
+    secretOutputs,
+    get(type, name) {
+      const found = resources.filter((r) => r.type === type && r.name === name);
+      if (found.length !== 1)
+        throw new Error(`expected one ${type} named ${name}, found ${found.length}`);
+      return found[0];
+    },
+    names: (type) => resources.filter((r) => r.type === type).map((r) => r.name),
+    dependsOn(from, to) {
+      const seen = new Set<Registration>();
+      const queue = [...deps(from)];
+      while (queue.length > 0) {
+        const next = queue.shift() as Registration;
+        if (next === to) return true;
+        if (seen.has(next)) continue;
+        seen.add(next);
+        queue.push(...deps(next));
+      }
+      return false;
+    },
+  };
+}

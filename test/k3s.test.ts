@@ -1,0 +1,386 @@
+import assert from "node:assert/strict";
+import { parse } from "yaml";
+import {
+  flagsToConfig,
+  renderK3sConfig,
+  rewriteKubeconfig,
+  serverUrl,
+} from "../components/k3s/render";
+import { Machine } from "../components/config";
+import { FAKE_K3S_YAML, FAKE_TOKEN, ProgramRun, Registration, runProgram } from "./helpers/program";
+import { readStackConfig } from "./helpers/stack";
+
+const REMOTE = "command:remote:Command";
+const LOCAL = "command:local:Command";
+
+const machine = (over: Partial<Machine>): Machine => ({
+  name: "laptop",
+  host: "192.168.1.21",
+  local: false,
+  role: "server",
+  kind: "laptop",
+  arch: "amd64",
+  user: "ubuntu",
+  port: 22,
+  hostKey: undefined,
+  labels: {},
+  taints: [],
+  docker: false,
+  cordon: false,
+  ...over,
+});
+
+const create = (r: Registration): string => String(r.inputs["create"]);
+const host = (r: Registration): string =>
+  String((r.inputs["connection"] as Record<string, unknown>)["host"]);
+
+/** The stack config of the lab notes, with `change` applied to it. */
+function clover(change: (c: Record<string, unknown>) => void = () => undefined) {
+  const config = structuredClone(readStackConfig("clover"));
+  change(config);
+  return config;
+}
+
+const HA = {
+  ssh: { user: "ubuntu" },
+  machines: [
+    { name: "s1", host: "10.0.0.1", role: "server" },
+    { name: "s2", host: "10.0.0.2", role: "server" },
+    { name: "s3", host: "10.0.0.3", role: "server" },
+    { name: "a1", host: "10.0.0.4", role: "agent", kind: "pi" },
+    { name: "a2", host: "10.0.0.5", role: "agent" },
+  ],
+  k3s: { version: "v1.33.5+k3s1" },
+  image: { repository: "r/ros_demo" },
+};
+
+describe("k3s: the dev stack (one local server)", () => {
+  let run: ProgramRun;
+  before(async () => {
+    run = await runProgram(readStackConfig("dev"), { stack: "dev" });
+  });
+
+  it("runs every step locally, in order: preflight, install, node, token, kubeconfig", () => {
+    assert.deepEqual(run.names(REMOTE), []);
+    assert.deepEqual(run.names(LOCAL), [
+      "devbox-preflight",
+      "devbox-install",
+      "devbox-node",
+      "devbox-token",
+      "devbox-kubeconfig",
+    ]);
+    const install = run.get(LOCAL, "devbox-install");
+    assert.ok(run.dependsOn(install, run.get(LOCAL, "devbox-preflight")));
+    assert.ok(run.dependsOn(run.get(LOCAL, "devbox-token"), install));
+    assert.ok(run.dependsOn(run.get(LOCAL, "devbox-kubeconfig"), install));
+  });
+
+  it("declares one component per machine and the stage components", () => {
+    assert.deepEqual(run.names("rosfleet:machine:Machine"), ["devbox"]);
+    assert.deepEqual(run.names("rosfleet:k3s:Cluster"), ["k3s"]);
+    assert.deepEqual(run.names("rosfleet:k3s:Server"), ["devbox"]);
+    assert.deepEqual(run.names("rosfleet:k3s:Agent"), []);
+    assert.match(run.get(LOCAL, "devbox-preflight").parent, /rosfleet:machine:Machine::devbox$/);
+    assert.match(run.get(LOCAL, "devbox-install").parent, /rosfleet:k3s:Server::devbox$/);
+  });
+
+  it("preflights as the user and installs as root with the pinned version", () => {
+    assert.match(create(run.get(LOCAL, "devbox-preflight")), /^bash -c '/);
+    const install = create(run.get(LOCAL, "devbox-install"));
+    assert.match(install, /^sudo -n bash -c '/);
+    assert.match(install, /K3S_VERSION='\\''v1\.33\.5\+k3s1'\\''/);
+    assert.match(String(run.get(LOCAL, "devbox-install").inputs["delete"]), /k3s-uninstall\.sh/);
+  });
+
+  it("exports a secret kubeconfig for localhost, the server URL and the nodes", () => {
+    assert.deepEqual(run.secretOutputs, ["kubeconfig"]);
+    const kubeconfig = parse(String(run.outputs["kubeconfig"])) as {
+      clusters: { cluster: { server: string } }[];
+    };
+    assert.equal(kubeconfig.clusters[0].cluster.server, "https://localhost:6443");
+    assert.equal(run.outputs["serverUrl"], "https://localhost:6443");
+    assert.deepEqual(run.outputs["nodes"], [{ name: "devbox", role: "server", arch: "amd64" }]);
+  });
+});
+
+describe("k3s: the lab-notes stack (laptop server, Pi and VM agents)", () => {
+  let run: ProgramRun;
+  before(async () => {
+    run = await runProgram(clover(), { stack: "clover" });
+  });
+
+  it("runs each step on the right machine over SSH", () => {
+    assert.deepEqual(run.names(LOCAL), []);
+    const where = Object.fromEntries(
+      run.resources.filter((r) => r.type === REMOTE).map((r) => [r.name, host(r)]),
+    );
+    assert.deepEqual(where, {
+      "laptop-preflight": "192.168.1.21",
+      "clover1-preflight": "192.168.1.31",
+      "vm1-preflight": "192.168.1.41",
+      "laptop-install": "192.168.1.21",
+      "laptop-node": "192.168.1.21",
+      "laptop-token": "192.168.1.21",
+      "laptop-kubeconfig": "192.168.1.21",
+      "clover1-join": "192.168.1.31",
+      "vm1-join": "192.168.1.41",
+      // Agents' nodes are managed through the API, from the server.
+      "clover1-node": "192.168.1.21",
+      "vm1-node": "192.168.1.21",
+    });
+  });
+
+  it("installs nothing before every machine passed preflight", () => {
+    const install = run.get(REMOTE, "laptop-install");
+    for (const m of ["laptop", "clover1", "vm1"])
+      assert.ok(run.dependsOn(install, run.get(REMOTE, `${m}-preflight`)), m);
+  });
+
+  it("joins agents after the server, in parallel: no agent depends on another", () => {
+    const joins = ["clover1", "vm1"].map((m) => run.get(REMOTE, `${m}-join`));
+    for (const join of joins) assert.ok(run.dependsOn(join, run.get(REMOTE, "laptop-install")));
+    assert.equal(run.dependsOn(joins[0], joins[1]), false);
+    assert.equal(run.dependsOn(joins[1], joins[0]), false);
+    assert.equal(run.dependsOn(joins[0], run.get(REMOTE, "vm1-node")), false);
+  });
+
+  it("joins with the server's token by stdin, as a secret, never on a command line", () => {
+    for (const m of ["clover1", "vm1"]) {
+      const join = run.get(REMOTE, `${m}-join`);
+      assert.equal(join.inputs["stdin"], FAKE_TOKEN);
+      assert.ok(join.secretInputs.includes("stdin"));
+      assert.match(create(join), /JOIN_HOST='\\''192\.168\.1\.21'\\''/);
+    }
+    for (const r of run.resources)
+      for (const [key, value] of Object.entries(r.inputs))
+        if (!r.secretInputs.includes(key))
+          assert.ok(
+            !JSON.stringify(value).includes(FAKE_TOKEN),
+            `${r.name}.${key} shows the token`,
+          );
+  });
+
+  it("reads token and kubeconfig with logging off, as secrets", () => {
+    for (const name of ["laptop-token", "laptop-kubeconfig"])
+      assert.equal(run.get(REMOTE, name).inputs["logging"], "none");
+    assert.deepEqual(run.secretOutputs, ["kubeconfig"]);
+    assert.ok(!JSON.stringify(run.outputs["nodes"]).includes(FAKE_TOKEN));
+  });
+
+  it("renders the laptop's docker: true into its config.yaml", () => {
+    assert.match(create(run.get(REMOTE, "laptop-install")), /\ndocker: true\n/);
+    assert.doesNotMatch(create(run.get(REMOTE, "clover1-join")), /\ndocker: true\n/);
+  });
+
+  it("drains and deletes an agent's node on removal, then uninstalls it", () => {
+    const node = run.get(REMOTE, "clover1-node");
+    assert.match(
+      String(node.inputs["delete"]),
+      /kubectl drain "\$NODE_NAME" --ignore-daemonsets --delete-emptydir-data/,
+    );
+    assert.ok(run.dependsOn(node, run.get(REMOTE, "clover1-join")));
+    assert.match(
+      String(run.get(REMOTE, "clover1-join").inputs["delete"]),
+      /k3s-agent-uninstall\.sh/,
+    );
+  });
+
+  it("labels the Pi's node through the API", () => {
+    assert.match(
+      create(run.get(REMOTE, "clover1-node")),
+      /LABELS='\\''rosfleet\.dev\/robot=clover1'\\''/,
+    );
+  });
+
+  it("uses the SSH agent when no key is configured, and a secret key when one is", async () => {
+    const conn = run.get(REMOTE, "clover1-join").inputs["connection"] as Record<string, unknown>;
+    assert.equal(conn["privateKey"], undefined);
+    const key = "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n";
+    const keyed = await runProgram(
+      { ...clover(), sshPrivateKey: key },
+      { secretKeys: ["sshPrivateKey"] },
+    );
+    for (const r of keyed.resources.filter((x) => x.type === REMOTE)) {
+      assert.equal((r.inputs["connection"] as Record<string, unknown>)["privateKey"], key);
+      assert.ok(r.secretInputs.includes("connection"), r.name);
+    }
+  });
+});
+
+describe("k3s: changes are updates of exactly the steps they concern", () => {
+  const diff = (a: ProgramRun, b: ProgramRun) =>
+    a.resources
+      .filter((r) => {
+        const other = b.resources.find((x) => x.type === r.type && x.name === r.name);
+        return JSON.stringify(other?.inputs) !== JSON.stringify(r.inputs);
+      })
+      .map((r) => r.name);
+
+  it("a k3s.version change alters exactly the install steps", async () => {
+    const before = await runProgram(clover());
+    const after = await runProgram(
+      clover((c) => ((c["k3s"] as Record<string, unknown>)["version"] = "v1.34.1+k3s1")),
+    );
+    assert.deepEqual(diff(before, after), ["laptop-install", "clover1-join", "vm1-join"]);
+  });
+
+  it("a label change alters only that machine's node step", async () => {
+    const before = await runProgram(clover());
+    const after = await runProgram(
+      clover((c) => ((c["machines"] as Record<string, unknown>[])[2]["labels"] = { zone: "b" })),
+    );
+    assert.deepEqual(diff(before, after), ["vm1-node"]);
+  });
+});
+
+describe("k3s: HA with three servers", () => {
+  let run: ProgramRun;
+  before(async () => {
+    run = await runProgram(HA);
+  });
+
+  it("renders cluster-init on the first server only", () => {
+    const inits = ["s1", "s2", "s3"].filter((s) =>
+      create(run.get(REMOTE, `${s}-install`)).includes("cluster-init: true"),
+    );
+    assert.deepEqual(inits, ["s1"]);
+  });
+
+  it("joins the other servers to the first with its token", () => {
+    for (const s of ["s2", "s3"]) {
+      const install = run.get(REMOTE, `${s}-install`);
+      assert.match(create(install), /server: https:\/\/10\.0\.0\.1:6443/);
+      assert.equal(install.inputs["stdin"], FAKE_TOKEN);
+    }
+    assert.equal(run.get(REMOTE, "s1-install").inputs["stdin"], undefined);
+  });
+
+  it("installs (and upgrades) servers one at a time, then the agents", () => {
+    const [s1, s2, s3] = ["s1", "s2", "s3"].map((s) => run.get(REMOTE, `${s}-install`));
+    assert.ok(run.dependsOn(s2, s1));
+    assert.ok(run.dependsOn(s3, s2));
+    for (const a of ["a1", "a2"]) assert.ok(run.dependsOn(run.get(REMOTE, `${a}-join`), s3));
+    const [a1, a2] = ["a1", "a2"].map((a) => run.get(REMOTE, `${a}-join`));
+    assert.equal(run.dependsOn(a1, a2) || run.dependsOn(a2, a1), false);
+  });
+
+  it("reads the token and kubeconfig from the first server only", () => {
+    assert.deepEqual(
+      run.names(REMOTE).filter((n) => /-(token|kubeconfig)$/.test(n)),
+      ["s1-token", "s1-kubeconfig"],
+    );
+  });
+});
+
+describe("k3s: rendering", () => {
+  it("renders a first server's config.yaml", () => {
+    assert.equal(
+      renderK3sConfig({
+        machine: machine({ docker: true }),
+        joinHost: undefined,
+        clusterInit: false,
+        extraArgs: ["--disable=traefik"],
+      }),
+      [
+        "node-name: laptop",
+        "tls-san:",
+        "  - 192.168.1.21",
+        'write-kubeconfig-mode: "0600"',
+        "docker: true",
+        "disable: traefik",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("renders an agent's config.yaml with the server and the token file, no token", () => {
+    assert.equal(
+      renderK3sConfig({
+        machine: machine({ name: "clover1", role: "agent", labels: { a: "b" } }),
+        joinHost: "192.168.1.21",
+        clusterInit: false,
+        extraArgs: [],
+      }),
+      [
+        "node-name: clover1",
+        "server: https://192.168.1.21:6443",
+        "token-file: /etc/rancher/k3s/token",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("turns repeated and bare flags into lists and booleans", () => {
+    assert.deepEqual(
+      flagsToConfig([
+        "--disable=traefik",
+        "--disable=servicelb",
+        "--secrets-encryption",
+        "--node-ip=10.0.0.1",
+      ]),
+      {
+        disable: ["traefik", "servicelb"],
+        "secrets-encryption": true,
+        "node-ip": "10.0.0.1",
+      },
+    );
+  });
+
+  it("brackets IPv6 server addresses", () => {
+    assert.equal(serverUrl("fd00::1"), "https://[fd00::1]:6443");
+    assert.equal(serverUrl("clover-laptop.local"), "https://clover-laptop.local:6443");
+  });
+
+  it("rewrites the kubeconfig's 127.0.0.1 to the server host and names it after the lab", () => {
+    const out = parse(
+      rewriteKubeconfig(FAKE_K3S_YAML, "192.168.1.21", "rosfleet-clover"),
+    ) as Record<string, unknown>;
+    assert.deepEqual(out["clusters"], [
+      {
+        cluster: {
+          "certificate-authority-data": "Q0EtREFUQQ==",
+          server: "https://192.168.1.21:6443",
+        },
+        name: "rosfleet-clover",
+      },
+    ]);
+    assert.deepEqual(out["contexts"], [
+      { context: { cluster: "rosfleet-clover", user: "rosfleet-clover" }, name: "rosfleet-clover" },
+    ]);
+    assert.equal(out["current-context"], "rosfleet-clover");
+    assert.deepEqual(out["users"], [
+      {
+        name: "rosfleet-clover",
+        user: { "client-certificate-data": "Q0VSVA==", "client-key-data": "S0VZ" },
+      },
+    ]);
+  });
+
+  it("refuses a file that is not a kubeconfig", () => {
+    assert.throws(() => rewriteKubeconfig("hello", "h", "n"), /not a kubeconfig/);
+  });
+});
+
+describe("k3s: bad configuration stops the program before any resource", () => {
+  it("throws one error naming every problem", async () => {
+    await assert.rejects(
+      runProgram({
+        machines: [{ name: "x", host: "h", role: "server", arch: "armv7" }],
+        k3s: { version: "1.33" },
+      }),
+      (err: Error) => {
+        assert.equal(
+          err.message,
+          [
+            "invalid rosfleet stack configuration (4 problems):",
+            '  machines[0].arch: expected amd64 | arm64, got "armv7"',
+            '  k3s.version: expected a k3s release tag such as v1.33.5+k3s1, got "1.33"',
+            "  machines[0].user: no SSH user: set ssh.user for the lab or user on this machine",
+            "  image.repository: required when image.build is true: where to push the image, e.g. docker.io/<you>/ros_demo",
+          ].join("\n"),
+        );
+        return true;
+      },
+    );
+  });
+});
