@@ -146,10 +146,10 @@ export async function runProgram(
       !file.includes(`${path.sep}node_modules${path.sep}`) &&
       !file.includes(`${path.sep}test${path.sep}`)
     )
-      delete require.cache[file];
+      Reflect.deleteProperty(require.cache, file);
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const program = require(path.join(REPO_ROOT, "index.ts")) as Record<string, unknown>;
+  // CommonJS: this import goes through require, so the cache cleared above makes it a fresh run.
+  const program = (await import(path.join(REPO_ROOT, "index.ts"))) as Record<string, unknown>;
   const outputs: Record<string, unknown> = {};
   const secretOutputs: string[] = [];
   for (const [key, value] of Object.entries(program)) {
