@@ -14,11 +14,18 @@ export function shellQuote(value: string): string {
 
 const scriptCache = new Map<string, string>();
 
-/** The body of a script file, without its shebang and header comments' leading blank lines. */
+/**
+ * The body of a script file without comment-only and blank lines: they document the file,
+ * and would only lengthen the command line and the diffs of every step that sends it.
+ */
 export function readScript(file: string): string {
   const cached = scriptCache.get(file);
   if (cached !== undefined) return cached;
-  const body = fs.readFileSync(file, "utf8").replace(/^#!.*\n/, "");
+  const body = fs
+    .readFileSync(file, "utf8")
+    .split("\n")
+    .filter((line) => !/^\s*(#.*)?$/.test(line))
+    .join("\n");
   scriptCache.set(file, body);
   return body;
 }

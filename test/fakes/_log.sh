@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sourced by every fake: appends "<command> <args...>" to $FAKE_LOG, one line per call
+# (newlines inside an argument are written as \n).
+# The fakes stand for the system commands the scripts call on a lab machine; their state
+# (what is installed, running, registered) lives in files under $FAKE_STATE.
+fake_log() {
+  local name
+  name=$(basename "$0")
+  { printf '%s' "$name"; printf ' %s' "${@//$'\n'/\\n}"; printf '\n'; } >>"$FAKE_LOG"
+}
+fake_log "$@"
