@@ -50,6 +50,8 @@ export interface ProgramRun {
   get(type: string, name: string): Registration;
   /** Names of the resources of `type`, in registration order. */
   names(type: string): string[];
+  /** The registrations `r` depends on directly. */
+  directDependencies(r: Registration): Registration[];
   /** True if `from` depends on `to`, directly or through other resources. */
   dependsOn(from: Registration, to: Registration): boolean;
 }
@@ -185,6 +187,7 @@ function makeRun(
       return found[0];
     },
     names: (type) => resources.filter((r) => r.type === type).map((r) => r.name),
+    directDependencies: deps,
     dependsOn(from, to) {
       const seen = new Set<Registration>();
       const queue = [...deps(from)];
