@@ -1,6 +1,7 @@
 // rosfleet: read the lab's stack config, create the stages, export the outputs (DESIGN.md).
 import * as pulumi from "@pulumi/pulumi";
 import { readLabConfig } from "./components/config";
+import { RosDemoImage } from "./components/image/image";
 import { K3sCluster } from "./components/k3s/cluster";
 import { LabMachine } from "./components/machine/machine";
 
@@ -19,6 +20,15 @@ const cluster = new K3sCluster("k3s", {
   clusterName: `rosfleet-${pulumi.getStack()}`,
 });
 
+// Stage 4 — image: ros_demo for every platform of the lab, referenced by digest.
+const rosDemo = new RosDemoImage("ros-demo", {
+  image: lab.image,
+  distro: lab.ros.distro,
+  registryUsername: lab.registryUsername,
+  registryPassword: lab.registryPassword,
+});
+
 export const kubeconfig = cluster.kubeconfig;
 export const serverUrl = cluster.serverUrl;
 export const nodes = cluster.nodes;
+export const image = rosDemo.ref;

@@ -80,6 +80,8 @@ describe("config: defaults", () => {
     assert.deepEqual(lab.image, {
       repository: "docker.io/lab/ros_demo",
       build: true,
+      builder: undefined,
+      cache: true,
       platforms: ["linux/amd64", "linux/arm64"],
     });
     assert.deepEqual(lab.ros, { distro: "humble", domainId: 0, discovery: "discovery-server" });
@@ -222,6 +224,20 @@ describe("config: validation", () => {
     assert.deepEqual(problems({ ...base, image: { build: false } }), [
       "image.repository: required: the published image to deploy, e.g. docker.io/<you>/ros_demo",
     ]);
+  });
+
+  it("rejects an image reference that is not one, or a tag when rosfleet builds", () => {
+    assert.deepEqual(problems({ ...base, image: { repository: "Docker.io/Lab/ROS" } }), [
+      'image.repository: expected an image reference such as docker.io/<you>/ros_demo, got "Docker.io/Lab/ROS"',
+    ]);
+    assert.deepEqual(problems({ ...base, image: { repository: "docker.io/lab/ros_demo:v1" } }), [
+      'image.repository: give the repository without a tag or digest when image.build is true (rosfleet tags the build with ros.distro and pins its digest), got "docker.io/lab/ros_demo:v1"',
+    ]);
+    const digest = `docker.io/lab/ros_demo@sha256:${"a".repeat(64)}`;
+    assert.equal(
+      settings({ ...base, image: { repository: digest, build: false } }).image.repository,
+      digest,
+    );
   });
 
   it("rejects platforms that leave out a machine's arch", () => {

@@ -1,5 +1,6 @@
 // Rules that relate several keys. They read the raw input defensively, so that they can run
 // even when the schema has already rejected some field, and every problem is reported at once.
+import { parseImageReference } from "../image/reference";
 import { ARCHES, defaultArch } from "./schema";
 
 /** One problem: the key path it concerns and what is wrong there. */
@@ -124,7 +125,19 @@ function imageRules(raw: Dict, views: readonly MachineView[]): Problem[] {
   const build = image?.["build"] ?? true;
   const building = build === true || build === "true";
   const problems: Problem[] = [];
-  if (str(image, "repository") === undefined)
+  const repository = str(image, "repository");
+  const ref = repository === undefined ? undefined : parseImageReference(repository);
+  if (repository !== undefined && ref === undefined)
+    problems.push({
+      path: "image.repository",
+      message: `expected an image reference such as docker.io/<you>/ros_demo, got ${JSON.stringify(repository)}`,
+    });
+  else if (building && ref !== undefined && (ref.tag !== undefined || ref.digest !== undefined))
+    problems.push({
+      path: "image.repository",
+      message: `give the repository without a tag or digest when image.build is true (rosfleet tags the build with ros.distro and pins its digest), got ${JSON.stringify(repository)}`,
+    });
+  if (repository === undefined)
     problems.push({
       path: "image.repository",
       message: building

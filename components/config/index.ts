@@ -56,8 +56,12 @@ export interface LabSettings {
     readonly agentArgs: readonly string[];
   };
   readonly image: {
+    /** Where the image is pushed; with `build: false`, the image deployed (tag/digest allowed). */
     readonly repository: string;
     readonly build: boolean;
+    /** buildx builder name; undefined: the current builder. */
+    readonly builder: string | undefined;
+    readonly cache: boolean;
     readonly platforms: readonly Platform[];
   };
   readonly registryUsername: string | undefined;
@@ -180,7 +184,7 @@ function applyDefaults(lab: z.output<typeof labSchema>): LabSettings {
     })),
     k3s: lab.k3s,
     // crossChecks guarantees a repository; the fallback only satisfies the type.
-    image: { ...lab.image, repository: lab.image.repository ?? "" },
+    image: { ...lab.image, builder: lab.image.builder, repository: lab.image.repository ?? "" },
     registryUsername: lab.registryUsername,
     ros: lab.ros,
     dashboard: lab.dashboard,

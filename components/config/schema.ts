@@ -96,12 +96,16 @@ export const imageSchema = z
   .strictObject({
     repository: nonEmpty.optional(),
     build: bool.default(true),
+    /** A buildx builder by name (e.g. a docker-container builder); default: the current one. */
+    builder: nonEmpty.optional(),
+    /** Registry build cache at `<repository>:buildcache-<distro>`. */
+    cache: bool.default(true),
     platforms: z
       .array(oneOf(PLATFORMS))
       .min(1, { error: "must list at least one platform" })
       .default(["linux/amd64", "linux/arm64"]),
   })
-  .default({ build: true, platforms: ["linux/amd64", "linux/arm64"] });
+  .default({ build: true, cache: true, platforms: ["linux/amd64", "linux/arm64"] });
 
 export const rosSchema = z
   .strictObject({

@@ -1,6 +1,7 @@
 // Runs the whole Pulumi program (index.ts) under `pulumi.runtime.setMocks`, recording every
 // resource registration with its parent and dependencies. The mocks stand for the engine and
 // providers: Commands "run" by returning canned stdout (a k3s token and kubeconfig).
+import { createHash } from "node:crypto";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { REPO_ROOT, configValues } from "./stack";
@@ -62,6 +63,30 @@ const isSecretValue = (v: unknown): v is { value: unknown } =>
   v !== null &&
   (v as Record<string, unknown>)[SECRET_SIG] === "1b47061264138c4ac30d75fd1eb44270";
 
+/** A docker-build Image's outputs: its first tag with a digest of its inputs (a new build → new digest). */
+function builtImage(inputs: Record<string, unknown>): Record<string, unknown> {
+  const digest = `sha256:${createHash("sha256").update(JSON.stringify(inputs)).digest("hex")}`;
+  const tags = (inputs["tags"] as string[] | undefined) ?? [];
+  return { ...inputs, digest, ref: `${tags[0]}@${digest}` };
+}
+
+/** The value with every secret wrapper removed, and whether it held a secret anywhere. */
+function unwrapSecrets(v: unknown): { value: unknown; secret: boolean } {
+  if (isSecretValue(v)) return { value: unwrapSecrets(v.value).value, secret: true };
+  if (Array.isArray(v)) {
+    const items = v.map(unwrapSecrets);
+    return { value: items.map((i) => i.value), secret: items.some((i) => i.secret) };
+  }
+  if (typeof v === "object" && v !== null) {
+    const entries = Object.entries(v).map(([k, x]) => [k, unwrapSecrets(x)] as const);
+    return {
+      value: Object.fromEntries(entries.map(([k, x]) => [k, x.value])),
+      secret: entries.some(([, x]) => x.secret),
+    };
+  }
+  return { value: v, secret: false };
+}
+
 function cannedStdout(name: string, inputs: Record<string, unknown>): string {
   const create = String(inputs["create"] ?? "");
   if (create.includes("/var/lib/rancher/k3s/server/token")) return `${FAKE_TOKEN}\n`;
@@ -101,7 +126,9 @@ export async function runProgram(
         id: `${args.name}-id`,
         state: args.type.startsWith("command:")
           ? { ...args.inputs, stdout: cannedStdout(args.name, args.inputs), stderr: "" }
-          : args.inputs,
+          : args.type === "docker-build:index:Image"
+            ? builtImage(args.inputs)
+            : args.inputs,
       }),
       call: (args) => args.inputs,
     },
@@ -116,8 +143,9 @@ export async function runProgram(
     const inputs: Record<string, unknown> = {};
     const secretInputs: string[] = [];
     for (const [k, v] of Object.entries(raw)) {
-      if (isSecretValue(v)) secretInputs.push(k);
-      inputs[k] = isSecretValue(v) ? v.value : v;
+      const { value, secret } = unwrapSecrets(v);
+      if (secret) secretInputs.push(k);
+      inputs[k] = value;
     }
     const dependencies = new Set(req.getDependenciesList());
     req

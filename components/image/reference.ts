@@ -1,0 +1,32 @@
+// Image references (`[registry/]path[:tag][@sha256:digest]`), parsed the way Docker does.
+
+export interface ImageReference {
+  /** Registry host (and port): `docker.io` when the reference names none. */
+  readonly registry: string;
+  /** Repository path within the registry, e.g. `clover-lab/ros_demo`. */
+  readonly path: string;
+  readonly tag: string | undefined;
+  readonly digest: string | undefined;
+}
+
+const COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+const DOMAIN =
+  "(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?";
+const REFERENCE = new RegExp(
+  `^(?:(${DOMAIN})/)?(${COMPONENT}(?:/${COMPONENT})*)(?::([\\w][\\w.-]{0,127}))?(?:@(sha256:[a-f0-9]{64}))?$`,
+);
+
+/** Parses an image reference; undefined when it is not one. */
+export function parseImageReference(text: string): ImageReference | undefined {
+  const m = REFERENCE.exec(text);
+  if (m === null) return undefined;
+  const [, first, rest, tag, digest] = m;
+  // Like Docker: the first part is a registry only if it looks like a host (dot, port, localhost).
+  const isHost = first !== undefined && (/[.:]/.test(first) || first === "localhost");
+  return {
+    registry: isHost ? first : "docker.io",
+    path: isHost || first === undefined ? rest : `${first}/${rest}`,
+    tag,
+    digest,
+  };
+}
