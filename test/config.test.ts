@@ -84,7 +84,21 @@ describe("config: defaults", () => {
       cache: true,
       platforms: ["linux/amd64", "linux/arm64"],
     });
-    assert.deepEqual(lab.ros, { distro: "humble", domainId: 0, discovery: "discovery-server" });
+    assert.deepEqual(
+      { ...lab.ros, workloads: lab.ros.workloads.map((w) => w.name) },
+      {
+        distro: "humble",
+        domainId: 0,
+        discovery: "discovery-server",
+        workloads: [
+          "demo-listener",
+          "demo-talkerlistener",
+          "demo-talker",
+          "ros-talker",
+          "ros-listener",
+        ],
+      },
+    );
     assert.deepEqual(lab.dashboard, { enabled: true, access: "view" });
     assert.deepEqual(lab.deliveryCheck, { enabled: true, timeoutSeconds: 120 });
     assert.equal(lab.registryUsername, undefined);
@@ -133,6 +147,118 @@ describe("config: defaults", () => {
       ),
     );
     assert.equal(lab.machines.filter((m) => m.role === "server").length, 3);
+  });
+});
+
+describe("config: workloads", () => {
+  it("defaults to the lab notes' pods and the guide's Deployments, talkerlistener on arm64", () => {
+    const lab = settings(readStackConfig("clover"));
+    assert.deepEqual(lab.ros.workloads, [
+      {
+        name: "demo-listener",
+        kind: "pod",
+        replicas: 1,
+        arch: undefined,
+        node: undefined,
+        lang: "cpp",
+        containers: ["listener", "toolbox"],
+      },
+      {
+        name: "demo-talkerlistener",
+        kind: "pod",
+        replicas: 1,
+        arch: "arm64",
+        node: undefined,
+        lang: "cpp",
+        containers: ["listener", "talker", "toolbox"],
+      },
+      {
+        name: "demo-talker",
+        kind: "pod",
+        replicas: 1,
+        arch: undefined,
+        node: undefined,
+        lang: "cpp",
+        containers: ["talker"],
+      },
+      {
+        name: "ros-talker",
+        kind: "deployment",
+        replicas: 1,
+        arch: undefined,
+        node: undefined,
+        lang: "cpp",
+        containers: ["talker"],
+      },
+      {
+        name: "ros-listener",
+        kind: "deployment",
+        replicas: 1,
+        arch: undefined,
+        node: undefined,
+        lang: "cpp",
+        containers: ["listener"],
+      },
+    ]);
+  });
+
+  it("leaves talkerlistener unpinned in a lab without arm64", () => {
+    assert.equal(settings(base).ros.workloads[1].arch, undefined);
+  });
+
+  it("takes ros.workloads as written, with defaults", () => {
+    const lab = settings({
+      ...base,
+      ros: {
+        workloads: [
+          { name: "talkers", kind: "deployment", replicas: 5, lang: "py", containers: ["talker"] },
+        ],
+      },
+    });
+    assert.deepEqual(lab.ros.workloads, [
+      {
+        name: "talkers",
+        kind: "deployment",
+        replicas: 5,
+        arch: undefined,
+        node: undefined,
+        lang: "py",
+        containers: ["talker"],
+      },
+    ]);
+  });
+
+  it("rejects placements the lab cannot satisfy and malformed workloads", () => {
+    assert.deepEqual(
+      problems({
+        ...withMachines(server, { name: "vm1", host: "10.0.0.9", role: "agent", cordon: true }),
+        ros: {
+          workloads: [
+            { name: "a", arch: "arm64", containers: ["talker"] },
+            { name: "b", node: "clover1", containers: ["listener"] },
+            { name: "b", node: "vm1", containers: ["listener"] },
+            {
+              name: "c",
+              node: "laptop",
+              arch: "amd64",
+              replicas: 2,
+              containers: ["talker", "talker"],
+            },
+            { name: "d", kind: "job", containers: [] },
+          ],
+        },
+      }),
+      [
+        'ros.workloads[4].kind: expected pod | deployment, got "job"',
+        "ros.workloads[4].containers: must list at least one container",
+        "ros.workloads[0].arch: no machine of the lab is arm64: nothing could run it",
+        'ros.workloads[1].node: no machine is named "clover1"',
+        'ros.workloads[2].name: "b" is already used by ros.workloads[1]',
+        'ros.workloads[2].node: "vm1" is cordoned: nothing can be scheduled there',
+        "ros.workloads[3].replicas: only a kind: deployment has replicas",
+        'ros.workloads[3].containers: "talker" is listed twice: one container per role',
+      ],
+    );
   });
 });
 

@@ -31,6 +31,7 @@ interface MachineView {
   /** As declared, or the kind's default. */
   readonly arch: string;
   readonly user?: string;
+  readonly cordon: boolean;
 }
 
 function machineViews(raw: Dict): MachineView[] {
@@ -48,6 +49,7 @@ function machineViews(raw: Dict): MachineView[] {
         kind,
         arch: str(m, "arch") ?? defaultArch(kind),
         user: str(m, "user"),
+        cordon: m["cordon"] === true || m["cordon"] === "true",
       },
     ];
   });
@@ -182,6 +184,66 @@ function secretRules(raw: Dict): Problem[] {
   return problems;
 }
 
+function workloadRules(raw: Dict, views: readonly MachineView[]): Problem[] {
+  const list = dict(raw, "ros")?.["workloads"];
+  if (!Array.isArray(list)) return [];
+  const problems: Problem[] = [];
+  const names = new Map<string, number>();
+  list.forEach((w: unknown, i) => {
+    if (!isDict(w)) return;
+    const path = `ros.workloads[${i}]`;
+    const name = str(w, "name");
+    if (name !== undefined) {
+      const earlier = names.get(name);
+      if (earlier !== undefined)
+        problems.push({
+          path: `${path}.name`,
+          message: `${JSON.stringify(name)} is already used by ros.workloads[${earlier}]`,
+        });
+      else names.set(name, i);
+    }
+    const arch = str(w, "arch");
+    if (
+      arch !== undefined &&
+      (ARCHES as readonly string[]).includes(arch) &&
+      !views.some((v) => v.arch === arch)
+    )
+      problems.push({
+        path: `${path}.arch`,
+        message: `no machine of the lab is ${arch}: nothing could run it`,
+      });
+    const node = str(w, "node");
+    const machine = views.find((v) => v.name === node);
+    if (node !== undefined && machine === undefined)
+      problems.push({
+        path: `${path}.node`,
+        message: `no machine is named ${JSON.stringify(node)}`,
+      });
+    else if (machine !== undefined && machine.cordon)
+      problems.push({
+        path: `${path}.node`,
+        message: `${JSON.stringify(node)} is cordoned: nothing can be scheduled there`,
+      });
+    else if (machine !== undefined && arch !== undefined && machine.arch !== arch)
+      problems.push({
+        path: `${path}.node`,
+        message: `${JSON.stringify(node)} is ${machine.arch}, not ${arch}`,
+      });
+    if (w["replicas"] !== undefined && (w["kind"] ?? "pod") === "pod")
+      problems.push({ path: `${path}.replicas`, message: "only a kind: deployment has replicas" });
+    const containers = w["containers"];
+    if (Array.isArray(containers)) {
+      const twice = containers.filter((c, j) => containers.indexOf(c) !== j);
+      for (const role of new Set(twice))
+        problems.push({
+          path: `${path}.containers`,
+          message: `${JSON.stringify(role)} is listed twice: one container per role`,
+        });
+    }
+  });
+  return problems;
+}
+
 /** Every cross-key rule of the contract, over the raw (not yet validated) configuration. */
 export function crossChecks(raw: Dict): Problem[] {
   const views = machineViews(raw);
@@ -191,6 +253,7 @@ export function crossChecks(raw: Dict): Problem[] {
     ...duplicates(views, "host", (h) => (isLocalHost(h) ? "localhost" : h.trim().toLowerCase())),
     ...machineRules(views, raw),
     ...imageRules(raw, views),
+    ...workloadRules(raw, views),
     ...secretRules(raw),
   ];
 }

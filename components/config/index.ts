@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as pulumiRuntimeConfig from "@pulumi/pulumi/runtime/config";
 import { z } from "zod";
 import { Problem, crossChecks, isLocalHost } from "./checks";
+import { Workload, defaultWorkloads, workloadWithDefaults } from "./workloads";
 import {
   Arch,
   DashboardAccess,
@@ -16,7 +17,7 @@ import {
   labSchema,
 } from "./schema";
 
-export { Problem, isLocalHost };
+export { Problem, Workload, isLocalHost };
 export * from "./schema";
 
 /** The configuration namespace of the contract (`rosfleet:machines`, ...). */
@@ -69,6 +70,8 @@ export interface LabSettings {
     readonly distro: Distro;
     readonly domainId: number;
     readonly discovery: DiscoveryMode;
+    /** `ros.workloads`, or the default ones. */
+    readonly workloads: readonly Workload[];
   };
   readonly dashboard: { readonly enabled: boolean; readonly access: DashboardAccess };
   readonly deliveryCheck: { readonly enabled: boolean; readonly timeoutSeconds: number };
@@ -186,7 +189,12 @@ function applyDefaults(lab: z.output<typeof labSchema>): LabSettings {
     // crossChecks guarantees a repository; the fallback only satisfies the type.
     image: { ...lab.image, builder: lab.image.builder, repository: lab.image.repository ?? "" },
     registryUsername: lab.registryUsername,
-    ros: lab.ros,
+    ros: {
+      ...lab.ros,
+      workloads:
+        lab.ros.workloads?.map(workloadWithDefaults) ??
+        defaultWorkloads(lab.machines.map((m) => m.arch ?? defaultArch(m.kind))),
+    },
     dashboard: lab.dashboard,
     deliveryCheck: lab.deliveryCheck,
   };

@@ -107,11 +107,33 @@ export const imageSchema = z
   })
   .default({ build: true, cache: true, platforms: ["linux/amd64", "linux/arm64"] });
 
+export const WORKLOAD_KINDS = ["pod", "deployment"] as const;
+export const CONTAINER_ROLES = ["talker", "listener", "toolbox"] as const;
+export const DEMO_LANGS = ["cpp", "py"] as const;
+export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
+export type ContainerRole = (typeof CONTAINER_ROLES)[number];
+export type DemoLang = (typeof DEMO_LANGS)[number];
+
+export const workloadSchema = z.strictObject({
+  name: matching(DNS1123_LABEL, "a DNS-1123 label such as demo-listener"),
+  kind: oneOf(WORKLOAD_KINDS).default("pod"),
+  /** Deployments only. */
+  replicas: int(0, 100).optional(),
+  /** Pin to machines of this arch (`kubernetes.io/arch`). */
+  arch: oneOf(ARCHES).optional(),
+  /** Pin to this machine (`kubernetes.io/hostname`). */
+  node: matching(DNS1123_LABEL, "a machine name").optional(),
+  /** demo_nodes_cpp or demo_nodes_py. */
+  lang: oneOf(DEMO_LANGS).default("cpp"),
+  containers: z.array(oneOf(CONTAINER_ROLES)).min(1, { error: "must list at least one container" }),
+});
+
 export const rosSchema = z
   .strictObject({
     distro: oneOf(DISTROS).default("humble"),
     domainId: int(0, 101).default(0),
     discovery: oneOf(DISCOVERY_MODES).default("discovery-server"),
+    workloads: z.array(workloadSchema).optional(),
   })
   .default({ distro: "humble", domainId: 0, discovery: "discovery-server" });
 
