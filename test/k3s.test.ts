@@ -30,6 +30,10 @@ const machine = (over: Partial<Machine>): Machine => ({
   ...over,
 });
 
+/** Steps of the machine and k3s stages (the delivery check's step is tested in ros.test.ts). */
+const k3sSteps = (run: ProgramRun, type: string): string[] =>
+  run.names(type).filter((n) => !n.startsWith("delivery-"));
+
 const create = (r: Registration): string => String(r.inputs["create"]);
 const host = (r: Registration): string =>
   String((r.inputs["connection"] as Record<string, unknown>)["host"]);
@@ -62,7 +66,7 @@ describe("k3s: the dev stack (one local server)", () => {
 
   it("runs every step locally, in order: preflight, install, node, token, kubeconfig", () => {
     assert.deepEqual(run.names(REMOTE), []);
-    assert.deepEqual(run.names(LOCAL), [
+    assert.deepEqual(k3sSteps(run, LOCAL), [
       "devbox-preflight",
       "devbox-install",
       "devbox-node",
@@ -93,7 +97,7 @@ describe("k3s: the dev stack (one local server)", () => {
   });
 
   it("exports a secret kubeconfig for localhost, the server URL and the nodes", () => {
-    assert.deepEqual(run.secretOutputs, ["kubeconfig"]);
+    assert.deepEqual(run.secretOutputs, ["kubeconfig", "dashboard"]);
     const kubeconfig = parse(String(run.outputs["kubeconfig"])) as {
       clusters: { cluster: { server: string } }[];
     };
@@ -112,7 +116,9 @@ describe("k3s: the lab-notes stack (laptop server, Pi and VM agents)", () => {
   it("runs each step on the right machine over SSH", () => {
     assert.deepEqual(run.names(LOCAL), []);
     const where = Object.fromEntries(
-      run.resources.filter((r) => r.type === REMOTE).map((r) => [r.name, host(r)]),
+      run.resources
+        .filter((r) => r.type === REMOTE && !r.name.startsWith("delivery-"))
+        .map((r) => [r.name, host(r)]),
     );
     assert.deepEqual(where, {
       "laptop-preflight": "192.168.1.21",
@@ -163,7 +169,7 @@ describe("k3s: the lab-notes stack (laptop server, Pi and VM agents)", () => {
   it("reads token and kubeconfig with logging off, as secrets", () => {
     for (const name of ["laptop-token", "laptop-kubeconfig"])
       assert.equal(run.get(REMOTE, name).inputs["logging"], "none");
-    assert.deepEqual(run.secretOutputs, ["kubeconfig"]);
+    assert.deepEqual(run.secretOutputs, ["kubeconfig", "dashboard"]);
     assert.ok(!JSON.stringify(run.outputs["nodes"]).includes(FAKE_TOKEN));
   });
 
@@ -266,7 +272,7 @@ describe("k3s: HA with three servers", () => {
 
   it("reads the token and kubeconfig from the first server only", () => {
     assert.deepEqual(
-      run.names(REMOTE).filter((n) => /-(token|kubeconfig)$/.test(n)),
+      k3sSteps(run, REMOTE).filter((n) => /-(token|kubeconfig)$/.test(n)),
       ["s1-token", "s1-kubeconfig"],
     );
   });

@@ -5,6 +5,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
 import { LabMachine } from "../machine/machine";
+import { Target } from "../machine/step";
 import { K3sAgent } from "./agent";
 import { rewriteKubeconfig, serverUrl } from "./render";
 import { K3sServer } from "./server";
@@ -34,6 +35,8 @@ export class K3sCluster extends pulumi.ComponentResource {
   /** For the stages that declare Kubernetes resources in this cluster. */
   public readonly provider: k8s.Provider;
   public readonly servers: readonly K3sServer[];
+  /** The first server: where cluster-wide steps run (`k3s kubectl`). */
+  public readonly primary: Target;
   public readonly agents: readonly K3sAgent[];
 
   constructor(name: string, args: K3sClusterArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -44,6 +47,7 @@ export class K3sCluster extends pulumi.ComponentResource {
     if (first === undefined) throw new Error("a cluster needs a server (config validation)");
     const preflights = args.machines.map((m) => m.preflight);
     const ha = serverMachines.length > 1;
+    this.primary = first.target;
 
     const primary = new K3sServer(
       first.target.machine.name,

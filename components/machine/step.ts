@@ -31,7 +31,7 @@ export function connectionFor(
 
 export interface StepArgs {
   /** Script run on create and on every change of the step's inputs (scripts are idempotent). */
-  readonly script: string;
+  readonly script: pulumi.Input<string>;
   /** Script run when the step is deleted: the undo. */
   readonly deleteScript?: string;
   /** Run as root (through `sudo -n` unless the SSH user is root). */
@@ -40,6 +40,8 @@ export interface StepArgs {
   readonly stdin?: pulumi.Input<string>;
   /** stdout is a secret (token, kubeconfig): never logged, encrypted in state. */
   readonly secretStdout?: boolean;
+  /** A change of any of these runs the step anew (replaces it). */
+  readonly triggers?: pulumi.Input<unknown>[];
 }
 
 export type Step = command.local.Command | command.remote.Command;
@@ -54,9 +56,10 @@ export function step(
   const user = target.machine.user;
   const line = (script: string) => commandLine(script, { asRoot: args.asRoot, user });
   const common = {
-    create: line(args.script),
+    create: pulumi.output(args.script).apply(line),
     ...(args.deleteScript === undefined ? {} : { delete: line(args.deleteScript) }),
     ...(args.stdin === undefined ? {} : { stdin: args.stdin }),
+    ...(args.triggers === undefined ? {} : { triggers: args.triggers }),
     // Previous output would be passed by environment (SSH Setenv needs AcceptEnv), and for
     // secret steps it would put the secret in the environment.
     addPreviousOutputInEnv: false,

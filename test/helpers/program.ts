@@ -46,6 +46,8 @@ export interface Registration {
 export interface ProgramRun {
   readonly resources: readonly Registration[];
   readonly outputs: Record<string, unknown>;
+  /** Outputs that failed to resolve (an error raised while computing them), by name. */
+  readonly outputErrors: Record<string, Error>;
   readonly secretOutputs: readonly string[];
   /** The one resource of `type` named `name`; fails the test if absent. */
   get(type: string, name: string): Registration;
@@ -87,8 +89,29 @@ function unwrapSecrets(v: unknown): { value: unknown; secret: boolean } {
   return { value: v, secret: false };
 }
 
-function cannedStdout(name: string, inputs: Record<string, unknown>): string {
+/**
+ * Delivery check reports as the Jobs would print them when every node hears every other one.
+ * `deaf` lists "talker->listener" pairs that did not arrive.
+ */
+export function deliveryReports(create: string, deaf: readonly string[] = []): string {
+  const nodes = /NODES='\\''([^']*)'\\''/.exec(create)?.[1].split(",") ?? [];
+  return nodes
+    .map((listener) => {
+      const heard = (nodes.length === 1 ? nodes : nodes.filter((n) => n !== listener)).filter(
+        (talker) => !deaf.includes(`${talker}->${listener}`),
+      );
+      return `ROSFLEET_DELIVERY listener=${listener} heard=${heard.join(",")}\n`;
+    })
+    .join("");
+}
+
+function cannedStdout(
+  name: string,
+  inputs: Record<string, unknown>,
+  deaf: readonly string[],
+): string {
   const create = String(inputs["create"] ?? "");
+  if (create.includes("delivery-check-")) return deliveryReports(create, deaf);
   if (create.includes("/var/lib/rancher/k3s/server/token")) return `${FAKE_TOKEN}\n`;
   if (create.includes("/etc/rancher/k3s/k3s.yaml")) return FAKE_K3S_YAML;
   return `${name}: ok\n`;
@@ -111,6 +134,8 @@ export interface RunOptions {
   readonly preview?: boolean;
   /** Short config keys to mark secret (as `pulumi config set --secret` would). */
   readonly secretKeys?: readonly string[];
+  /** Delivery check pairs ("talker->listener") whose /chatter the fake cluster loses. */
+  readonly deafPairs?: readonly string[];
 }
 
 /** Runs index.ts with `config` (short keys, as in a stack file) and records what it declares. */
@@ -125,7 +150,11 @@ export async function runProgram(
       newResource: (args) => ({
         id: `${args.name}-id`,
         state: args.type.startsWith("command:")
-          ? { ...args.inputs, stdout: cannedStdout(args.name, args.inputs), stderr: "" }
+          ? {
+              ...args.inputs,
+              stdout: cannedStdout(args.name, args.inputs, options.deafPairs ?? []),
+              stderr: "",
+            }
           : args.type === "docker-build:index:Image"
             ? builtImage(args.inputs)
             : args.inputs,
@@ -181,19 +210,27 @@ export async function runProgram(
   // CommonJS: this import goes through require, so the cache cleared above makes it a fresh run.
   const program = (await import(path.join(REPO_ROOT, "index.ts"))) as Record<string, unknown>;
   const outputs: Record<string, unknown> = {};
+  const outputErrors: Record<string, Error> = {};
   const secretOutputs: string[] = [];
   for (const [key, value] of Object.entries(program)) {
     if (!pulumi.Output.isInstance(value)) continue;
-    outputs[key] = await new Promise((resolve) => value.apply(resolve));
-    if (await pulumi.isSecret(value)) secretOutputs.push(key);
+    // The SDK's own (untyped) promise of an output: it rejects when an apply throws.
+    const settled = (value as unknown as { promise(): Promise<unknown> }).promise();
+    try {
+      outputs[key] = await settled;
+      if (await pulumi.isSecret(value)) secretOutputs.push(key);
+    } catch (err) {
+      outputErrors[key] = err as Error;
+    }
   }
   await pulumi.runtime.disconnect();
-  return makeRun(registrations, outputs, secretOutputs);
+  return makeRun(registrations, outputs, outputErrors, secretOutputs);
 }
 
 function makeRun(
   resources: readonly Registration[],
   outputs: Record<string, unknown>,
+  outputErrors: Record<string, Error>,
   secretOutputs: readonly string[],
 ): ProgramRun {
   // Match dependency URNs to registrations by their own type (last of the type chain) and name.
@@ -207,6 +244,7 @@ function makeRun(
   return {
     resources,
     outputs,
+    outputErrors,
     secretOutputs,
     get(type, name) {
       const found = resources.filter((r) => r.type === type && r.name === name);

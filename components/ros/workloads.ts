@@ -1,0 +1,142 @@
+// Stage "ros": the namespace, the discovery infrastructure of the chosen mode, and the ROS 2
+// workloads — created after the discovery Service, because Fast DDS resolves its name once.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { LabSettings } from "../config";
+import {
+  DISCOVERY_NAME,
+  DISCOVERY_PORT,
+  NAMESPACE,
+  ROS_RESOURCES,
+  RosContext,
+  podNetworking,
+  workloadLabels,
+  workloadPodSpec,
+} from "./render";
+
+export interface RosWorkloadsArgs {
+  /** `ros.*` of the stack config. */
+  readonly ros: LabSettings["ros"];
+  /** The ros_demo reference (by digest) every ROS container runs. */
+  readonly image: pulumi.Input<string>;
+  /** Discovery infrastructure created outside this component (Multus), awaited first. */
+  readonly after?: readonly pulumi.Resource[];
+}
+
+/** The lab's ROS 2 workloads (`rosfleet:ros:Workloads`). */
+export class RosWorkloads extends pulumi.ComponentResource {
+  public readonly namespace: k8s.core.v1.Namespace;
+  /** What the workloads wait for: the discovery server and its Service, when used. */
+  public readonly discovery: readonly pulumi.Resource[];
+  public readonly workloads: readonly (k8s.core.v1.Pod | k8s.apps.v1.Deployment)[];
+  /** The context every ROS container is rendered in (image, domain, mode). */
+  public readonly context: pulumi.Output<RosContext>;
+
+  constructor(name: string, args: RosWorkloadsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("rosfleet:ros:Workloads", name, {}, opts);
+    const { ros } = args;
+    this.namespace = new k8s.core.v1.Namespace(
+      `${name}-namespace`,
+      { metadata: { name: NAMESPACE } },
+      { parent: this },
+    );
+    const ns = this.namespace.metadata.name;
+    this.context = pulumi
+      .output(args.image)
+      .apply((image) => ({ image, domainId: ros.domainId, discovery: ros.discovery }));
+
+    this.discovery =
+      ros.discovery === "discovery-server" ? this.discoveryServer(name, ns, args.image) : [];
+    const after = [...(args.after ?? []), ...this.discovery];
+
+    this.workloads = ros.workloads.map((w) => {
+      const labels = workloadLabels(w.name);
+      const metadata = {
+        name: w.name,
+        namespace: ns,
+        labels,
+        annotations: podNetworking(ros.discovery).annotations,
+      };
+      const spec = this.context.apply((ctx) => workloadPodSpec(w, ctx));
+      const resourceOpts = { parent: this, dependsOn: after };
+      return w.kind === "pod"
+        ? new k8s.core.v1.Pod(`${name}-${w.name}`, { metadata, spec }, resourceOpts)
+        : new k8s.apps.v1.Deployment(
+            `${name}-${w.name}`,
+            {
+              metadata: { name: w.name, namespace: ns, labels },
+              spec: {
+                replicas: w.replicas,
+                selector: { matchLabels: labels },
+                template: { metadata: { labels, annotations: metadata.annotations }, spec },
+              },
+            },
+            resourceOpts,
+          );
+    });
+    this.registerOutputs({});
+  }
+
+  /** The Fast DDS discovery server: a Deployment and its ClusterIP Service (UDP 11811). */
+  private discoveryServer(
+    name: string,
+    ns: pulumi.Output<string>,
+    image: pulumi.Input<string>,
+  ): pulumi.Resource[] {
+    const labels = workloadLabels(DISCOVERY_NAME);
+    const server = new k8s.apps.v1.Deployment(
+      `${name}-discovery-server`,
+      {
+        metadata: { name: DISCOVERY_NAME, namespace: ns, labels },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels },
+            spec: {
+              containers: [
+                {
+                  name: "discovery-server",
+                  image,
+                  args: [
+                    "fastdds",
+                    "discovery",
+                    "-i",
+                    "0",
+                    "-l",
+                    "0.0.0.0",
+                    "-p",
+                    String(DISCOVERY_PORT),
+                  ],
+                  ports: [{ name: "discovery", containerPort: DISCOVERY_PORT, protocol: "UDP" }],
+                  resources: ROS_RESOURCES,
+                },
+              ],
+            },
+          },
+        },
+      },
+      { parent: this },
+    );
+    const service = new k8s.core.v1.Service(
+      `${name}-discovery`,
+      {
+        metadata: { name: DISCOVERY_NAME, namespace: ns, labels },
+        spec: {
+          type: "ClusterIP",
+          selector: labels,
+          ports: [
+            {
+              name: "discovery",
+              port: DISCOVERY_PORT,
+              targetPort: DISCOVERY_PORT,
+              protocol: "UDP",
+            },
+          ],
+        },
+      },
+      { parent: this },
+    );
+    return [server, service];
+  }
+}
