@@ -12,8 +12,10 @@ import { RosWorkloads } from "./components/ros/workloads";
 const lab = readLabConfig();
 
 // Stage 2 — machine: how to reach each machine, and its preflight.
+const multusInterface = lab.ros.discovery === "multus" ? lab.ros.multus.interface : undefined;
 const machines = lab.machines.map(
-  (machine) => new LabMachine(machine.name, { machine, sshPrivateKey: lab.sshPrivateKey }),
+  (machine) =>
+    new LabMachine(machine.name, { machine, sshPrivateKey: lab.sshPrivateKey, multusInterface }),
 );
 
 // Stage 3 — k3s: servers, then agents in parallel; token and kubeconfig as secrets.
@@ -33,7 +35,11 @@ const rosDemo = new RosDemoImage("ros-demo", {
 });
 
 // Stage 5 — ros: discovery for the chosen mode, the workloads, the cross-node delivery check.
-const ros = new RosWorkloads("ros", { ros: lab.ros, image: rosDemo.ref }, inCluster);
+const ros = new RosWorkloads(
+  "ros",
+  { ros: lab.ros, image: rosDemo.ref, k3sVersion: lab.k3s.version },
+  inCluster,
+);
 const check = lab.deliveryCheck.enabled
   ? new DeliveryCheck(
       "delivery",

@@ -90,6 +90,7 @@ describe("config: defaults", () => {
         distro: "humble",
         domainId: 0,
         discovery: "discovery-server",
+        multus: { interface: "eth0", range: undefined, install: true },
         workloads: [
           "demo-listener",
           "demo-talkerlistener",
@@ -259,6 +260,39 @@ describe("config: workloads", () => {
         'ros.workloads[3].containers: "talker" is listed twice: one container per role',
       ],
     );
+  });
+});
+
+describe("config: multus", () => {
+  it("needs a free address range with ros.discovery multus, and well-formed values", () => {
+    assert.deepEqual(problems({ ...base, ros: { discovery: "multus" } }), [
+      "ros.multus.range: required with ros.discovery multus: free addresses of the machines' LAN for the pods' second interfaces, e.g. 192.168.1.200/28",
+    ]);
+    assert.deepEqual(
+      problems({
+        ...base,
+        ros: { discovery: "multus", multus: { interface: "eth 0", range: "192.168.1.0/33" } },
+      }),
+      [
+        'ros.multus.interface: expected a network interface name such as eth0, got "eth 0"',
+        'ros.multus.range: expected an IPv4 range such as 192.168.1.200/28, got "192.168.1.0/33"',
+      ],
+    );
+  });
+
+  it("takes the interface and range as given", () => {
+    const lab = settings({
+      ...base,
+      ros: {
+        discovery: "multus",
+        multus: { interface: "enp7s0", range: "192.168.1.200/28", install: false },
+      },
+    });
+    assert.deepEqual(lab.ros.multus, {
+      interface: "enp7s0",
+      range: "192.168.1.200/28",
+      install: false,
+    });
   });
 });
 

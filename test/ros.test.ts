@@ -4,6 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { checkScript } from "../components/ros/check";
+import { k3sCniBinDir } from "../components/ros/multus";
 import {
   deliveryPairs,
   evaluateDelivery,
@@ -161,6 +162,51 @@ describe("ros: discovery modes and scaling", () => {
     assert.deepEqual(env(containers(run.get(POD, "ros-demo-talker"))[0]), { ROS_DOMAIN_ID: "7" });
   });
 
+  it("multus: installs Multus + whereabouts for k3s, attaches pods to a macvlan on the common NIC", async () => {
+    const run = await runProgram(
+      withRos({ discovery: "multus", multus: { interface: "eth0", range: "192.168.1.200/28" } }),
+    );
+    const CR = "kubernetes:helm.cattle.io/v1:HelmChart";
+    const NAD = "kubernetes:k8s.cni.cncf.io/v1:NetworkAttachmentDefinition";
+    const chart = run.get(CR, "ros-multus");
+    const spec = o(chart.inputs["spec"]);
+    assert.equal(spec["chart"], "rke2-multus");
+    assert.equal(spec["version"], "v4.2.401");
+    assert.match(String(spec["valuesContent"]), /binDir: \/var\/lib\/rancher\/k3s\/data\/cni\//);
+    assert.match(
+      String(spec["valuesContent"]),
+      /rke2-whereabouts:\n {2}fullnameOverride: whereabouts\n {2}enabled: true/,
+    );
+    const nad = run.get(NAD, "ros-macvlan");
+    assert.deepEqual(JSON.parse(String(o(nad.inputs["spec"])["config"])), {
+      cniVersion: "0.3.1",
+      type: "macvlan",
+      master: "eth0",
+      mode: "bridge",
+      ipam: { type: "whereabouts", range: "192.168.1.200/28" },
+    });
+    assert.ok(run.dependsOn(nad, chart));
+    const pod = run.get(POD, "ros-demo-listener");
+    assert.deepEqual(o(pod.inputs["metadata"])["annotations"], {
+      "k8s.v1.cni.cncf.io/networks": "ros-macvlan",
+    });
+    assert.ok(run.dependsOn(pod, nad));
+    assert.match(
+      String(run.get(REMOTE, "clover1-preflight").inputs["create"]),
+      /MULTUS_NIC='\\''eth0'\\''/,
+    );
+  });
+
+  it("multus with install: false uses the cluster's Multus", async () => {
+    const run = await runProgram(
+      withRos({ discovery: "multus", multus: { range: "192.168.1.200/28", install: false } }),
+    );
+    assert.deepEqual(run.names("kubernetes:helm.cattle.io/v1:HelmChart"), []);
+    assert.deepEqual(run.names("kubernetes:k8s.cni.cncf.io/v1:NetworkAttachmentDefinition"), [
+      "ros-macvlan",
+    ]);
+  });
+
   it("scales a Deployment by its replicas and pins a workload to a node", async () => {
     const run = await runProgram(
       withRos({
@@ -257,6 +303,21 @@ describe("ros: the delivery check", () => {
     const off = await runProgram({ ...clover(), deliveryCheck: { enabled: false } });
     assert.deepEqual(off.names(JOB), []);
     assert.equal(off.outputs["delivery"], undefined);
+  });
+});
+
+describe("ros: k3s's CNI plugin directory", () => {
+  it("is the fixed data/cni from the October 2024 releases on, else the release bundle", () => {
+    for (const v of [
+      "v1.33.5+k3s1",
+      "v1.31.2+k3s1",
+      "v1.30.6+k3s1",
+      "v1.29.10+k3s1",
+      "v1.28.15+k3s1",
+    ])
+      assert.equal(k3sCniBinDir(v), "/var/lib/rancher/k3s/data/cni/", v);
+    for (const v of ["v1.31.1+k3s1", "v1.30.5+k3s1", "v1.28.14+k3s1", "v1.27.16+k3s1"])
+      assert.equal(k3sCniBinDir(v), "/var/lib/rancher/k3s/data/current/bin/", v);
   });
 });
 

@@ -131,6 +131,20 @@ describe("scripts: preflight", () => {
     );
   });
 
+  it("with multus, wants the same wired NIC on every machine", () => {
+    const m = new FakeMachine(); // test/fakes/ip: the default route is on eth0
+    assert.equal(m.run(preflightScript(server, "eth0"), { asRoot: false }).status, 0);
+    assert.match(
+      m.run(preflightScript(server, "enp7s0"), { asRoot: false }).stderr,
+      / {2}- nic: ros\.discovery multus attaches pods to enp7s0 on every machine, but this one's default route is on eth0: give the machines the same NIC name \(netplan match: macaddress \+ set-name\) or set ros\.multus\.interface\n/,
+    );
+    fs.mkdirSync(m.file("sys/class/net/eth0/wireless"), { recursive: true });
+    assert.match(
+      m.run(preflightScript(server, "eth0"), { asRoot: false }).stderr,
+      / {2}- nic: eth0 is a Wi-Fi interface, and macvlan \(ros\.discovery multus\) does not work on Wi-Fi: use a wired NIC\n/,
+    );
+  });
+
   it("names /boot/cmdline.txt on older Pi images, and accepts cgroup v1 memory", () => {
     const m = new FakeMachine().set("uname-m", "aarch64\n");
     fs.mkdirSync(m.file("proc"), { recursive: true });

@@ -184,6 +184,19 @@ function secretRules(raw: Dict): Problem[] {
   return problems;
 }
 
+function multusRules(raw: Dict): Problem[] {
+  const ros = dict(raw, "ros");
+  if (str(ros, "discovery") !== "multus" || str(dict(ros, "multus"), "range") !== undefined)
+    return [];
+  return [
+    {
+      path: "ros.multus.range",
+      message:
+        "required with ros.discovery multus: free addresses of the machines' LAN for the pods' second interfaces, e.g. 192.168.1.200/28",
+    },
+  ];
+}
+
 function workloadRules(raw: Dict, views: readonly MachineView[]): Problem[] {
   const list = dict(raw, "ros")?.["workloads"];
   if (!Array.isArray(list)) return [];
@@ -254,6 +267,7 @@ export function crossChecks(raw: Dict): Problem[] {
     ...machineRules(views, raw),
     ...imageRules(raw, views),
     ...workloadRules(raw, views),
+    ...multusRules(raw),
     ...secretRules(raw),
   ];
 }

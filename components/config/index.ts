@@ -72,6 +72,12 @@ export interface LabSettings {
     readonly discovery: DiscoveryMode;
     /** `ros.workloads`, or the default ones. */
     readonly workloads: readonly Workload[];
+    /** Used with `discovery: multus` (then `range` is set). */
+    readonly multus: {
+      readonly interface: string;
+      readonly range: string | undefined;
+      readonly install: boolean;
+    };
   };
   readonly dashboard: { readonly enabled: boolean; readonly access: DashboardAccess };
   readonly deliveryCheck: { readonly enabled: boolean; readonly timeoutSeconds: number };
@@ -191,6 +197,7 @@ function applyDefaults(lab: z.output<typeof labSchema>): LabSettings {
     registryUsername: lab.registryUsername,
     ros: {
       ...lab.ros,
+      multus: { ...lab.ros.multus, range: lab.ros.multus.range },
       workloads:
         lab.ros.workloads?.map(workloadWithDefaults) ??
         defaultWorkloads(lab.machines.map((m) => m.arch ?? defaultArch(m.kind))),

@@ -128,14 +128,35 @@ export const workloadSchema = z.strictObject({
   containers: z.array(oneOf(CONTAINER_ROLES)).min(1, { error: "must list at least one container" }),
 });
 
+/** IPv4 CIDR such as 192.168.1.200/28. */
+const IPV4_CIDR =
+  /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)\/([0-9]|[12]\d|3[0-2])$/;
+
+export const multusSchema = z.strictObject({
+  /** The NIC every machine routes through; pods' macvlan interfaces attach to it. */
+  interface: matching(/^[A-Za-z0-9_.-]{1,15}$/, "a network interface name such as eth0").default(
+    "eth0",
+  ),
+  /** Free LAN addresses for the pods' second interfaces, handed out cluster-wide (whereabouts). */
+  range: matching(IPV4_CIDR, "an IPv4 range such as 192.168.1.200/28").optional(),
+  /** Install Multus + whereabouts (k3s HelmChart); false when the cluster already has them. */
+  install: bool.default(true),
+});
+
 export const rosSchema = z
   .strictObject({
     distro: oneOf(DISTROS).default("humble"),
     domainId: int(0, 101).default(0),
     discovery: oneOf(DISCOVERY_MODES).default("discovery-server"),
     workloads: z.array(workloadSchema).optional(),
+    multus: multusSchema.default({ interface: "eth0", install: true }),
   })
-  .default({ distro: "humble", domainId: 0, discovery: "discovery-server" });
+  .default({
+    distro: "humble",
+    domainId: 0,
+    discovery: "discovery-server",
+    multus: { interface: "eth0", install: true },
+  });
 
 export const dashboardSchema = z
   .strictObject({

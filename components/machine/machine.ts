@@ -11,15 +11,18 @@ export interface LabMachineArgs {
   readonly machine: Machine;
   /** SSH private key (secret); unset: the SSH agent is used. */
   readonly sshPrivateKey?: pulumi.Input<string>;
+  /** With `ros.discovery: multus`: the NIC every machine must route through (not Wi-Fi). */
+  readonly multusInterface?: string;
 }
 
 /** The preflight script of a machine, with its parameters. */
-export function preflightScript(machine: Machine): string {
+export function preflightScript(machine: Machine, multusInterface?: string): string {
   return renderScript(path.join(__dirname, "preflight.sh"), {
     NODE_NAME: machine.name,
     EXPECTED_ARCH: machine.arch,
     KIND: machine.kind,
     NEED_DOCKER: machine.docker,
+    MULTUS_NIC: multusInterface ?? "",
     ROOT: "",
   });
 }
@@ -40,7 +43,7 @@ export class LabMachine extends pulumi.ComponentResource {
     this.preflight = step(
       `${name}-preflight`,
       this.target,
-      { script: preflightScript(args.machine), asRoot: false },
+      { script: preflightScript(args.machine, args.multusInterface), asRoot: false },
       { parent: this },
     );
     this.registerOutputs({ preflight: this.preflight.stdout });

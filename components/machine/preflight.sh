@@ -5,6 +5,7 @@
 #   EXPECTED_ARCH  amd64 | arm64, as declared in the stack
 #   KIND           laptop | pi | vm
 #   NEED_DOCKER    true when k3s runs with --docker
+#   MULTUS_NIC     with ros.discovery multus: the NIC pods' macvlan attaches to ("" otherwise)
 #   ROOT           filesystem prefix ("" on a real machine; a temp dir in tests)
 # Prints "preflight ok: <name> arch=<arch> nic=<default NIC>" on success.
 
@@ -51,6 +52,15 @@ if [ "$NEED_DOCKER" = true ] && ! "${as_root[@]}" docker info >/dev/null 2>&1; t
   problem "docker: not running, and docker: true makes k3s use it: install Docker (apt-get install docker.io), then sudo systemctl enable --now docker"
 fi
 
+nic=$(ip -o route show default 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }' || true)
+if [ -n "$MULTUS_NIC" ]; then
+  if [ "$nic" != "$MULTUS_NIC" ]; then
+    problem "nic: ros.discovery multus attaches pods to $MULTUS_NIC on every machine, but this one's default route is on ${nic:-no interface}: give the machines the same NIC name (netplan match: macaddress + set-name) or set ros.multus.interface"
+  elif [ -d "$ROOT/sys/class/net/$MULTUS_NIC/wireless" ]; then
+    problem "nic: $MULTUS_NIC is a Wi-Fi interface, and macvlan (ros.discovery multus) does not work on Wi-Fi: use a wired NIC"
+  fi
+fi
+
 if ! command -v curl >/dev/null 2>&1; then
   problem "curl: not installed; the k3s installer is fetched with it: apt-get install curl"
 fi
@@ -61,5 +71,4 @@ if [ "${#problems[@]}" -gt 0 ]; then
   exit 1
 fi
 
-nic=$(ip -o route show default 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }' || true)
 echo "preflight ok: $NODE_NAME arch=$arch nic=${nic:-unknown}"

@@ -3,8 +3,10 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
+import { MULTUS_CHART, macvlanConfig, multusValues } from "./multus";
 import {
   DISCOVERY_NAME,
+  MULTUS_NETWORK,
   DISCOVERY_PORT,
   NAMESPACE,
   ROS_RESOURCES,
@@ -19,8 +21,8 @@ export interface RosWorkloadsArgs {
   readonly ros: LabSettings["ros"];
   /** The ros_demo reference (by digest) every ROS container runs. */
   readonly image: pulumi.Input<string>;
-  /** Discovery infrastructure created outside this component (Multus), awaited first. */
-  readonly after?: readonly pulumi.Resource[];
+  /** `k3s.version`: where k3s keeps CNI plugins (for Multus). */
+  readonly k3sVersion: string;
 }
 
 /** The lab's ROS 2 workloads (`rosfleet:ros:Workloads`). */
@@ -46,8 +48,12 @@ export class RosWorkloads extends pulumi.ComponentResource {
       .apply((image) => ({ image, domainId: ros.domainId, discovery: ros.discovery }));
 
     this.discovery =
-      ros.discovery === "discovery-server" ? this.discoveryServer(name, ns, args.image) : [];
-    const after = [...(args.after ?? []), ...this.discovery];
+      ros.discovery === "discovery-server"
+        ? this.discoveryServer(name, ns, args.image)
+        : ros.discovery === "multus"
+          ? this.multus(name, ns, ros.multus, args.k3sVersion)
+          : [];
+    const after = [...this.discovery];
 
     this.workloads = ros.workloads.map((w) => {
       const labels = workloadLabels(w.name);
@@ -75,6 +81,47 @@ export class RosWorkloads extends pulumi.ComponentResource {
           );
     });
     this.registerOutputs({});
+  }
+
+  /** Multus + whereabouts (unless already installed) and the macvlan attachment. */
+  private multus(
+    name: string,
+    ns: pulumi.Output<string>,
+    multus: LabSettings["ros"]["multus"],
+    k3sVersion: string,
+  ): pulumi.Resource[] {
+    if (multus.range === undefined)
+      throw new Error("ros.multus.range is validated with the config");
+    const install = multus.install
+      ? [
+          new k8s.apiextensions.CustomResource(
+            `${name}-multus`,
+            {
+              apiVersion: "helm.cattle.io/v1",
+              kind: "HelmChart",
+              metadata: { name: "multus", namespace: "kube-system" },
+              spec: {
+                ...MULTUS_CHART,
+                targetNamespace: "kube-system",
+                valuesContent: multusValues(k3sVersion),
+              },
+            },
+            { parent: this },
+          ),
+        ]
+      : [];
+    const attachment = new k8s.apiextensions.CustomResource(
+      `${name}-macvlan`,
+      {
+        apiVersion: "k8s.cni.cncf.io/v1",
+        kind: "NetworkAttachmentDefinition",
+        metadata: { name: MULTUS_NETWORK, namespace: ns },
+        spec: { config: macvlanConfig(multus.interface, multus.range) },
+      },
+      // The CRD comes with the chart: the provider retries until it is there.
+      { parent: this, dependsOn: install },
+    );
+    return [...install, attachment];
   }
 
   /** The Fast DDS discovery server: a Deployment and its ClusterIP Service (UDP 11811). */
