@@ -6,29 +6,12 @@ import {
   rewriteKubeconfig,
   serverUrl,
 } from "../components/k3s/render";
-import { Machine } from "../components/config";
 import { FAKE_K3S_YAML, FAKE_TOKEN, ProgramRun, Registration, runProgram } from "./helpers/program";
 import { readStackConfig } from "./helpers/stack";
+import { machine } from "./helpers/machine";
 
 const REMOTE = "command:remote:Command";
 const LOCAL = "command:local:Command";
-
-const machine = (over: Partial<Machine>): Machine => ({
-  name: "laptop",
-  host: "192.168.1.21",
-  local: false,
-  role: "server",
-  kind: "laptop",
-  arch: "amd64",
-  user: "ubuntu",
-  port: 22,
-  hostKey: undefined,
-  labels: {},
-  taints: [],
-  docker: false,
-  cordon: false,
-  ...over,
-});
 
 /** Steps of the machine and k3s stages (the delivery check's step is tested in ros.test.ts). */
 const k3sSteps = (run: ProgramRun, type: string): string[] =>

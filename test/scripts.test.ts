@@ -6,7 +6,6 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Machine } from "../components/config";
 import { renderK3sConfig } from "../components/k3s/render";
 import {
   installScript,
@@ -17,26 +16,12 @@ import {
 } from "../components/k3s/scripts";
 import { preflightScript } from "../components/machine/machine";
 import { commandLine } from "../components/shell";
+import { Machine } from "../components/config";
+import { machine } from "./helpers/machine";
 
 const FAKES = path.join(__dirname, "fakes");
 const TOKEN = "K10aaaabbbbccccdddd::server:never-print-me";
 
-const machine = (over: Partial<Machine>): Machine => ({
-  name: "laptop",
-  host: "192.168.1.21",
-  local: false,
-  role: "server",
-  kind: "laptop",
-  arch: "amd64",
-  user: "lab",
-  port: 22,
-  hostKey: undefined,
-  labels: {},
-  taints: [],
-  docker: false,
-  cordon: false,
-  ...over,
-});
 const server = machine({});
 const pi = machine({
   name: "clover1",
