@@ -30,13 +30,22 @@ export function readScript(file: string): string {
   return body;
 }
 
-/** The script text with its parameters assigned first. Variable names must be shell names. */
-export function renderScript(file: string, params: ScriptParams): string {
+/**
+ * The script text with its parameters assigned first, then the function files it uses
+ * (`libs`). Variable names must be shell names.
+ */
+export function renderScript(
+  file: string,
+  params: ScriptParams,
+  libs: readonly string[] = [],
+): string {
   const assignments = Object.entries(params).map(([name, value]) => {
     if (!/^[A-Z_][A-Z0-9_]*$/.test(name)) throw new Error(`bad script parameter name ${name}`);
     return `${name}=${shellQuote(String(value))}`;
   });
-  return ["set -euo pipefail", ...assignments, readScript(file)].join("\n");
+  return ["set -euo pipefail", ...assignments, ...libs.map(readScript), readScript(file)].join(
+    "\n",
+  );
 }
 
 /**

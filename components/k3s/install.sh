@@ -81,13 +81,7 @@ fi
 
 if [ "$ROLE" = server ]; then
   # Readiness gate: the next server is upgraded only when this one is back (HA keeps quorum).
-  deadline=$((SECONDS + WAIT_SECONDS))
-  until [ "$(k3s kubectl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)" = True ]; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "k3s server $NODE_NAME is not Ready after ${WAIT_SECONDS}s: see journalctl -u k3s on it" >&2
-      exit 1
-    fi
-    sleep 2
-  done
+  wait_node_ready "$NODE_NAME" "$WAIT_SECONDS" \
+    "k3s server $NODE_NAME is not Ready after ${WAIT_SECONDS}s: see journalctl -u k3s on it"
   echo "node $NODE_NAME is Ready"
 fi

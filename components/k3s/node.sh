@@ -13,14 +13,8 @@
 kubectl() { k3s kubectl "$@"; }
 node="node/$NODE_NAME"
 
-deadline=$((SECONDS + WAIT_SECONDS))
-until [ "$(kubectl get "$node" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)" = True ]; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "node $NODE_NAME did not register as Ready within ${WAIT_SECONDS}s: on it, see journalctl -u k3s-agent (can it reach the server on 6443/tcp?)" >&2
-    exit 1
-  fi
-  sleep 2
-done
+wait_node_ready "$NODE_NAME" "$WAIT_SECONDS" \
+  "node $NODE_NAME did not register as Ready within ${WAIT_SECONDS}s: on it, see journalctl -u k3s-agent (can it reach the server on 6443/tcp?)"
 
 annotation() {
   kubectl get "$node" -o "jsonpath={.metadata.annotations.rosfleet\\.dev/$1}" 2>/dev/null || true

@@ -11,6 +11,8 @@ export const READY_SECONDS = 300;
 export const DRAIN_SECONDS = 120;
 
 const script = (file: string) => path.join(__dirname, file);
+/** Shell functions install.sh and node.sh share. */
+const LIB = [script("lib.sh")];
 
 export interface InstallScriptArgs {
   readonly machine: Machine;
@@ -22,17 +24,21 @@ export interface InstallScriptArgs {
 }
 
 export function installScript(args: InstallScriptArgs): string {
-  return renderScript(script("install.sh"), {
-    NODE_NAME: args.machine.name,
-    ROLE: args.machine.role,
-    K3S_VERSION: args.version,
-    CONFIG_YAML: args.configYaml,
-    READ_TOKEN: args.joinHost !== undefined,
-    JOIN_HOST: args.joinHost ?? "",
-    INSTALL_URL,
-    WAIT_SECONDS: READY_SECONDS,
-    ROOT: "",
-  });
+  return renderScript(
+    script("install.sh"),
+    {
+      NODE_NAME: args.machine.name,
+      ROLE: args.machine.role,
+      K3S_VERSION: args.version,
+      CONFIG_YAML: args.configYaml,
+      READ_TOKEN: args.joinHost !== undefined,
+      JOIN_HOST: args.joinHost ?? "",
+      INSTALL_URL,
+      WAIT_SECONDS: READY_SECONDS,
+      ROOT: "",
+    },
+    LIB,
+  );
 }
 
 export function uninstallScript(machine: Machine): string {
@@ -45,15 +51,19 @@ export function uninstallScript(machine: Machine): string {
 
 /** Reconciles labels, taints and cordon of `machine`'s node; run on the first server. */
 export function nodeScript(machine: Machine): string {
-  return renderScript(script("node.sh"), {
-    NODE_NAME: machine.name,
-    LABELS: Object.entries(machine.labels)
-      .map(([k, v]) => `${k}=${v}`)
-      .join("\n"),
-    TAINTS: machine.taints.join("\n"),
-    CORDON: machine.cordon,
-    WAIT_SECONDS: READY_SECONDS,
-  });
+  return renderScript(
+    script("node.sh"),
+    {
+      NODE_NAME: machine.name,
+      LABELS: Object.entries(machine.labels)
+        .map(([k, v]) => `${k}=${v}`)
+        .join("\n"),
+      TAINTS: machine.taints.join("\n"),
+      CORDON: machine.cordon,
+      WAIT_SECONDS: READY_SECONDS,
+    },
+    LIB,
+  );
 }
 
 /** Drains and deletes `machine`'s node; run on the first server when the agent goes. */
