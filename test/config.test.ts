@@ -252,9 +252,9 @@ describe("config: workloads", () => {
       [
         'ros.workloads[4].kind: expected pod | deployment, got "job"',
         "ros.workloads[4].containers: must list at least one container",
+        'ros.workloads[2].name: "b" is already used by ros.workloads[1]',
         "ros.workloads[0].arch: no machine of the lab is arm64: nothing could run it",
         'ros.workloads[1].node: no machine is named "clover1"',
-        'ros.workloads[2].name: "b" is already used by ros.workloads[1]',
         'ros.workloads[2].node: "vm1" is cordoned: nothing can be scheduled there',
         "ros.workloads[3].replicas: only a kind: deployment has replicas",
         'ros.workloads[3].containers: "talker" is listed twice: one container per role',

@@ -55,28 +55,33 @@ function machineViews(raw: Dict): MachineView[] {
   });
 }
 
+/** Where a list entry keeps one value: `entry` is the entry's path, e.g. `machines[2]`. */
+interface Use {
+  readonly entry: string;
+  readonly key: string;
+  readonly value: string | undefined;
+}
+
 /** Reports each value that an earlier entry already used, naming that entry. */
-function duplicates(
-  views: readonly MachineView[],
-  field: "name" | "host",
-  normalise: (v: string) => string,
-): Problem[] {
+function duplicates(uses: readonly Use[], normalise: (v: string) => string = (v) => v): Problem[] {
   const firstSeen = new Map<string, string>();
   const problems: Problem[] = [];
-  for (const v of views) {
-    const value = v[field];
-    if (value === undefined) continue;
-    const key = normalise(value);
-    const earlier = firstSeen.get(key);
-    if (earlier === undefined) firstSeen.set(key, v.path);
+  for (const use of uses) {
+    if (use.value === undefined) continue;
+    const seen = normalise(use.value);
+    const earlier = firstSeen.get(seen);
+    if (earlier === undefined) firstSeen.set(seen, use.entry);
     else
       problems.push({
-        path: `${v.path}.${field}`,
-        message: `${JSON.stringify(value)} is already used by ${earlier}`,
+        path: `${use.entry}.${use.key}`,
+        message: `${JSON.stringify(use.value)} is already used by ${earlier}`,
       });
   }
   return problems;
 }
+
+const uses = (views: readonly MachineView[], key: "name" | "host"): Use[] =>
+  views.map((v) => ({ entry: v.path, key, value: v[key] }));
 
 function serverCount(views: readonly MachineView[], list: unknown): Problem[] {
   if (!Array.isArray(list)) return [];
@@ -200,21 +205,15 @@ function multusRules(raw: Dict): Problem[] {
 function workloadRules(raw: Dict, views: readonly MachineView[]): Problem[] {
   const list = dict(raw, "ros")?.["workloads"];
   if (!Array.isArray(list)) return [];
-  const problems: Problem[] = [];
-  const names = new Map<string, number>();
+  const workloads = list.map((w: unknown, i) => ({
+    entry: `ros.workloads[${i}]`,
+    key: "name",
+    value: isDict(w) ? str(w, "name") : undefined,
+  }));
+  const problems: Problem[] = duplicates(workloads);
   list.forEach((w: unknown, i) => {
     if (!isDict(w)) return;
     const path = `ros.workloads[${i}]`;
-    const name = str(w, "name");
-    if (name !== undefined) {
-      const earlier = names.get(name);
-      if (earlier !== undefined)
-        problems.push({
-          path: `${path}.name`,
-          message: `${JSON.stringify(name)} is already used by ros.workloads[${earlier}]`,
-        });
-      else names.set(name, i);
-    }
     const arch = str(w, "arch");
     if (
       arch !== undefined &&
@@ -262,8 +261,10 @@ export function crossChecks(raw: Dict): Problem[] {
   const views = machineViews(raw);
   return [
     ...serverCount(views, raw["machines"]),
-    ...duplicates(views, "name", (n) => n),
-    ...duplicates(views, "host", (h) => (isLocalHost(h) ? "localhost" : h.trim().toLowerCase())),
+    ...duplicates(uses(views, "name")),
+    ...duplicates(uses(views, "host"), (h) =>
+      isLocalHost(h) ? "localhost" : h.trim().toLowerCase(),
+    ),
     ...machineRules(views, raw),
     ...imageRules(raw, views),
     ...workloadRules(raw, views),
