@@ -12,10 +12,13 @@ import { RosWorkloads } from "./components/ros/workloads";
 const lab = readLabConfig();
 
 // Stage 2 — machine: how to reach each machine, and its preflight.
-const multusInterface = lab.ros.discovery === "multus" ? lab.ros.multus.interface : undefined;
+const preflight = {
+  multusInterface: lab.ros.discovery === "multus" ? lab.ros.multus.interface : undefined,
+  airgapped: lab.k3s.airgap !== undefined,
+};
 const machines = lab.machines.map(
   (machine) =>
-    new LabMachine(machine.name, { machine, sshPrivateKey: lab.sshPrivateKey, multusInterface }),
+    new LabMachine(machine.name, { machine, sshPrivateKey: lab.sshPrivateKey, ...preflight }),
 );
 
 // Stage 3 — k3s: servers, then agents in parallel; token and kubeconfig as secrets.

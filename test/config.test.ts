@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { LabSettings, Problem, formatProblems, parseLab } from "../components/config";
+import { LabSettings, ParseEnv, Problem, formatProblems, parseLab } from "../components/config";
 import { configValues, exampleStacks, readStackConfig } from "./helpers/stack";
 
 const server = { name: "laptop", host: "192.168.1.21", role: "server" };
@@ -16,8 +16,8 @@ function settings(config: Record<string, unknown>): LabSettings {
   return result.settings;
 }
 
-function problems(config: Record<string, unknown>, isSecret?: (k: string) => boolean): string[] {
-  const result = parseLab(configValues(config), isSecret);
+function problems(config: Record<string, unknown>, env?: Partial<ParseEnv>): string[] {
+  const result = parseLab(configValues(config), env);
   assert.equal(result.ok, false, "expected the configuration to be rejected");
   return (result as { problems: readonly Problem[] }).problems.map(
     (p) => `${p.path}: ${p.message}`,
@@ -76,7 +76,12 @@ describe("config: defaults", () => {
       docker: false,
       cordon: false,
     });
-    assert.deepEqual(lab.k3s, { version: "v1.33.5+k3s1", serverArgs: [], agentArgs: [] });
+    assert.deepEqual(lab.k3s, {
+      version: "v1.33.5+k3s1",
+      serverArgs: [],
+      agentArgs: [],
+      airgap: undefined,
+    });
     assert.deepEqual(lab.image, {
       repository: "docker.io/lab/ros_demo",
       build: true,
@@ -296,6 +301,49 @@ describe("config: multus", () => {
   });
 });
 
+describe("config: k3s.airgap", () => {
+  const pi = { name: "pi1", host: "10.0.0.2", role: "agent", kind: "pi" };
+  const onDisk = new Set(["airgap/install.sh", "airgap/k3s", "airgap/k3s-arm64"]);
+  const isFile = (f: string) => onDisk.has(f);
+
+  it("takes the installer and a binary per arch of the lab", () => {
+    const airgap = {
+      installScript: "airgap/install.sh",
+      binaries: { amd64: "airgap/k3s", arm64: "airgap/k3s-arm64" },
+    };
+    const result = parseLab(
+      configValues({ ...withMachines(server, pi), k3s: { version: "v1.33.5+k3s1", airgap } }),
+      { isFile },
+    );
+    assert.ok(result.ok);
+    assert.deepEqual(result.settings.k3s.airgap, { ...airgap, images: {} });
+  });
+
+  it("names missing files and the arch a machine needs a binary for", () => {
+    assert.deepEqual(
+      problems(
+        {
+          ...withMachines(server, pi),
+          k3s: {
+            version: "v1.33.5+k3s1",
+            airgap: {
+              installScript: "airgap/install.sh",
+              binaries: { amd64: "airgap/k3s.gz" },
+              images: { amd64: "x.tar.zst" },
+            },
+          },
+        },
+        { isFile },
+      ),
+      [
+        'k3s.airgap.binaries.amd64: no file at "airgap/k3s.gz" (paths are relative to the project directory)',
+        'k3s.airgap.images.amd64: no file at "x.tar.zst" (paths are relative to the project directory)',
+        "k3s.airgap.binaries.arm64: required: machines[1] (pi1) is arm64 (the k3s release asset k3s-arm64)",
+      ],
+    );
+  });
+});
+
 describe("config: validation", () => {
   it("requires machines and k3s.version", () => {
     assert.deepEqual(problems({ image: base.image }), [
@@ -466,7 +514,10 @@ describe("config: validation", () => {
 
   it("wants registry credentials in pairs and secrets stored encrypted", () => {
     assert.deepEqual(
-      problems({ ...base, registryPassword: "hunter2", sshPrivateKey: "not a key" }, () => false),
+      problems(
+        { ...base, registryPassword: "hunter2", sshPrivateKey: "not a key" },
+        { isSecret: () => false },
+      ),
       [
         "registryUsername: registryUsername and registryPassword go together (set the password with pulumi config set --secret registryPassword)",
         "sshPrivateKey: expected a PEM or OpenSSH private key (pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519)",

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { parse } from "yaml";
 import {
   flagsToConfig,
@@ -370,6 +373,89 @@ describe("k3s: bad configuration stops the program before any resource", () => {
         );
         return true;
       },
+    );
+  });
+});
+
+describe("k3s: air-gapped install (k3s.airgap)", () => {
+  const COPY = "command:remote:CopyToRemote";
+  // Files as a lab keeps them on the laptop (the content stands in for the real assets).
+  const laptop = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-airgap-"));
+  const file = (name: string, content: string) => {
+    fs.writeFileSync(path.join(laptop, name), content);
+    return path.join(laptop, name);
+  };
+  const airgap = {
+    installScript: file("install.sh", "#!/bin/sh\n"),
+    binaries: { amd64: file("k3s", "amd64"), arm64: file("k3s-arm64", "arm64") },
+    images: { arm64: file("k3s-airgap-images-arm64.tar.zst", "images") },
+  };
+  let run: ProgramRun;
+  before(async () => {
+    run = await runProgram(
+      clover((c) => ((c["k3s"] as Record<string, unknown>)["airgap"] = airgap)),
+    );
+  });
+
+  it("copies the installer and the machine's arch binary (and images) to each machine", () => {
+    const copies = run.resources
+      .filter((r) => r.type === COPY)
+      .map((r) => [r.name, host(r), r.inputs["remotePath"]]);
+    assert.deepEqual(copies, [
+      ["laptop-airgap-installer", "192.168.1.21", "rosfleet-k3s-install.sh"],
+      ["laptop-airgap-binary", "192.168.1.21", "rosfleet-k3s"],
+      ["clover1-airgap-installer", "192.168.1.31", "rosfleet-k3s-install.sh"],
+      ["clover1-airgap-binary", "192.168.1.31", "rosfleet-k3s"],
+      ["clover1-airgap-images", "192.168.1.31", "rosfleet-k3s-airgap-images-arm64.tar.zst"],
+      ["vm1-airgap-installer", "192.168.1.41", "rosfleet-k3s-install.sh"],
+      ["vm1-airgap-binary", "192.168.1.41", "rosfleet-k3s"],
+    ]);
+  });
+
+  it("installs from the copies, after them and after every preflight", () => {
+    const join = run.get(REMOTE, "clover1-join");
+    assert.match(create(join), /AIRGAP_BINARY='\\''rosfleet-k3s'\\''/);
+    assert.match(
+      create(join),
+      /AIRGAP_IMAGES='\\''rosfleet-k3s-airgap-images-arm64\.tar\.zst'\\''/,
+    );
+    assert.ok(run.dependsOn(join, run.get(COPY, "clover1-airgap-binary")));
+    assert.ok(
+      run.dependsOn(run.get(COPY, "laptop-airgap-binary"), run.get(REMOTE, "clover1-preflight")),
+    );
+    assert.match(
+      String(join.inputs["delete"]),
+      /AIRGAP_FILES='\\''rosfleet-k3s-install\.sh rosfleet-k3s rosfleet-k3s-airgap-images-arm64\.tar\.zst'\\''/,
+    );
+    assert.match(create(run.get(REMOTE, "vm1-preflight")), /NEED_CURL='\\''false'\\''/);
+  });
+
+  it("makes a new binary a visible change of the install that uses it", async () => {
+    // (Its copy changes too: the engine compares the file asset's hash, which mocks do not see.)
+    fs.writeFileSync(airgap.binaries.arm64, "arm64, rebuilt");
+    const after = await runProgram(
+      clover((c) => ((c["k3s"] as Record<string, unknown>)["airgap"] = airgap)),
+    );
+    const changed = after.resources
+      .filter(
+        (r) =>
+          JSON.stringify(
+            run.resources.find((x) => x.type === r.type && x.name === r.name)?.inputs,
+          ) !== JSON.stringify(r.inputs),
+      )
+      .map((r) => r.name);
+    assert.deepEqual(changed, ["clover1-join"]);
+  });
+
+  it("reads the files in place on a local machine", async () => {
+    const dev = await runProgram({
+      ...readStackConfig("dev"),
+      k3s: { version: "v1.33.5+k3s1", airgap },
+    });
+    assert.deepEqual(dev.names(COPY), []);
+    assert.match(
+      create(dev.get(LOCAL, "devbox-install")),
+      new RegExp(`AIRGAP_BINARY='\\\\''${airgap.binaries.amd64}'\\\\''`),
     );
   });
 });

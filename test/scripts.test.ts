@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { AirgapPlan, airgapPlan } from "../components/k3s/airgap";
 import { renderK3sConfig } from "../components/k3s/render";
 import {
   installScript,
@@ -118,14 +119,17 @@ describe("scripts: preflight", () => {
 
   it("with multus, wants the same wired NIC on every machine", () => {
     const m = new FakeMachine(); // test/fakes/ip: the default route is on eth0
-    assert.equal(m.run(preflightScript(server, "eth0"), { asRoot: false }).status, 0);
+    assert.equal(
+      m.run(preflightScript(server, { multusInterface: "eth0" }), { asRoot: false }).status,
+      0,
+    );
     assert.match(
-      m.run(preflightScript(server, "enp7s0"), { asRoot: false }).stderr,
+      m.run(preflightScript(server, { multusInterface: "enp7s0" }), { asRoot: false }).stderr,
       / {2}- nic: ros\.discovery multus attaches pods to enp7s0 on every machine, but this one's default route is on eth0: give the machines the same NIC name \(netplan match: macaddress \+ set-name\) or set ros\.multus\.interface\n/,
     );
     fs.mkdirSync(m.file("sys/class/net/eth0/wireless"), { recursive: true });
     assert.match(
-      m.run(preflightScript(server, "eth0"), { asRoot: false }).stderr,
+      m.run(preflightScript(server, { multusInterface: "eth0" }), { asRoot: false }).stderr,
       / {2}- nic: eth0 is a Wi-Fi interface, and macvlan \(ros\.discovery multus\) does not work on Wi-Fi: use a wired NIC\n/,
     );
   });
@@ -334,5 +338,98 @@ describe("scripts: reading secrets back", () => {
     const r = m.run(readFileScript(m.file("token")));
     assert.equal(r.stdout, TOKEN);
     assert.deepEqual(r.calls, [`sudo -n bash -c set -euo pipefail\\ncat '${m.file("token")}'`]);
+  });
+});
+
+describe("scripts: air-gapped install", () => {
+  /** A machine whose SSH user's home holds what k3s.airgap copied there. */
+  function airgapped(binaryVersion = "v1.33.5+k3s1"): { m: FakeMachine; plan: AirgapPlan } {
+    const m = new FakeMachine();
+    const laptop = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-laptop-"));
+    const files = {
+      installScript: path.join(laptop, "install.sh"),
+      binary: path.join(laptop, "k3s"),
+      images: path.join(laptop, "k3s-airgap-images-amd64.tar.zst"),
+    };
+    fs.copyFileSync(path.join(FAKES, "k3s-installer.sh"), files.installScript);
+    // Stands for the k3s binary: it only tells its version.
+    fs.writeFileSync(files.binary, `#!/bin/sh\necho "k3s version ${binaryVersion} (fake)"\n`);
+    fs.writeFileSync(files.images, "images");
+    const airgap = {
+      installScript: files.installScript,
+      binaries: { amd64: files.binary },
+      images: { amd64: files.images },
+    };
+    const plan = airgapPlan(airgap, server);
+    assert.ok(plan !== undefined);
+    // What CopyToRemote does: the files land in the SSH user's home.
+    fs.mkdirSync(m.file("home/lab"), { recursive: true });
+    for (const f of plan.copies) fs.copyFileSync(f.local, m.file(`home/lab/${f.remote}`));
+    return { m, plan };
+  }
+  const airgapInstall = (plan: AirgapPlan) =>
+    installScript({
+      machine: server,
+      version: "v1.33.5+k3s1",
+      configYaml: renderK3sConfig({
+        machine: server,
+        joinHost: undefined,
+        clusterInit: false,
+        extraArgs: [],
+      }),
+      joinHost: undefined,
+      airgap: plan.params,
+    });
+
+  it("installs the copied binary and images, then runs the copied installer without download", () => {
+    const { m, plan } = airgapped();
+    const r = m.run(airgapInstall(plan));
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(!r.calls.some((c) => c.startsWith("curl")), "nothing downloaded");
+    assert.ok(
+      r.calls.includes(
+        "installer server INSTALL_K3S_VERSION=v1.33.5+k3s1 INSTALL_K3S_SKIP_DOWNLOAD=true",
+      ),
+    );
+    const k3s = m.file("usr/local/bin/k3s");
+    assert.equal((fs.statSync(k3s).mode & 0o777).toString(8), "755");
+    assert.match(fs.readFileSync(k3s, "utf8"), /k3s version v1\.33\.5\+k3s1/);
+    assert.equal(
+      fs.readFileSync(
+        m.file("var/lib/rancher/k3s/agent/images/rosfleet-k3s-airgap-images-amd64.tar.zst"),
+        "utf8",
+      ),
+      "images",
+    );
+  });
+
+  it("is a no-op the second time, and reinstalls when the binary changed", () => {
+    const { m, plan } = airgapped();
+    m.run(airgapInstall(plan));
+    const again = m.run(airgapInstall(plan));
+    assert.equal(again.calls.filter((c) => c.startsWith("installer")).length, 0);
+    fs.appendFileSync(m.file("home/lab/rosfleet-k3s"), "# rebuilt\n");
+    const changed = m.run(airgapInstall(plan));
+    assert.equal(changed.calls.filter((c) => c.startsWith("installer")).length, 1);
+  });
+
+  it("refuses a binary of another release, before installing anything", () => {
+    const { m, plan } = airgapped("v1.32.1+k3s1");
+    const r = m.run(airgapInstall(plan));
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      /the air-gap k3s binary for laptop is v1\.32\.1\+k3s1, but k3s\.version is v1\.33\.5\+k3s1/,
+    );
+    assert.equal(fs.existsSync(m.file("usr/local/bin/k3s")), false);
+    assert.equal(fs.existsSync(m.file("etc/rancher/k3s")), false);
+  });
+
+  it("removes the copied files with k3s", () => {
+    const { m, plan } = airgapped();
+    m.run(airgapInstall(plan));
+    const r = m.run(uninstallScript(server, plan));
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(fs.readdirSync(m.file("home/lab")), []);
   });
 });

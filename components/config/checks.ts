@@ -256,8 +256,49 @@ function workloadRules(raw: Dict, views: readonly MachineView[]): Problem[] {
   return problems;
 }
 
+function airgapRules(
+  raw: Dict,
+  views: readonly MachineView[],
+  isFile: (p: string) => boolean,
+): Problem[] {
+  const airgap = dict(dict(raw, "k3s"), "airgap");
+  if (airgap === undefined) return [];
+  const problems: Problem[] = [];
+  const files: [string, string | undefined][] = [
+    ["k3s.airgap.installScript", str(airgap, "installScript")],
+    ...(["binaries", "images"] as const).flatMap((group) =>
+      ARCHES.map((arch): [string, string | undefined] => [
+        `k3s.airgap.${group}.${arch}`,
+        str(dict(airgap, group), arch),
+      ]),
+    ),
+  ];
+  for (const [key, file] of files)
+    if (file !== undefined && !isFile(file))
+      problems.push({
+        path: key,
+        message: `no file at ${JSON.stringify(file)} (paths are relative to the project directory)`,
+      });
+  const binaries = dict(airgap, "binaries");
+  for (const arch of ARCHES) {
+    const user = views.find((v) => v.arch === arch);
+    if (user !== undefined && str(binaries, arch) === undefined)
+      problems.push({
+        path: `k3s.airgap.binaries.${arch}`,
+        message: `required: ${user.path}${user.name === undefined ? "" : ` (${user.name})`} is ${arch} (the k3s release asset ${arch === "arm64" ? "k3s-arm64" : "k3s"})`,
+      });
+  }
+  return problems;
+}
+
+/** What the cross-key rules may look at besides the configuration. */
+export interface CheckEnv {
+  /** Whether a path (relative to the project directory) is a readable file. */
+  readonly isFile: (path: string) => boolean;
+}
+
 /** Every cross-key rule of the contract, over the raw (not yet validated) configuration. */
-export function crossChecks(raw: Dict): Problem[] {
+export function crossChecks(raw: Dict, env: CheckEnv): Problem[] {
   const views = machineViews(raw);
   return [
     ...serverCount(views, raw["machines"]),
@@ -269,6 +310,7 @@ export function crossChecks(raw: Dict): Problem[] {
     ...imageRules(raw, views),
     ...workloadRules(raw, views),
     ...multusRules(raw),
+    ...airgapRules(raw, views, env.isFile),
     ...secretRules(raw),
   ];
 }

@@ -1,5 +1,6 @@
 // The config stage: read the `rosfleet:` namespace, validate it whole, apply defaults, and hand
 // the rest of the program one typed `LabConfig`. Nothing is declared before this succeeds.
+import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import * as pulumiRuntimeConfig from "@pulumi/pulumi/runtime/config";
 import { z } from "zod";
@@ -48,6 +49,13 @@ export interface Machine {
   readonly cordon: boolean;
 }
 
+/** `k3s.airgap`: the installer, and per arch the binary and (optionally) images tarball. */
+export interface Airgap {
+  readonly installScript: string;
+  readonly binaries: Readonly<Partial<Record<Arch, string>>>;
+  readonly images: Readonly<Partial<Record<Arch, string>>>;
+}
+
 /** Everything in the stack configuration but the secret values. */
 export interface LabSettings {
   readonly machines: readonly Machine[];
@@ -55,6 +63,8 @@ export interface LabSettings {
     readonly version: string;
     readonly serverArgs: readonly string[];
     readonly agentArgs: readonly string[];
+    /** Files to install k3s from instead of downloading it (paths on the laptop). */
+    readonly airgap: Airgap | undefined;
   };
   readonly image: {
     /** Where the image is pushed; with `build: false`, the image deployed (tag/digest allowed). */
@@ -191,7 +201,7 @@ function applyDefaults(lab: z.output<typeof labSchema>): LabSettings {
       docker: m.docker,
       cordon: m.cordon,
     })),
-    k3s: lab.k3s,
+    k3s: { ...lab.k3s, airgap: lab.k3s.airgap },
     // crossChecks guarantees a repository; the fallback only satisfies the type.
     image: { ...lab.image, builder: lab.image.builder, repository: lab.image.repository ?? "" },
     registryUsername: lab.registryUsername,
@@ -206,6 +216,17 @@ function applyDefaults(lab: z.output<typeof labSchema>): LabSettings {
     deliveryCheck: lab.deliveryCheck,
   };
 }
+
+/** What parsing may ask of the world: which keys Pulumi decrypted, which files exist. */
+export interface ParseEnv {
+  readonly isSecret: (key: string) => boolean;
+  readonly isFile: (path: string) => boolean;
+}
+
+const DEFAULT_ENV: ParseEnv = {
+  isSecret: () => true,
+  isFile: (file) => fs.statSync(file, { throwIfNoEntry: false })?.isFile() ?? false,
+};
 
 const SECRET_KEYS = ["sshPrivateKey", "registryPassword"] as const;
 
@@ -225,13 +246,14 @@ function plaintextSecrets(
  */
 export function parseLab(
   values: Readonly<Record<string, string>>,
-  isSecret: (key: string) => boolean = () => true,
+  env: Partial<ParseEnv> = {},
 ): ParseResult {
+  const { isSecret, isFile } = { ...DEFAULT_ENV, ...env };
   const raw = decode(values);
   const parsed = labSchema.safeParse(raw, { reportInput: true });
   const problems = [
     ...(parsed.success ? [] : parsed.error.issues.flatMap(describeIssue)),
-    ...crossChecks(raw),
+    ...crossChecks(raw, { isFile }),
     ...plaintextSecrets(values, isSecret),
   ];
   if (problems.length > 0 || !parsed.success) return { ok: false, problems };
@@ -265,7 +287,7 @@ export function readLabConfig(): LabConfig {
       .filter(([key]) => key.startsWith(prefix))
       .map(([key, value]) => [key.slice(prefix.length), value]),
   );
-  const result = parseLab(values, (key) => configKeyIsSecret(`${prefix}${key}`));
+  const result = parseLab(values, { isSecret: (key) => configKeyIsSecret(`${prefix}${key}`) });
   if (!result.ok) throw new ConfigError(result.problems);
   const config = new pulumi.Config(NAMESPACE);
   return {

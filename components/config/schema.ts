@@ -82,6 +82,20 @@ export const sshSchema = z.strictObject({ user: nonEmpty.optional() }).default({
 
 const k3sFlag = matching(/^--[a-z0-9][a-z0-9-]*(=.*)?$/, "a k3s flag such as --disable=traefik");
 
+const perArch = z
+  .strictObject({ amd64: nonEmpty.optional(), arm64: nonEmpty.optional() })
+  .default({});
+
+/** Files on the laptop for labs whose machines cannot download k3s. */
+export const airgapSchema = z.strictObject({
+  /** k3s's install.sh (get.k3s.io), run with INSTALL_K3S_SKIP_DOWNLOAD=true. */
+  installScript: nonEmpty,
+  /** The k3s binary of each arch the lab has (release assets `k3s`, `k3s-arm64`). */
+  binaries: perArch,
+  /** Optional images tarballs (`k3s-airgap-images-<arch>.tar.zst`). */
+  images: perArch,
+});
+
 // A missing `k3s` block is reported as a missing `k3s.version`, the key the user must add.
 export const k3sSchema = z.preprocess(
   (v) => v ?? {},
@@ -89,6 +103,7 @@ export const k3sSchema = z.preprocess(
     version: matching(K3S_RELEASE_TAG, "a k3s release tag such as v1.33.5+k3s1"),
     serverArgs: z.array(k3sFlag).default([]),
     agentArgs: z.array(k3sFlag).default([]),
+    airgap: airgapSchema.optional(),
   }),
 );
 

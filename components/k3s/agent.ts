@@ -3,6 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
 import { Step, Target, step } from "../machine/step";
+import { airgapPlan, copyAirgapFiles } from "./airgap";
 import { renderK3sConfig } from "./render";
 import { installScript, nodeScript, removeNodeScript, uninstallScript } from "./scripts";
 
@@ -13,7 +14,7 @@ export interface K3sAgentArgs {
   readonly primary: Target;
   /** The cluster join token (secret). */
   readonly token: pulumi.Input<string>;
-  /** `k3s.version` and `k3s.agentArgs`. */
+  /** `k3s.version`, `k3s.agentArgs` and `k3s.airgap`. */
   readonly k3s: LabSettings["k3s"];
   /** Joined only after these: the servers (so upgrades do servers first) and preflights. */
   readonly after: readonly pulumi.Resource[];
@@ -34,6 +35,11 @@ export class K3sAgent extends pulumi.ComponentResource {
       clusterInit: false,
       extraArgs: args.k3s.agentArgs,
     });
+    const airgap = airgapPlan(args.k3s.airgap, machine);
+    const copies = copyAirgapFiles(name, args.target, airgap, {
+      parent: this,
+      dependsOn: [...args.after],
+    });
     this.join = step(
       `${name}-join`,
       args.target,
@@ -43,12 +49,13 @@ export class K3sAgent extends pulumi.ComponentResource {
           version: args.k3s.version,
           configYaml,
           joinHost: args.primary.machine.host,
+          airgap: airgap?.params,
         }),
-        deleteScript: uninstallScript(machine),
+        deleteScript: uninstallScript(machine, airgap),
         asRoot: true,
         stdin: args.token,
       },
-      { parent: this, dependsOn: [...args.after] },
+      { parent: this, dependsOn: [...args.after, ...copies] },
     );
     this.node = step(
       `${name}-node`,

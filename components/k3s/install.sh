@@ -9,7 +9,11 @@
 #   CONFIG_YAML   the whole /etc/rancher/k3s/config.yaml (holds no secret)
 #   READ_TOKEN    true: the cluster token arrives on stdin and goes to a 0600 file
 #   JOIN_HOST     the server to join ("" for the first server); checked reachable first
-#   INSTALL_URL   where the k3s install script is fetched from
+#   INSTALL_URL   where the k3s install script is fetched from (unless air-gapped)
+#   AIRGAP_INSTALLER, AIRGAP_BINARY, AIRGAP_IMAGES
+#                 air-gapped: the install script, k3s binary and images tarball on this
+#                 machine (names relative to the SSH user's home); "" when k3s is downloaded
+#   AIRGAP_SHA256 digest of those files as the laptop has them (a change re-runs this)
 #   WAIT_SECONDS  how long a server may take to report Ready
 #   ROOT          filesystem prefix ("" on a real machine; a temp dir in tests)
 
@@ -17,6 +21,23 @@
 if [ -n "$JOIN_HOST" ] && ! timeout 10 bash -c "exec 3<>/dev/tcp/$JOIN_HOST/6443" 2>/dev/null; then
   echo "$NODE_NAME cannot reach the k3s server at $JOIN_HOST:6443/tcp (nothing was changed here): check the server's address in the stack and open 6443/tcp on its firewall" >&2
   exit 1
+fi
+
+# Air-gapped: the copied binary must be of k3s.version; checked before anything changes here.
+airgap_path() { # names of copied files are relative to the SSH user's home
+  case "$1" in
+    /*) echo "$1" ;;
+    *) echo "$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)/$1" ;;
+  esac
+}
+if [ -n "$AIRGAP_BINARY" ]; then
+  binary=$(airgap_path "$AIRGAP_BINARY")
+  chmod 0755 "$binary"
+  found=$("$binary" --version 2>/dev/null | awk 'NR == 1 { print $3 }' || true)
+  if [ "$found" != "$K3S_VERSION" ]; then
+    echo "the air-gap k3s binary for $NODE_NAME is ${found:-not a k3s binary}, but k3s.version is $K3S_VERSION: give k3s.airgap the binaries of that release" >&2
+    exit 1
+  fi
 fi
 
 umask 077
@@ -68,10 +89,31 @@ if [ "$ROLE" = agent ]; then
   fi
 fi
 
+# Air-gapped: put the binary (and images) in place; a different binary means the installer
+# must run again, to restart k3s with it.
+reinstall=false
+place() { # place SOURCE DEST MODE: install SOURCE at DEST when they differ
+  if ! cmp -s "$1" "$2"; then
+    install -D -m "$3" "$1" "$2"
+    reinstall=true
+  fi
+}
+if [ -n "$AIRGAP_BINARY" ]; then
+  place "$binary" "$bin_dir/k3s" 0755
+  if [ -n "$AIRGAP_IMAGES" ]; then
+    images=$(airgap_path "$AIRGAP_IMAGES")
+    place "$images" "$ROOT/var/lib/rancher/k3s/agent/images/$(basename "$images")" 0644
+  fi
+fi
+
 installed=$(k3s --version 2>/dev/null | awk 'NR == 1 { print $3 }' || true)
-if [ "$installed" != "$K3S_VERSION" ] || ! systemctl cat "$service" >/dev/null 2>&1; then
+if [ "$reinstall" = true ] || [ "$installed" != "$K3S_VERSION" ] || ! systemctl cat "$service" >/dev/null 2>&1; then
   echo "installing k3s $K3S_VERSION ($ROLE) on $NODE_NAME (found: ${installed:-none})"
-  curl -sfL "$INSTALL_URL" | INSTALL_K3S_VERSION="$K3S_VERSION" sh -s - "$ROLE"
+  if [ -n "$AIRGAP_BINARY" ]; then
+    INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION="$K3S_VERSION" sh "$(airgap_path "$AIRGAP_INSTALLER")" "$ROLE"
+  else
+    curl -sfL "$INSTALL_URL" | INSTALL_K3S_VERSION="$K3S_VERSION" sh -s - "$ROLE"
+  fi
 elif [ "$changed" = true ] || ! systemctl is-active --quiet "$service"; then
   echo "restarting $service on $NODE_NAME to apply its configuration"
   systemctl restart "$service"

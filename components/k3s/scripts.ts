@@ -1,6 +1,7 @@
 // The k3s stage's scripts with their parameters: pure, so tests run exactly what is sent.
 import * as path from "node:path";
 import { Machine } from "../config";
+import { AirgapPlan } from "./airgap";
 import { renderScript, shellQuote } from "../shell";
 
 /** The official installer; it downloads the pinned release from GitHub. */
@@ -21,7 +22,16 @@ export interface InstallScriptArgs {
   readonly configYaml: string;
   /** The server to join (agents and joining servers; the token then comes on stdin). */
   readonly joinHost: string | undefined;
+  /** Air-gapped install: where the files are on the machine (`AirgapPlan.params`). */
+  readonly airgap?: AirgapPlan["params"];
 }
+
+const NO_AIRGAP: AirgapPlan["params"] = {
+  AIRGAP_INSTALLER: "",
+  AIRGAP_BINARY: "",
+  AIRGAP_IMAGES: "",
+  AIRGAP_SHA256: "",
+};
 
 export function installScript(args: InstallScriptArgs): string {
   return renderScript(
@@ -34,6 +44,7 @@ export function installScript(args: InstallScriptArgs): string {
       READ_TOKEN: args.joinHost !== undefined,
       JOIN_HOST: args.joinHost ?? "",
       INSTALL_URL,
+      ...(args.airgap ?? NO_AIRGAP),
       WAIT_SECONDS: READY_SECONDS,
       ROOT: "",
     },
@@ -41,11 +52,13 @@ export function installScript(args: InstallScriptArgs): string {
   );
 }
 
-export function uninstallScript(machine: Machine): string {
+/** Removes k3s; `airgap` lists the copied air-gap files to remove from the SSH user's home. */
+export function uninstallScript(machine: Machine, airgap?: AirgapPlan): string {
   return renderScript(script("uninstall.sh"), {
     NODE_NAME: machine.name,
     ROLE: machine.role,
     ROOT: "",
+    AIRGAP_FILES: (airgap?.copies ?? []).map((f) => f.remote).join(" "),
   });
 }
 

@@ -3,13 +3,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
 import { Step, Target, step } from "../machine/step";
+import { airgapPlan, copyAirgapFiles } from "./airgap";
 import { KUBECONFIG_FILE, SERVER_TOKEN, renderK3sConfig } from "./render";
 import { installScript, nodeScript, readFileScript, uninstallScript } from "./scripts";
 
 export interface K3sServerArgs {
   /** The machine this server runs on. */
   readonly target: Target;
-  /** `k3s.version` and `k3s.serverArgs`. */
+  /** `k3s.version`, `k3s.serverArgs` and `k3s.airgap`. */
   readonly k3s: LabSettings["k3s"];
   /** HA: the first server to join, with its token; undefined for the first server. */
   readonly join?: { readonly primary: Target; readonly token: pulumi.Input<string> };
@@ -38,6 +39,11 @@ export class K3sServer extends pulumi.ComponentResource {
       clusterInit: args.clusterInit,
       extraArgs: args.k3s.serverArgs,
     });
+    const airgap = airgapPlan(args.k3s.airgap, machine);
+    const copies = copyAirgapFiles(name, args.target, airgap, {
+      parent: this,
+      dependsOn: [...args.after],
+    });
     this.install = step(
       `${name}-install`,
       args.target,
@@ -47,12 +53,13 @@ export class K3sServer extends pulumi.ComponentResource {
           version: args.k3s.version,
           configYaml,
           joinHost: args.join?.primary.machine.host,
+          airgap: airgap?.params,
         }),
-        deleteScript: uninstallScript(machine),
+        deleteScript: uninstallScript(machine, airgap),
         asRoot: true,
         ...(args.join === undefined ? {} : { stdin: args.join.token }),
       },
-      { parent: this, dependsOn: [...args.after] },
+      { parent: this, dependsOn: [...args.after, ...copies] },
     );
     const primary = args.join?.primary ?? args.target;
     this.node = step(

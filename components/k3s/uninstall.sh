@@ -4,6 +4,7 @@
 #   NODE_NAME  Kubernetes node name
 #   ROLE       server | agent
 #   ROOT       filesystem prefix ("" on a real machine; a temp dir in tests)
+#   AIRGAP_FILES  air-gap files copied to the SSH user's home, space-separated ("" for none)
 
 script="$ROOT/usr/local/bin/k3s-uninstall.sh"
 [ "$ROLE" = agent ] && script="$ROOT/usr/local/bin/k3s-agent-uninstall.sh"
@@ -15,3 +16,7 @@ else
 fi
 # The uninstall script removes /etc/rancher/k3s; make sure the token file is gone even if not.
 rm -f "$ROOT/etc/rancher/k3s/config.yaml" "$ROOT/etc/rancher/k3s/token"
+if [ -n "$AIRGAP_FILES" ]; then
+  home=$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)
+  for file in $AIRGAP_FILES; do rm -f "$home/$file"; done
+fi

@@ -13,16 +13,25 @@ export interface LabMachineArgs {
   readonly sshPrivateKey?: pulumi.Input<string>;
   /** With `ros.discovery: multus`: the NIC every machine must route through (not Wi-Fi). */
   readonly multusInterface?: string;
+  /** k3s comes from `k3s.airgap` files: the machine needs no curl (nor internet). */
+  readonly airgapped?: boolean;
+}
+
+/** What preflight checks besides the machine itself. */
+export interface PreflightOptions {
+  readonly multusInterface?: string;
+  readonly airgapped?: boolean;
 }
 
 /** The preflight script of a machine, with its parameters. */
-export function preflightScript(machine: Machine, multusInterface?: string): string {
+export function preflightScript(machine: Machine, opts: PreflightOptions = {}): string {
   return renderScript(path.join(__dirname, "preflight.sh"), {
     NODE_NAME: machine.name,
     EXPECTED_ARCH: machine.arch,
     KIND: machine.kind,
     NEED_DOCKER: machine.docker,
-    MULTUS_NIC: multusInterface ?? "",
+    NEED_CURL: !(opts.airgapped ?? false),
+    MULTUS_NIC: opts.multusInterface ?? "",
     ROOT: "",
   });
 }
@@ -43,7 +52,7 @@ export class LabMachine extends pulumi.ComponentResource {
     this.preflight = step(
       `${name}-preflight`,
       this.target,
-      { script: preflightScript(args.machine, args.multusInterface), asRoot: false },
+      { script: preflightScript(args.machine, args), asRoot: false },
       { parent: this },
     );
     this.registerOutputs({ preflight: this.preflight.stdout });

@@ -5,6 +5,7 @@
 #   EXPECTED_ARCH  amd64 | arm64, as declared in the stack
 #   KIND           laptop | pi | vm
 #   NEED_DOCKER    true when k3s runs with --docker
+#   NEED_CURL      true unless k3s is installed from air-gap files
 #   MULTUS_NIC     with ros.discovery multus: the NIC pods' macvlan attaches to ("" otherwise)
 #   ROOT           filesystem prefix ("" on a real machine; a temp dir in tests)
 # Prints "preflight ok: <name> arch=<arch> nic=<default NIC>" on success.
@@ -61,7 +62,7 @@ if [ -n "$MULTUS_NIC" ]; then
   fi
 fi
 
-if ! command -v curl >/dev/null 2>&1; then
+if [ "$NEED_CURL" = true ] && ! command -v curl >/dev/null 2>&1; then
   problem "curl: not installed; the k3s installer is fetched with it: apt-get install curl"
 fi
 

@@ -1,7 +1,7 @@
 #!/bin/sh
-# Fake get.k3s.io installer (run as "sh -s - <server|agent>"): records its version and role,
-# "installs" the binary (version file), the service (unit + active) and the uninstall script,
-# as the real installer does.
+# Fake get.k3s.io installer (run as "sh -s - <server|agent>", or from a file when air-gapped):
+# records its version, role and INSTALL_K3S_SKIP_DOWNLOAD, and "installs" the binary (version
+# file), the service (unit + active) and the uninstall script, as the real installer does.
 role=$1
 service=k3s
 uninstall=k3s-uninstall.sh
@@ -9,7 +9,7 @@ if [ "$role" = agent ]; then
   service=k3s-agent
   uninstall=k3s-agent-uninstall.sh
 fi
-echo "installer $role INSTALL_K3S_VERSION=$INSTALL_K3S_VERSION" >>"$FAKE_LOG"
+echo "installer $role INSTALL_K3S_VERSION=$INSTALL_K3S_VERSION${INSTALL_K3S_SKIP_DOWNLOAD:+ INSTALL_K3S_SKIP_DOWNLOAD=$INSTALL_K3S_SKIP_DOWNLOAD}" >>"$FAKE_LOG"
 mkdir -p "$FAKE_STATE/units" "$FAKE_STATE/active" "$FAKE_ROOT/usr/local/bin"
 echo "$INSTALL_K3S_VERSION" >"$FAKE_STATE/k3s-version"
 touch "$FAKE_STATE/units/$service" "$FAKE_STATE/active/$service"
