@@ -3,9 +3,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
 import { Step, Target, step } from "../machine/step";
-import { airgapPlan, copyAirgapFiles } from "./airgap";
-import { renderK3sConfig } from "./render";
-import { installScript, nodeScript, removeNodeScript, uninstallScript } from "./scripts";
+import { installStep } from "./install";
+import { nodeScript, removeNodeScript } from "./scripts";
 
 export interface K3sAgentArgs {
   /** The machine this agent runs on. */
@@ -29,33 +28,16 @@ export class K3sAgent extends pulumi.ComponentResource {
   constructor(name: string, args: K3sAgentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("rosfleet:k3s:Agent", name, {}, opts);
     const { machine } = args.target;
-    const configYaml = renderK3sConfig({
-      machine,
-      joinHost: args.primary.machine.host,
-      clusterInit: false,
-      extraArgs: args.k3s.agentArgs,
-    });
-    const airgap = airgapPlan(args.k3s.airgap, machine);
-    const copies = copyAirgapFiles(name, args.target, airgap, {
-      parent: this,
-      dependsOn: [...args.after],
-    });
-    this.join = step(
+    this.join = installStep(
       `${name}-join`,
-      args.target,
       {
-        script: installScript({
-          machine,
-          version: args.k3s.version,
-          configYaml,
-          joinHost: args.primary.machine.host,
-          airgap: airgap?.params,
-        }),
-        deleteScript: uninstallScript(machine, airgap),
-        asRoot: true,
-        stdin: args.token,
+        target: args.target,
+        k3s: args.k3s,
+        join: { host: args.primary.machine.host, token: args.token },
+        clusterInit: false,
+        after: args.after,
       },
-      { parent: this, dependsOn: [...args.after, ...copies] },
+      this,
     );
     this.node = step(
       `${name}-node`,

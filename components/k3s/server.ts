@@ -3,9 +3,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
 import { Step, Target, step } from "../machine/step";
-import { airgapPlan, copyAirgapFiles } from "./airgap";
-import { KUBECONFIG_FILE, SERVER_TOKEN, renderK3sConfig } from "./render";
-import { installScript, nodeScript, readFileScript, uninstallScript } from "./scripts";
+import { installStep } from "./install";
+import { KUBECONFIG_FILE, SERVER_TOKEN } from "./render";
+import { nodeScript, readFileScript } from "./scripts";
 
 export interface K3sServerArgs {
   /** The machine this server runs on. */
@@ -33,33 +33,19 @@ export class K3sServer extends pulumi.ComponentResource {
   constructor(name: string, args: K3sServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("rosfleet:k3s:Server", name, {}, opts);
     const { machine } = args.target;
-    const configYaml = renderK3sConfig({
-      machine,
-      joinHost: args.join?.primary.machine.host,
-      clusterInit: args.clusterInit,
-      extraArgs: args.k3s.serverArgs,
-    });
-    const airgap = airgapPlan(args.k3s.airgap, machine);
-    const copies = copyAirgapFiles(name, args.target, airgap, {
-      parent: this,
-      dependsOn: [...args.after],
-    });
-    this.install = step(
+    this.install = installStep(
       `${name}-install`,
-      args.target,
       {
-        script: installScript({
-          machine,
-          version: args.k3s.version,
-          configYaml,
-          joinHost: args.join?.primary.machine.host,
-          airgap: airgap?.params,
-        }),
-        deleteScript: uninstallScript(machine, airgap),
-        asRoot: true,
-        ...(args.join === undefined ? {} : { stdin: args.join.token }),
+        target: args.target,
+        k3s: args.k3s,
+        join:
+          args.join === undefined
+            ? undefined
+            : { host: args.join.primary.machine.host, token: args.join.token },
+        clusterInit: args.clusterInit,
+        after: args.after,
       },
-      { parent: this, dependsOn: [...args.after, ...copies] },
+      this,
     );
     const primary = args.join?.primary ?? args.target;
     this.node = step(
