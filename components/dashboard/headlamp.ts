@@ -4,6 +4,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { DashboardAccess } from "../config";
+import { appLabels, deploymentArgs } from "../k8s";
 
 export const HEADLAMP_IMAGE = "ghcr.io/headlamp-k8s/headlamp:v0.39.0";
 export const HEADLAMP_NAMESPACE = "headlamp";
@@ -41,38 +42,25 @@ export class Dashboard extends pulumi.ComponentResource {
       { metadata: { name: HEADLAMP_NAMESPACE } },
       child,
     ).metadata.name;
-    const labels = {
-      "app.kubernetes.io/name": "headlamp",
-      "app.kubernetes.io/part-of": "rosfleet",
-    };
+    const labels = appLabels("headlamp");
     new k8s.apps.v1.Deployment(
       `${name}-headlamp`,
-      {
-        metadata: { name: "headlamp", namespace: ns, labels },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: labels },
-          template: {
-            metadata: { labels },
-            spec: {
-              containers: [
-                {
-                  name: "headlamp",
-                  image: HEADLAMP_IMAGE,
-                  // In-cluster: users log in with a token; Headlamp acts with that token's RBAC.
-                  args: ["-in-cluster", "-plugins-dir=/headlamp/plugins"],
-                  ports: [{ name: "http", containerPort: HEADLAMP_PORT }],
-                  readinessProbe: { httpGet: { path: "/", port: HEADLAMP_PORT } },
-                  resources: {
-                    requests: { cpu: "20m", memory: "64Mi" },
-                    limits: { cpu: "500m", memory: "256Mi" },
-                  },
-                },
-              ],
+      deploymentArgs("headlamp", ns, {
+        containers: [
+          {
+            name: "headlamp",
+            image: HEADLAMP_IMAGE,
+            // In-cluster: users log in with a token; Headlamp acts with that token's RBAC.
+            args: ["-in-cluster", "-plugins-dir=/headlamp/plugins"],
+            ports: [{ name: "http", containerPort: HEADLAMP_PORT }],
+            readinessProbe: { httpGet: { path: "/", port: HEADLAMP_PORT } },
+            resources: {
+              requests: { cpu: "20m", memory: "64Mi" },
+              limits: { cpu: "500m", memory: "256Mi" },
             },
           },
-        },
-      },
+        ],
+      }),
       child,
     );
     new k8s.core.v1.Service(

@@ -15,7 +15,8 @@ import {
   expectedTalkers,
   parseReports,
 } from "./delivery";
-import { RosContext, podNetworking, rosEnv, ROS_RESOURCES, workloadLabels } from "./render";
+import { appLabels } from "../k8s";
+import { RosContext, podNetworking, rosEnv, ROS_RESOURCES } from "./render";
 
 export interface DeliveryCheckArgs {
   /** Nodes to check: every machine that is not cordoned. */
@@ -67,7 +68,7 @@ export class DeliveryCheck extends pulumi.ComponentResource {
     super("rosfleet:ros:DeliveryCheck", name, {}, opts);
     const pairs = deliveryPairs(args.nodes);
     const networking = podNetworking(args.discovery);
-    const labels = workloadLabels("rosfleet-beacon");
+    const labels = appLabels("rosfleet-beacon");
 
     const beacons = new k8s.apps.v1.DaemonSet(
       `${name}-beacons`,
@@ -134,14 +135,14 @@ export class DeliveryCheck extends pulumi.ComponentResource {
             metadata: {
               name: jobName(node),
               namespace: args.namespace,
-              labels: workloadLabels("delivery-check"),
+              labels: appLabels("delivery-check"),
             },
             spec: {
               backoffLimit: 0,
               activeDeadlineSeconds: args.timeoutSeconds + 300,
               template: {
                 metadata: {
-                  labels: workloadLabels("delivery-check"),
+                  labels: appLabels("delivery-check"),
                   annotations: networking.annotations,
                 },
                 spec: args.context.apply((ctx) => ({

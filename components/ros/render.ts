@@ -97,9 +97,3 @@ export function workloadPodSpec(w: Workload, ctx: RosContext): PodSpec {
     containers: w.containers.map((role) => rosContainer(role, w.lang, ctx)),
   };
 }
-
-/** Labels that select a workload's pods. */
-export const workloadLabels = (name: string): Record<string, string> => ({
-  "app.kubernetes.io/name": name,
-  "app.kubernetes.io/part-of": "rosfleet",
-});

@@ -3,6 +3,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
+import { appLabels, deploymentArgs } from "../k8s";
 import { MULTUS_CHART, macvlanConfig, multusValues } from "./multus";
 import {
   DISCOVERY_NAME,
@@ -12,7 +13,6 @@ import {
   ROS_RESOURCES,
   RosContext,
   podNetworking,
-  workloadLabels,
   workloadPodSpec,
 } from "./render";
 
@@ -55,28 +55,16 @@ export class RosWorkloads extends pulumi.ComponentResource {
           : [];
     const after = [...this.discovery];
 
+    const { annotations } = podNetworking(ros.discovery);
     this.workloads = ros.workloads.map((w) => {
-      const labels = workloadLabels(w.name);
-      const metadata = {
-        name: w.name,
-        namespace: ns,
-        labels,
-        annotations: podNetworking(ros.discovery).annotations,
-      };
       const spec = this.context.apply((ctx) => workloadPodSpec(w, ctx));
       const resourceOpts = { parent: this, dependsOn: after };
+      const metadata = { name: w.name, namespace: ns, labels: appLabels(w.name), annotations };
       return w.kind === "pod"
         ? new k8s.core.v1.Pod(`${name}-${w.name}`, { metadata, spec }, resourceOpts)
         : new k8s.apps.v1.Deployment(
             `${name}-${w.name}`,
-            {
-              metadata: { name: w.name, namespace: ns, labels },
-              spec: {
-                replicas: w.replicas,
-                selector: { matchLabels: labels },
-                template: { metadata: { labels, annotations: metadata.annotations }, spec },
-              },
-            },
+            deploymentArgs(w.name, ns, spec, { replicas: w.replicas, annotations }),
             resourceOpts,
           );
     });
@@ -130,48 +118,37 @@ export class RosWorkloads extends pulumi.ComponentResource {
     ns: pulumi.Output<string>,
     image: pulumi.Input<string>,
   ): pulumi.Resource[] {
-    const labels = workloadLabels(DISCOVERY_NAME);
     const server = new k8s.apps.v1.Deployment(
       `${name}-discovery-server`,
-      {
-        metadata: { name: DISCOVERY_NAME, namespace: ns, labels },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: labels },
-          template: {
-            metadata: { labels },
-            spec: {
-              containers: [
-                {
-                  name: "discovery-server",
-                  image,
-                  args: [
-                    "fastdds",
-                    "discovery",
-                    "-i",
-                    "0",
-                    "-l",
-                    "0.0.0.0",
-                    "-p",
-                    String(DISCOVERY_PORT),
-                  ],
-                  ports: [{ name: "discovery", containerPort: DISCOVERY_PORT, protocol: "UDP" }],
-                  resources: ROS_RESOURCES,
-                },
-              ],
-            },
+      deploymentArgs(DISCOVERY_NAME, ns, {
+        containers: [
+          {
+            name: "discovery-server",
+            image,
+            args: [
+              "fastdds",
+              "discovery",
+              "-i",
+              "0",
+              "-l",
+              "0.0.0.0",
+              "-p",
+              String(DISCOVERY_PORT),
+            ],
+            ports: [{ name: "discovery", containerPort: DISCOVERY_PORT, protocol: "UDP" }],
+            resources: ROS_RESOURCES,
           },
-        },
-      },
+        ],
+      }),
       { parent: this },
     );
     const service = new k8s.core.v1.Service(
       `${name}-discovery`,
       {
-        metadata: { name: DISCOVERY_NAME, namespace: ns, labels },
+        metadata: { name: DISCOVERY_NAME, namespace: ns, labels: appLabels(DISCOVERY_NAME) },
         spec: {
           type: "ClusterIP",
-          selector: labels,
+          selector: appLabels(DISCOVERY_NAME),
           ports: [
             {
               name: "discovery",

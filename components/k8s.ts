@@ -1,0 +1,39 @@
+// Small builders for the Kubernetes objects several stages declare the same way.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+
+/** Labels that select one rosfleet app's pods. */
+export const appLabels = (name: string): Record<string, string> => ({
+  "app.kubernetes.io/name": name,
+  "app.kubernetes.io/part-of": "rosfleet",
+});
+
+export interface DeploymentOptions {
+  readonly replicas?: number;
+  /** Pod annotations (e.g. the Multus network). */
+  readonly annotations?: Record<string, string>;
+}
+
+/** A Deployment named `name` in `namespace` whose pods carry `appLabels(name)`. */
+export function deploymentArgs(
+  name: string,
+  namespace: pulumi.Input<string>,
+  podSpec: pulumi.Input<k8s.types.input.core.v1.PodSpec>,
+  opts: DeploymentOptions = {},
+): k8s.apps.v1.DeploymentArgs {
+  const labels = appLabels(name);
+  return {
+    metadata: { name, namespace, labels },
+    spec: {
+      replicas: opts.replicas ?? 1,
+      selector: { matchLabels: labels },
+      template: {
+        metadata: {
+          labels,
+          ...(opts.annotations === undefined ? {} : { annotations: opts.annotations }),
+        },
+        spec: podSpec,
+      },
+    },
+  };
+}
