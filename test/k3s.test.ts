@@ -187,7 +187,7 @@ describe("k3s: the lab-notes stack (laptop server, Pi and VM agents)", () => {
   it("uses the SSH agent when no key is configured, and a secret key when one is", async () => {
     const conn = run.get(REMOTE, "clover1-join").inputs["connection"] as Record<string, unknown>;
     assert.equal(conn["privateKey"], undefined);
-    const key = "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n";
+    const key = fs.readFileSync(path.join(__dirname, "fixtures", "fake-ssh-key"), "utf8");
     const keyed = await runProgram(
       { ...clover(), sshPrivateKey: key },
       { secretKeys: ["sshPrivateKey"] },
