@@ -69,7 +69,8 @@ export class K3sCluster extends pulumi.ComponentResource {
             k3s: args.lab.k3s,
             join: { primary: first.target, token },
             clusterInit: false,
-            after: [...preflights, previous.install],
+            // Every preflight is already behind the first server's install.
+            after: [previous.install],
           },
           { parent: this },
         ),
@@ -87,7 +88,7 @@ export class K3sCluster extends pulumi.ComponentResource {
             primary: first.target,
             token,
             k3s: args.lab.k3s,
-            after: [...preflights, ...serverInstalls],
+            after: serverInstalls,
           },
           { parent: this },
         ),
