@@ -39,7 +39,20 @@ function longestChain(run: ProgramRun): number {
   return Math.max(...run.resources.filter((r) => !r.type.startsWith("rosfleet:")).map(depth));
 }
 
+/**
+ * Seconds a fixed CPU-bound loop takes here, printed with the results: wall times are only
+ * comparable between runs whose calibration is alike (shared machines vary a lot).
+ */
+function calibrate(): number {
+  const start = process.hrtime.bigint();
+  let sum = 0;
+  for (let i = 0; i < 1e8; i++) sum += i % 7;
+  if (sum < 0) throw new Error("unreachable");
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
 async function main(): Promise<void> {
+  console.log(`calibration: a fixed 1e8-step loop took ${calibrate().toFixed(2)} s`);
   await runProgram(lab(2)); // warm-up: module loading is not part of a lab's cost
   const rows: string[] = ["machines  seconds  resources/machine  longest chain"];
   let failed = false;

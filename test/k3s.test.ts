@@ -65,13 +65,11 @@ describe("k3s: the dev stack (one local server)", () => {
     assert.ok(run.dependsOn(run.get(LOCAL, "devbox-kubeconfig"), install));
   });
 
-  it("declares one component per machine and the stage components", () => {
+  it("declares one component per machine, holding every step done to that machine", () => {
     assert.deepEqual(run.names("rosfleet:machine:Machine"), ["devbox"]);
     assert.deepEqual(run.names("rosfleet:k3s:Cluster"), ["k3s"]);
-    assert.deepEqual(run.names("rosfleet:k3s:Server"), ["devbox"]);
-    assert.deepEqual(run.names("rosfleet:k3s:Agent"), []);
-    assert.match(run.get(LOCAL, "devbox-preflight").parent, /rosfleet:machine:Machine::devbox$/);
-    assert.match(run.get(LOCAL, "devbox-install").parent, /rosfleet:k3s:Server::devbox$/);
+    for (const step of k3sSteps(run, LOCAL))
+      assert.match(run.get(LOCAL, step).parent, /rosfleet:machine:Machine::devbox$/, step);
   });
 
   it("preflights as the user and installs as root with the pinned version", () => {

@@ -1,5 +1,7 @@
-// A k3s agent: joins the first server with the cluster token (by stdin), and is taken out
-// cleanly — drained and deleted from the server, then uninstalled — when it leaves the stack.
+// The k3s steps of an agent machine, declared in its machine component (so `pulumi preview`
+// shows all that happens to a machine under it): join the first server with the cluster token
+// (by stdin); when the machine leaves the stack, drain and delete its node from the server,
+// then uninstall.
 import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
 import { Step, Target, step } from "../machine/step";
@@ -19,14 +21,14 @@ export interface K3sAgentArgs {
   readonly after: readonly pulumi.Resource[];
 }
 
-/** One k3s agent (`rosfleet:k3s:Agent`). */
-export class K3sAgent extends pulumi.ComponentResource {
+/** One k3s agent. */
+export class K3sAgent {
   public readonly join: Step;
   /** On the first server: waits for Ready, applies labels/taints/cordon; undo = drain + delete. */
   public readonly node: Step;
 
-  constructor(name: string, args: K3sAgentArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("rosfleet:k3s:Agent", name, {}, opts);
+  /** Declares `<name>-join` and `<name>-node` under `parent`, the machine's component. */
+  constructor(name: string, args: K3sAgentArgs, parent: pulumi.Resource) {
     const { machine } = args.target;
     this.join = installStep(
       `${name}-join`,
@@ -37,14 +39,13 @@ export class K3sAgent extends pulumi.ComponentResource {
         clusterInit: false,
         after: args.after,
       },
-      this,
+      parent,
     );
     this.node = step(
       `${name}-node`,
       args.primary,
       { script: nodeScript(machine), deleteScript: removeNodeScript(machine), asRoot: true },
-      { parent: this, dependsOn: [this.join] },
+      { parent, dependsOn: [this.join] },
     );
-    this.registerOutputs({});
   }
 }

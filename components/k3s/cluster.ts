@@ -52,7 +52,7 @@ export class K3sCluster extends pulumi.ComponentResource {
     const primary = new K3sServer(
       first.target.machine.name,
       { target: first.target, k3s: args.lab.k3s, clusterInit: ha, after: preflights },
-      { parent: this },
+      first,
     );
     if (primary.token === undefined || primary.rawKubeconfig === undefined)
       throw new Error("the first server reads back the token and kubeconfig");
@@ -72,7 +72,7 @@ export class K3sCluster extends pulumi.ComponentResource {
             // Every preflight is already behind the first server's install.
             after: [previous.install],
           },
-          { parent: this },
+          m,
         ),
       );
     }
@@ -90,7 +90,7 @@ export class K3sCluster extends pulumi.ComponentResource {
             k3s: args.lab.k3s,
             after: serverInstalls,
           },
-          { parent: this },
+          m,
         ),
     );
 

@@ -1,5 +1,6 @@
-// A k3s server: install (config.yaml + pinned version), its node reconciled through the API,
-// and on the first server the cluster token and kubeconfig read back as secrets.
+// The k3s steps of a server machine, declared in its machine component: install (config.yaml +
+// pinned version), its node reconciled through the API, and on the first server the cluster
+// token and kubeconfig read back as secrets.
 import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
 import { Step, Target, step } from "../machine/step";
@@ -20,8 +21,8 @@ export interface K3sServerArgs {
   readonly after: readonly pulumi.Resource[];
 }
 
-/** One k3s server (`rosfleet:k3s:Server`). */
-export class K3sServer extends pulumi.ComponentResource {
+/** One k3s server. */
+export class K3sServer {
   public readonly install: Step;
   /** Waits for the node to be Ready, then applies labels, taints, cordon. */
   public readonly node: Step;
@@ -30,8 +31,8 @@ export class K3sServer extends pulumi.ComponentResource {
   /** First server only: `/etc/rancher/k3s/k3s.yaml` as written by k3s (secret). */
   public readonly rawKubeconfig: pulumi.Output<string> | undefined;
 
-  constructor(name: string, args: K3sServerArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("rosfleet:k3s:Server", name, {}, opts);
+  /** Declares `<name>-install`, `<name>-node` (and reads) under `parent`, the machine's component. */
+  constructor(name: string, args: K3sServerArgs, parent: pulumi.Resource) {
     const { machine } = args.target;
     this.install = installStep(
       `${name}-install`,
@@ -45,14 +46,14 @@ export class K3sServer extends pulumi.ComponentResource {
         clusterInit: args.clusterInit,
         after: args.after,
       },
-      this,
+      parent,
     );
     const primary = args.join?.primary ?? args.target;
     this.node = step(
       `${name}-node`,
       primary,
       { script: nodeScript(machine), asRoot: true },
-      { parent: this, dependsOn: [this.install] },
+      { parent, dependsOn: [this.install] },
     );
 
     if (args.join === undefined) {
@@ -62,12 +63,11 @@ export class K3sServer extends pulumi.ComponentResource {
             `${name}-${suffix}`,
             args.target,
             { script: readFileScript(file), asRoot: true, secretStdout: true },
-            { parent: this, dependsOn: [this.install] },
+            { parent, dependsOn: [this.install] },
           ).stdout,
         );
       this.token = read("token", SERVER_TOKEN).apply((t) => t.trim());
       this.rawKubeconfig = read("kubeconfig", KUBECONFIG_FILE);
     }
-    this.registerOutputs({});
   }
 }
