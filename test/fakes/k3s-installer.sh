@@ -10,6 +10,8 @@ if [ "$role" = agent ]; then
   uninstall=k3s-agent-uninstall.sh
 fi
 echo "installer $role INSTALL_K3S_VERSION=$INSTALL_K3S_VERSION${INSTALL_K3S_SKIP_DOWNLOAD:+ INSTALL_K3S_SKIP_DOWNLOAD=$INSTALL_K3S_SKIP_DOWNLOAD}" >>"$FAKE_LOG"
+# A real installer takes a while: with $FAKE_STATE/slow, long enough to look at `ps` meanwhile.
+if [ -e "$FAKE_STATE/slow" ]; then /bin/sleep 2; fi
 mkdir -p "$FAKE_STATE/units" "$FAKE_STATE/active" "$FAKE_ROOT/usr/local/bin"
 echo "$INSTALL_K3S_VERSION" >"$FAKE_STATE/k3s-version"
 touch "$FAKE_STATE/units/$service" "$FAKE_STATE/active/$service"
