@@ -1,7 +1,9 @@
 // Rules that relate several keys. They read the raw input defensively, so that they can run
 // even when the schema has already rejected some field, and every problem is reported at once.
 import { parseImageReference } from "../image/reference";
-import { ARCHES, defaultArch } from "./schema";
+import { Dict, MachineView, dict, duplicates, machineViews, str, uses } from "./raw";
+import { ARCHES } from "./schema";
+import { airgapRules, multusRules, workloadRules } from "./stage-checks";
 
 /** One problem: the key path it concerns and what is wrong there. */
 export interface Problem {
@@ -13,75 +15,6 @@ export interface Problem {
 export const LOCAL_HOSTS: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "::1"]);
 
 export const isLocalHost = (host: string): boolean => LOCAL_HOSTS.has(host.trim().toLowerCase());
-
-type Dict = Readonly<Record<string, unknown>>;
-
-const isDict = (v: unknown): v is Dict => typeof v === "object" && v !== null && !Array.isArray(v);
-const str = (d: Dict | undefined, key: string): string | undefined =>
-  d !== undefined && typeof d[key] === "string" ? (d[key] as string) : undefined;
-const dict = (d: Dict | undefined, key: string): Dict | undefined =>
-  d !== undefined && isDict(d[key]) ? (d[key] as Dict) : undefined;
-
-interface MachineView {
-  readonly path: string;
-  readonly name?: string;
-  readonly host?: string;
-  readonly role?: string;
-  readonly kind: string;
-  /** As declared, or the kind's default. */
-  readonly arch: string;
-  readonly user?: string;
-  readonly cordon: boolean;
-}
-
-function machineViews(raw: Dict): MachineView[] {
-  const list = raw["machines"];
-  if (!Array.isArray(list)) return [];
-  return list.flatMap((m: unknown, i) => {
-    if (!isDict(m)) return [];
-    const kind = str(m, "kind") ?? "vm";
-    return [
-      {
-        path: `machines[${i}]`,
-        name: str(m, "name"),
-        host: str(m, "host"),
-        role: str(m, "role"),
-        kind,
-        arch: str(m, "arch") ?? defaultArch(kind),
-        user: str(m, "user"),
-        cordon: m["cordon"] === true || m["cordon"] === "true",
-      },
-    ];
-  });
-}
-
-/** Where a list entry keeps one value: `entry` is the entry's path, e.g. `machines[2]`. */
-interface Use {
-  readonly entry: string;
-  readonly key: string;
-  readonly value: string | undefined;
-}
-
-/** Reports each value that an earlier entry already used, naming that entry. */
-function duplicates(uses: readonly Use[], normalise: (v: string) => string = (v) => v): Problem[] {
-  const firstSeen = new Map<string, string>();
-  const problems: Problem[] = [];
-  for (const use of uses) {
-    if (use.value === undefined) continue;
-    const seen = normalise(use.value);
-    const earlier = firstSeen.get(seen);
-    if (earlier === undefined) firstSeen.set(seen, use.entry);
-    else
-      problems.push({
-        path: `${use.entry}.${use.key}`,
-        message: `${JSON.stringify(use.value)} is already used by ${earlier}`,
-      });
-  }
-  return problems;
-}
-
-const uses = (views: readonly MachineView[], key: "name" | "host"): Use[] =>
-  views.map((v) => ({ entry: v.path, key, value: v[key] }));
 
 function serverCount(views: readonly MachineView[], list: unknown): Problem[] {
   if (!Array.isArray(list)) return [];
@@ -186,108 +119,6 @@ function secretRules(raw: Dict): Problem[] {
       message:
         "expected a PEM or OpenSSH private key (pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519)",
     });
-  return problems;
-}
-
-function multusRules(raw: Dict): Problem[] {
-  const ros = dict(raw, "ros");
-  if (str(ros, "discovery") !== "multus" || str(dict(ros, "multus"), "range") !== undefined)
-    return [];
-  return [
-    {
-      path: "ros.multus.range",
-      message:
-        "required with ros.discovery multus: free addresses of the machines' LAN for the pods' second interfaces, e.g. 192.168.1.200/28",
-    },
-  ];
-}
-
-function workloadRules(raw: Dict, views: readonly MachineView[]): Problem[] {
-  const list = dict(raw, "ros")?.["workloads"];
-  if (!Array.isArray(list)) return [];
-  const workloads = list.map((w: unknown, i) => ({
-    entry: `ros.workloads[${i}]`,
-    key: "name",
-    value: isDict(w) ? str(w, "name") : undefined,
-  }));
-  const problems: Problem[] = duplicates(workloads);
-  list.forEach((w: unknown, i) => {
-    if (!isDict(w)) return;
-    const path = `ros.workloads[${i}]`;
-    const arch = str(w, "arch");
-    if (
-      arch !== undefined &&
-      (ARCHES as readonly string[]).includes(arch) &&
-      !views.some((v) => v.arch === arch)
-    )
-      problems.push({
-        path: `${path}.arch`,
-        message: `no machine of the lab is ${arch}: nothing could run it`,
-      });
-    const node = str(w, "node");
-    const machine = views.find((v) => v.name === node);
-    if (node !== undefined && machine === undefined)
-      problems.push({
-        path: `${path}.node`,
-        message: `no machine is named ${JSON.stringify(node)}`,
-      });
-    else if (machine !== undefined && machine.cordon)
-      problems.push({
-        path: `${path}.node`,
-        message: `${JSON.stringify(node)} is cordoned: nothing can be scheduled there`,
-      });
-    else if (machine !== undefined && arch !== undefined && machine.arch !== arch)
-      problems.push({
-        path: `${path}.node`,
-        message: `${JSON.stringify(node)} is ${machine.arch}, not ${arch}`,
-      });
-    if (w["replicas"] !== undefined && (w["kind"] ?? "pod") === "pod")
-      problems.push({ path: `${path}.replicas`, message: "only a kind: deployment has replicas" });
-    const containers = w["containers"];
-    if (Array.isArray(containers)) {
-      const twice = containers.filter((c, j) => containers.indexOf(c) !== j);
-      for (const role of new Set(twice))
-        problems.push({
-          path: `${path}.containers`,
-          message: `${JSON.stringify(role)} is listed twice: one container per role`,
-        });
-    }
-  });
-  return problems;
-}
-
-function airgapRules(
-  raw: Dict,
-  views: readonly MachineView[],
-  isFile: (p: string) => boolean,
-): Problem[] {
-  const airgap = dict(dict(raw, "k3s"), "airgap");
-  if (airgap === undefined) return [];
-  const problems: Problem[] = [];
-  const files: [string, string | undefined][] = [
-    ["k3s.airgap.installScript", str(airgap, "installScript")],
-    ...(["binaries", "images"] as const).flatMap((group) =>
-      ARCHES.map((arch): [string, string | undefined] => [
-        `k3s.airgap.${group}.${arch}`,
-        str(dict(airgap, group), arch),
-      ]),
-    ),
-  ];
-  for (const [key, file] of files)
-    if (file !== undefined && !isFile(file))
-      problems.push({
-        path: key,
-        message: `no file at ${JSON.stringify(file)} (paths are relative to the project directory)`,
-      });
-  const binaries = dict(airgap, "binaries");
-  for (const arch of ARCHES) {
-    const user = views.find((v) => v.arch === arch);
-    if (user !== undefined && str(binaries, arch) === undefined)
-      problems.push({
-        path: `k3s.airgap.binaries.${arch}`,
-        message: `required: ${user.path}${user.name === undefined ? "" : ` (${user.name})`} is ${arch} (the k3s release asset ${arch === "arm64" ? "k3s-arm64" : "k3s"})`,
-      });
-  }
   return problems;
 }
 

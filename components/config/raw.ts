@@ -1,0 +1,77 @@
+// Reading the raw (not yet validated) configuration defensively, for the cross-key rules: they
+// must run even where the schema already rejected a field, so that every problem is reported.
+import type { Problem } from "./checks";
+import { defaultArch } from "./schema";
+
+export type Dict = Readonly<Record<string, unknown>>;
+
+export const isDict = (v: unknown): v is Dict =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+export const str = (d: Dict | undefined, key: string): string | undefined =>
+  d !== undefined && typeof d[key] === "string" ? (d[key] as string) : undefined;
+export const dict = (d: Dict | undefined, key: string): Dict | undefined =>
+  d !== undefined && isDict(d[key]) ? (d[key] as Dict) : undefined;
+
+export interface MachineView {
+  readonly path: string;
+  readonly name?: string;
+  readonly host?: string;
+  readonly role?: string;
+  readonly kind: string;
+  /** As declared, or the kind's default. */
+  readonly arch: string;
+  readonly user?: string;
+  readonly cordon: boolean;
+}
+
+export function machineViews(raw: Dict): MachineView[] {
+  const list = raw["machines"];
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((m: unknown, i) => {
+    if (!isDict(m)) return [];
+    const kind = str(m, "kind") ?? "vm";
+    return [
+      {
+        path: `machines[${i}]`,
+        name: str(m, "name"),
+        host: str(m, "host"),
+        role: str(m, "role"),
+        kind,
+        arch: str(m, "arch") ?? defaultArch(kind),
+        user: str(m, "user"),
+        cordon: m["cordon"] === true || m["cordon"] === "true",
+      },
+    ];
+  });
+}
+
+/** Where a list entry keeps one value: `entry` is the entry's path, e.g. `machines[2]`. */
+export interface Use {
+  readonly entry: string;
+  readonly key: string;
+  readonly value: string | undefined;
+}
+
+/** Reports each value that an earlier entry already used, naming that entry. */
+export function duplicates(
+  uses: readonly Use[],
+  normalise: (v: string) => string = (v) => v,
+): Problem[] {
+  const firstSeen = new Map<string, string>();
+  const problems: Problem[] = [];
+  for (const use of uses) {
+    if (use.value === undefined) continue;
+    const seen = normalise(use.value);
+    const earlier = firstSeen.get(seen);
+    if (earlier === undefined) firstSeen.set(seen, use.entry);
+    else
+      problems.push({
+        path: `${use.entry}.${use.key}`,
+        message: `${JSON.stringify(use.value)} is already used by ${earlier}`,
+      });
+  }
+  return problems;
+}
+
+export const uses = (views: readonly MachineView[], key: "name" | "host"): Use[] =>
+  views.map((v) => ({ entry: v.path, key, value: v[key] }));
