@@ -95,8 +95,11 @@ describe("scripts: preflight", () => {
     assert.ok(r.calls.includes("sudo -n true"), "checks sudo without a password");
   });
 
-  it("fails on arch, sudo, Pi cgroups and docker at once, saying what to fix", () => {
-    const m = new FakeMachine().set("uname-m", "x86_64\n").set("sudo-needs-password");
+  it("fails on arch, sudo, Pi cgroups and vxlan, and docker at once, saying what to fix", () => {
+    const m = new FakeMachine()
+      .set("uname-m", "x86_64\n")
+      .set("sudo-needs-password")
+      .set("no-vxlan");
     fs.mkdirSync(m.file("boot/firmware"), { recursive: true });
     fs.writeFileSync(m.file("boot/firmware/cmdline.txt"), "console=tty1\n");
     fs.mkdirSync(m.file("sys/fs/cgroup"), { recursive: true });
@@ -111,6 +114,7 @@ describe("scripts: preflight", () => {
         "  - arch: the stack declares arm64 but uname -m says x86_64 (amd64): set arch: amd64 on this machine in the stack",
         "  - sudo: asks lab for a password; allow it without one: echo 'lab ALL=(ALL) NOPASSWD:ALL' | sudo tee /etc/sudoers.d/rosfleet",
         "  - cgroups: the memory cgroup is disabled (k3s needs it): append 'cgroup_memory=1 cgroup_enable=memory' to the single line of /boot/firmware/cmdline.txt, then reboot",
+        "  - vxlan: the kernel module flannel needs between nodes is missing: sudo apt-get install linux-modules-extra-raspi, then reboot",
         "  - docker: not running, and docker: true makes k3s use it: install Docker (apt-get install docker.io), then sudo systemctl enable --now docker",
         "",
       ].join("\n"),

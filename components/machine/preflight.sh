@@ -47,6 +47,10 @@ if [ "$KIND" = pi ]; then
     [ -e "$ROOT$cmdline" ] || cmdline=/boot/cmdline.txt
     problem "cgroups: the memory cgroup is disabled (k3s needs it): append 'cgroup_memory=1 cgroup_enable=memory' to the single line of $cmdline, then reboot"
   fi
+  # Ubuntu's Raspberry Pi kernels ship flannel's vxlan module in a separate package.
+  if ! "${as_root[@]}" modprobe -n vxlan >/dev/null 2>&1; then
+    problem "vxlan: the kernel module flannel needs between nodes is missing: sudo apt-get install linux-modules-extra-raspi, then reboot"
+  fi
 fi
 
 if [ "$NEED_DOCKER" = true ] && ! "${as_root[@]}" docker info >/dev/null 2>&1; then
