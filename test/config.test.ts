@@ -75,6 +75,7 @@ describe("config: defaults", () => {
       taints: [],
       docker: false,
       cordon: false,
+      skipUninstall: false,
     });
     assert.deepEqual(lab.k3s, {
       version: "v1.33.5+k3s1",

@@ -1,27 +1,38 @@
 // Script tier: every script the program sends is run for real by bash, exactly as rendered and
-// wrapped for the machine, against a temp root. The system commands it calls (sudo, curl,
-// systemctl, k3s, ...) are recording fakes from test/fakes that keep their state in files.
+// sent to the machine (on stdin to `bash -s`, the token on stdin to the join program), against
+// a temp root. Only what a test host cannot have stands in (test/standins: k3s, its installer,
+// systemd's systemctl); pgrep, pkill, timeout, cmp, install, mktemp are the machine's own.
+// test/fakes simulate machine variants the host is not (an arm64 board, a user whose sudo asks
+// for a password, a NIC, a missing kernel module, a download) and record their calls.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { AirgapPlan, airgapPlan } from "../components/k3s/airgap";
 import { renderK3sConfig } from "../components/k3s/render";
 import {
   installScript,
+  joinProgram,
   nodeScript,
-  readFileScript,
+  readFileProgram,
   removeNodeScript,
   uninstallScript,
 } from "../components/k3s/scripts";
 import { preflightScript } from "../components/machine/machine";
-import { commandLine } from "../components/shell";
+import { Action, StepScripts, bundleLine, programLine, scriptBundle } from "../components/shell";
 import { Machine } from "../components/config";
 import { machine } from "./helpers/machine";
+import { rooted } from "./helpers/root";
 
 const FAKES = path.join(__dirname, "fakes");
+const STANDINS = path.join(__dirname, "standins");
 const TOKEN = "K10aaaabbbbccccdddd::server:never-print-me";
+/** The server agents join: a listener on loopback stands for its API port. */
+const SERVER = "127.0.0.1";
+/** Nothing listens on 6443 there. */
+const NO_SERVER = "127.0.0.2";
 
 const server = machine({});
 const pi = machine({
@@ -46,7 +57,7 @@ class FakeMachine {
   readonly state = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-state-"));
   private readonly log = path.join(this.state, "calls.log");
 
-  /** Creates a state flag file (e.g. "reachable", "docker-running"). */
+  /** Creates a state flag file (e.g. "docker-running", "ready-after"). */
   set(flag: string, content = ""): this {
     fs.writeFileSync(path.join(this.state, flag), content);
     return this;
@@ -56,20 +67,40 @@ class FakeMachine {
     return path.join(this.root, rel);
   }
 
-  /** Runs `script` as the program would send it (as root: through `sudo -n`), stdin optional. */
-  run(script: string, opts: { asRoot?: boolean; stdin?: string } = {}): Result {
-    const rooted = script.replace(/^ROOT=''$/m, `ROOT='${this.root}'`);
-    const line = commandLine(rooted, { asRoot: opts.asRoot ?? true, user: "lab" });
+  /** k3s is installed here (for the steps that run on a server). */
+  withK3s(): this {
+    fs.mkdirSync(this.file("usr/local/bin"), { recursive: true });
+    fs.copyFileSync(path.join(STANDINS, "k3s"), this.file("usr/local/bin/k3s"));
+    return this.set("k3s-version", "v1.33.5+k3s1\n");
+  }
+
+  /** Runs a step's script (`action` of its bundle) as the program sends it: as root unless not. */
+  run(scripts: string | StepScripts, opts: { asRoot?: boolean; action?: Action } = {}): Result {
+    const bundle = typeof scripts === "string" ? { create: scripts } : scripts;
+    const as = { asRoot: opts.asRoot ?? true, user: "lab" };
+    return this.exec(
+      bundleLine(opts.action ?? "create", as),
+      rooted(scriptBundle(bundle), this.root),
+    );
+  }
+
+  /** Runs a step's fixed program (as root) with `stdin`. */
+  runProgram(argv: readonly string[], stdin = ""): Result {
+    return this.exec(programLine(argv, { asRoot: true, user: "lab" }), stdin);
+  }
+
+  private exec(line: string, stdin: string): Result {
     fs.writeFileSync(this.log, "");
     const r = spawnSync("/bin/sh", ["-c", line], {
-      input: opts.stdin ?? "",
+      input: stdin,
       encoding: "utf8",
       env: {
-        PATH: `${FAKES}:${process.env["PATH"] ?? "/usr/bin:/bin"}`,
+        PATH: `${FAKES}:${STANDINS}/path:${process.env["PATH"] ?? "/usr/bin:/bin"}`,
         FAKE_LOG: this.log,
         FAKE_STATE: this.state,
         FAKE_ROOT: this.root,
-        // bash -c with a socket for stdin (as over SSH, and as node spawns it) reads ~/.bashrc.
+        STANDINS,
+        // bash with a socket for stdin (as over SSH, and as node spawns it) reads ~/.bashrc.
         HOME: this.root,
       },
     });
@@ -85,6 +116,41 @@ const install = (m: Machine, joinHost?: string) =>
     configYaml: renderK3sConfig({ machine: m, joinHost, clusterInit: false, extraArgs: [] }),
     joinHost,
   });
+const installAndUndo = (m: Machine, joinHost?: string): StepScripts => ({
+  create: install(m, joinHost),
+  delete: uninstallScript(m),
+});
+/** What `<name>-join` runs on `m`, with the token on stdin. */
+const join = (m: FakeMachine, token = TOKEN) => m.runProgram(joinProgram(m.root), token);
+const changes = (r: Result) =>
+  r.calls.filter((c) => /^(curl|installer|systemctl (restart|disable))/.test(c));
+
+/** Within the calling describe: the k3s server's API port, for the reachability check. */
+function listenAsServer(): void {
+  let api: net.Server;
+  before(async () => {
+    api = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => api.listen(6443, SERVER, resolve));
+  });
+  after(() => api.close());
+}
+
+/** True once `p` was stopped: gone, or a zombie its parent (this test) has not reaped yet. */
+function ended(p: ChildProcess): boolean {
+  try {
+    return fs.readFileSync(`/proc/${p.pid}/stat`, "utf8").split(" ")[2] === "Z";
+  } catch {
+    return true;
+  }
+}
+
+/** A process that is what a hand-started `k3s server` is: named k3s-server (k3s execs itself so). */
+function strayServer(): ChildProcess {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-stray-"));
+  fs.copyFileSync("/bin/sleep", path.join(dir, "k3s-server"));
+  fs.chmodSync(path.join(dir, "k3s-server"), 0o755);
+  return spawn(path.join(dir, "k3s-server"), ["300"], { stdio: "ignore" });
+}
 
 describe("scripts: preflight", () => {
   it("passes on a fit machine and reports arch and NIC", () => {
@@ -155,20 +221,27 @@ describe("scripts: preflight", () => {
 });
 
 describe("scripts: install", () => {
-  it("installs the pinned version with settings in a 0600 config.yaml, waits for Ready", () => {
+  listenAsServer();
+
+  it("installs the pinned version with settings in a 0600 config.yaml, starts it, waits for Ready", () => {
     const m = new FakeMachine();
     const r = m.run(install(server));
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(
-      r.calls.filter((c) => /^(curl|installer|systemctl (restart|disable))/.test(c)),
-      ["curl -sfL https://get.k3s.io", "installer server INSTALL_K3S_VERSION=v1.33.5+k3s1"],
-    );
+    assert.deepEqual(changes(r), [
+      "curl -sfL https://get.k3s.io",
+      "installer server INSTALL_K3S_VERSION=v1.33.5+k3s1 INSTALL_K3S_SKIP_START=true",
+      "systemctl restart k3s",
+    ]);
     assert.ok(r.calls.some((c) => c.startsWith("k3s kubectl get node laptop -o")));
     const config = m.file("etc/rancher/k3s/config.yaml");
     assert.equal((fs.statSync(config).mode & 0o777).toString(8), "600");
     assert.match(
       fs.readFileSync(config, "utf8"),
       /^node-name: laptop\ntls-san:\n {2}- 192\.168\.1\.21\n/,
+    );
+    assert.equal(
+      fs.readFileSync(m.file("etc/rancher/k3s/rosfleet-owner"), "utf8"),
+      "laptop server\n",
     );
   });
 
@@ -178,17 +251,29 @@ describe("scripts: install", () => {
     const r = m.run(install(server));
     assert.equal(r.status, 0);
     assert.match(r.stdout, /k3s v1\.33\.5\+k3s1 \(server\) on laptop is up to date/);
-    assert.equal(r.calls.filter((c) => /^(curl|installer|systemctl restart)/.test(c)).length, 0);
+    assert.deepEqual(changes(r), []);
   });
 
-  it("restarts k3s when only its configuration changed, re-runs the installer on a new version", () => {
+  it("restarts k3s when only its configuration changed; installs and restarts a new version", () => {
     const m = new FakeMachine();
     m.run(install(server));
     const restarted = m.run(install({ ...server, docker: true }));
-    assert.ok(restarted.calls.includes("systemctl restart k3s"));
-    assert.ok(!restarted.calls.some((c) => c.startsWith("curl")));
+    assert.deepEqual(changes(restarted), ["systemctl restart k3s"]);
     const upgraded = m.run(install(server).replace("v1.33.5+k3s1", "v1.34.1+k3s1"));
-    assert.ok(upgraded.calls.includes("installer server INSTALL_K3S_VERSION=v1.34.1+k3s1"));
+    assert.deepEqual(changes(upgraded), [
+      "curl -sfL https://get.k3s.io",
+      "installer server INSTALL_K3S_VERSION=v1.34.1+k3s1 INSTALL_K3S_SKIP_START=true",
+      "systemctl restart k3s",
+    ]);
+  });
+
+  it("calls k3s by its full path (sudo's secure_path may lack /usr/local/bin)", () => {
+    const m = new FakeMachine();
+    m.run(install(server));
+    // test/standins/k3s is on no PATH: only /usr/local/bin/k3s under the machine's root answers.
+    assert.ok(m.run(install(server)).calls.some((c) => c.startsWith("k3s --version")));
+    assert.match(install(server), /^K3S="\$ROOT\/usr\/local\/bin\/k3s"$/m);
+    assert.doesNotMatch(install(server), /(^|[\s(;|])k3s (kubectl|--version)/m);
   });
 
   it("fails with the journal hint when the server does not become Ready", () => {
@@ -199,76 +284,178 @@ describe("scripts: install", () => {
     assert.ok(r.calls.includes("sleep 2"), "polls rather than failing at once");
   });
 
-  it("joins an agent with the token from stdin into a 0600 file, never printed or passed as an argument", () => {
-    const m = new FakeMachine().set("reachable");
-    const r = m.run(install(pi, "192.168.1.21"), { stdin: TOKEN });
+  it("bounds a start that never finishes, and says where to look", () => {
+    const m = new FakeMachine().set("hang-k3s");
+    const r = m.run(install(server).replace("WAIT_SECONDS='300'", "WAIT_SECONDS='1'"));
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      /^k3s on laptop did not start within 1s: see journalctl -u k3s on it \(/m,
+    );
+  });
+
+  it("installs a joining agent without starting it, then the join step starts it with the token", () => {
+    const m = new FakeMachine();
+    const r = m.run(install(pi, SERVER));
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(r.calls.includes("installer agent INSTALL_K3S_VERSION=v1.33.5+k3s1"));
-    const token = m.file("etc/rancher/k3s/token");
-    assert.equal(fs.readFileSync(token, "utf8"), TOKEN);
-    assert.equal((fs.statSync(token).mode & 0o777).toString(8), "600");
+    assert.deepEqual(changes(r), [
+      "curl -sfL https://get.k3s.io",
+      "installer agent INSTALL_K3S_VERSION=v1.33.5+k3s1 INSTALL_K3S_SKIP_START=true",
+    ]);
+    assert.match(r.stdout, /it starts when clover1-join gives it the cluster token\n$/);
     assert.match(
       fs.readFileSync(m.file("etc/rancher/k3s/config.yaml"), "utf8"),
       /token-file: \/etc\/rancher\/k3s\/token/,
     );
-    for (const text of [r.stdout, r.stderr, ...r.calls])
+
+    const joined = join(m);
+    assert.equal(joined.status, 0, joined.stderr);
+    assert.deepEqual(changes(joined), ["systemctl restart k3s-agent"]);
+    assert.ok(fs.existsSync(path.join(m.state, "nodes", "clover1")), "the node registered");
+    const token = m.file("etc/rancher/k3s/token");
+    assert.equal(fs.readFileSync(token, "utf8"), TOKEN);
+    assert.equal((fs.statSync(token).mode & 0o777).toString(8), "600");
+    for (const text of [r.stdout, r.stderr, joined.stdout, joined.stderr, ...joined.calls])
       assert.ok(!text.includes("never-print-me"), text);
-    const again = m.run(install(pi, "192.168.1.21"), { stdin: TOKEN });
-    assert.equal(
-      again.calls.filter((c) => /^(curl|installer|systemctl restart)/.test(c)).length,
-      0,
+
+    assert.deepEqual(changes(join(m)), [], "the same token changes nothing");
+    const again = m.run(install(pi, SERVER));
+    assert.match(again.stdout, /k3s v1\.33\.5\+k3s1 \(agent\) on clover1 is up to date/);
+    assert.deepEqual(changes(again), []);
+  });
+
+  it("restarts the agent with a new token (the server was reinstalled)", () => {
+    const m = new FakeMachine();
+    m.run(install(pi, SERVER));
+    join(m);
+    const r = join(m, "K10new::server:other");
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(changes(r), ["systemctl restart k3s-agent"]);
+    assert.equal(fs.readFileSync(m.file("etc/rancher/k3s/token"), "utf8"), "K10new::server:other");
+  });
+
+  it("bounds the join of an agent whose token the server rejects, naming the journal", () => {
+    const m = new FakeMachine().set("cluster-token", "K10other::server:real");
+    m.run(install(pi, SERVER).replace("WAIT_SECONDS='\\''300'\\''", "WAIT_SECONDS='\\''1'\\''"));
+    const r = join(m);
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      /^k3s-agent on clover1 did not start within 1s: see journalctl -u k3s-agent on it \(an agent that cannot reach the server on 6443\/tcp, or whose token the server rejects, waits here\)\n$/,
     );
   });
 
-  it("stops a stray k3s server on an agent first, as the lab notes did", () => {
-    const m = new FakeMachine().set("reachable").set("stray-server");
+  it("stops a stray k3s server started by hand, found by its process name, without killing itself", async () => {
+    const stray = strayServer();
+    const m = new FakeMachine();
+    const r = m.run(install(pi, SERVER));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^stopping a stray k3s server on clover1$/m);
+    assert.equal(ended(stray), true, "the stray server was stopped");
+    await new Promise((resolve) =>
+      stray.exitCode === null ? stray.once("exit", resolve) : resolve(0),
+    );
+    const again = m.run(install(pi, SERVER));
+    assert.doesNotMatch(again.stdout, /stray/);
+  });
+
+  it("stops a stray k3s server service on an agent with k3s-killall.sh, as the lab notes did", () => {
+    const m = new FakeMachine();
     fs.mkdirSync(m.file("usr/local/bin"), { recursive: true });
     fs.writeFileSync(
       m.file("usr/local/bin/k3s-killall.sh"),
-      '#!/bin/sh\necho k3s-killall.sh >>"$FAKE_LOG"\nrm -f "$FAKE_STATE/stray-server"\n',
+      '#!/bin/sh\necho k3s-killall.sh >>"$FAKE_LOG"\n',
       { mode: 0o755 },
     );
     fs.mkdirSync(path.join(m.state, "active"));
     fs.writeFileSync(path.join(m.state, "active", "k3s"), "");
-    const r = m.run(install(pi, "192.168.1.21"), { stdin: TOKEN });
+    const r = m.run(install(pi, SERVER));
     assert.equal(r.status, 0, r.stderr);
-    const order = (c: string) => r.calls.indexOf(c);
+    const order = (c: string) => r.calls.findIndex((x) => x.startsWith(c));
     assert.ok(order("systemctl disable --now k3s") >= 0);
     assert.ok(order("k3s-killall.sh") > order("systemctl disable --now k3s"));
-    assert.ok(order("k3s-killall.sh") < order("installer agent INSTALL_K3S_VERSION=v1.33.5+k3s1"));
-    const again = m.run(install(pi, "192.168.1.21"), { stdin: TOKEN });
+    assert.ok(order("k3s-killall.sh") < order("installer agent"));
+    const again = m.run(install(pi, SERVER));
     assert.ok(!again.calls.includes("k3s-killall.sh"), "no stray server the second time");
   });
 
   it("changes nothing on an agent that cannot reach its server, and says so", () => {
     const m = new FakeMachine();
-    const r = m.run(install(pi, "192.168.1.21"), { stdin: TOKEN });
+    const r = m.run(install(pi, NO_SERVER));
     assert.equal(r.status, 1);
     assert.match(
       r.stderr,
-      /^clover1 cannot reach the k3s server at 192\.168\.1\.21:6443\/tcp \(nothing was changed here\)/,
+      /^clover1 cannot reach the k3s server at 127\.0\.0\.2:6443\/tcp \(nothing was changed here\)/,
     );
     assert.equal(fs.existsSync(m.file("etc/rancher/k3s")), false);
   });
 
   it("refuses to join without a token", () => {
-    const r = new FakeMachine().set("reachable").run(install(pi, "192.168.1.21"), { stdin: "" });
+    const m = new FakeMachine();
+    m.run(install(pi, SERVER));
+    const r = join(m, "");
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /no cluster token was given on stdin/);
+    assert.match(r.stderr, /no cluster token was given on stdin to clover1-join/);
+    assert.deepEqual(changes(r), []);
+  });
+
+  it("turns an agent into a server: uninstalls the agent first", () => {
+    const m = new FakeMachine();
+    m.run(install(pi, SERVER));
+    join(m);
+    const r = m.run(install({ ...pi, role: "server" }));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /^clover1 was a k3s agent and is now a server: uninstalling the agent first$/m,
+    );
+    assert.ok(
+      r.calls.indexOf("k3s-agent-uninstall.sh") <
+        r.calls.findIndex((c) => c.startsWith("installer server")),
+    );
+    assert.equal(
+      fs.readFileSync(m.file("etc/rancher/k3s/rosfleet-owner"), "utf8"),
+      "clover1 server\n",
+    );
   });
 });
 
 describe("scripts: uninstall", () => {
+  listenAsServer();
+
   it("runs the agent uninstall script and removes the token; then does nothing", () => {
-    const m = new FakeMachine().set("reachable");
-    m.run(install(pi, "192.168.1.21"), { stdin: TOKEN });
-    const r = m.run(uninstallScript(pi));
+    const m = new FakeMachine();
+    m.run(installAndUndo(pi, SERVER));
+    join(m);
+    const r = m.run(installAndUndo(pi, SERVER), { action: "delete" });
     assert.equal(r.status, 0, r.stderr);
     assert.ok(r.calls.includes("k3s-agent-uninstall.sh"));
     assert.equal(fs.existsSync(m.file("etc/rancher/k3s/token")), false);
-    const again = m.run(uninstallScript(pi));
+    const again = m.run(installAndUndo(pi, SERVER), { action: "delete" });
     assert.equal(again.status, 0);
     assert.match(again.stdout, /k3s \(agent\) is not installed on clover1/);
+  });
+
+  it("leaves an install that now belongs to another name or role (renamed, replaced, role changed)", () => {
+    const m = new FakeMachine();
+    m.run(install(pi, SERVER));
+    join(m);
+    for (const old of [
+      { ...pi, name: "clover-old" },
+      { ...pi, role: "server" as const },
+    ]) {
+      const r = m.run(uninstallScript(old));
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(
+        r.stdout,
+        /^k3s on this machine is now rosfleet's agent clover1: left installed/,
+      );
+      assert.deepEqual(
+        r.calls.filter((c) => c.includes("uninstall")),
+        [],
+      );
+      assert.ok(fs.existsSync(m.file("etc/rancher/k3s/token")));
+    }
   });
 });
 
@@ -276,12 +463,17 @@ describe("scripts: node reconcile and removal (on the server)", () => {
   const labelled = (labels: Record<string, string>, taints: string[], cordon = false) =>
     nodeScript({ ...pi, labels, taints, cordon });
   const kubectl = (r: Result) =>
-    r.calls.filter((c) => /^k3s kubectl (label|taint|cordon|uncordon|annotate)/.test(c));
-
-  it("waits for the node, then applies labels, taints and cordon", () => {
-    const m = new FakeMachine().set("ready-after", "2");
+    r.calls.filter((c) =>
+      /^k3s kubectl (label|taint|cordon|uncordon|annotate|drain|delete)/.test(c),
+    );
+  const withNode = (m: FakeMachine) => {
     fs.mkdirSync(path.join(m.state, "nodes"));
     fs.writeFileSync(path.join(m.state, "nodes", "clover1"), "");
+    return m;
+  };
+
+  it("waits for the node, then applies labels, taints and cordon", () => {
+    const m = withNode(new FakeMachine().withK3s().set("ready-after", "2"));
     const r = m.run(labelled({ robot: "clover1" }, ["gpu=true:NoSchedule"], true));
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.calls.filter((c) => c === "sleep 2").length, 2);
@@ -294,9 +486,7 @@ describe("scripts: node reconcile and removal (on the server)", () => {
   });
 
   it("removes the labels and taints it set before that the stack no longer has", () => {
-    const m = new FakeMachine();
-    fs.mkdirSync(path.join(m.state, "nodes"));
-    fs.writeFileSync(path.join(m.state, "nodes", "clover1"), "");
+    const m = withNode(new FakeMachine().withK3s());
     m.run(labelled({ robot: "clover1", zone: "a" }, ["gpu=true:NoSchedule"]));
     const r = m.run(labelled({ zone: "b" }, []));
     assert.deepEqual(kubectl(r), [
@@ -309,39 +499,47 @@ describe("scripts: node reconcile and removal (on the server)", () => {
   });
 
   it("fails with a hint when the node never registers", () => {
-    const r = new FakeMachine().run(
-      nodeScript(pi).replace("WAIT_SECONDS='300'", "WAIT_SECONDS='0'"),
-    );
+    const r = new FakeMachine()
+      .withK3s()
+      .run(nodeScript(pi).replace("WAIT_SECONDS='300'", "WAIT_SECONDS='0'"));
     assert.equal(r.status, 1);
     assert.match(r.stderr, /node clover1 did not register as Ready within 0s/);
   });
 
   it("drains and deletes a removed agent's node, and is done when it is gone", () => {
-    const m = new FakeMachine();
-    fs.mkdirSync(path.join(m.state, "nodes"));
-    fs.writeFileSync(path.join(m.state, "nodes", "clover1"), "");
+    const m = withNode(new FakeMachine().withK3s());
     const r = m.run(removeNodeScript(pi));
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(
-      r.calls.filter((c) => /^k3s kubectl (drain|delete)/.test(c)),
-      [
-        "k3s kubectl drain clover1 --ignore-daemonsets --delete-emptydir-data --force --timeout=120s",
-        "k3s kubectl delete node clover1 --ignore-not-found",
-      ],
-    );
+    assert.deepEqual(kubectl(r), [
+      "k3s kubectl drain clover1 --ignore-daemonsets --delete-emptydir-data --force --timeout=120s",
+      "k3s kubectl delete node clover1 --ignore-not-found --timeout=60s",
+    ]);
     const again = m.run(removeNodeScript(pi));
     assert.match(again.stdout, /node clover1 is not in the cluster/);
-    assert.ok(!again.calls.some((c) => c.startsWith("k3s kubectl drain")));
+    assert.deepEqual(kubectl(again), []);
+  });
+
+  it("deletes the node of a dead machine at once, without waiting out a drain", () => {
+    const m = withNode(new FakeMachine().withK3s().set("ready-after", "1000"));
+    const r = m.run(removeNodeScript(pi));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /node clover1 is not Ready \(its machine is off or gone\): deleting it without a drain/,
+    );
+    assert.deepEqual(kubectl(r), [
+      "k3s kubectl delete node clover1 --ignore-not-found --timeout=60s",
+    ]);
   });
 });
 
 describe("scripts: reading secrets back", () => {
-  it("prints a file as root and nothing else", () => {
+  it("prints a file as root and nothing else, by a fixed command line", () => {
     const m = new FakeMachine();
     fs.writeFileSync(m.file("token"), TOKEN);
-    const r = m.run(readFileScript(m.file("token")));
+    const r = m.runProgram(readFileProgram(m.file("token")));
     assert.equal(r.stdout, TOKEN);
-    assert.deepEqual(r.calls, [`sudo -n bash -c set -euo pipefail\\ncat '${m.file("token")}'`]);
+    assert.deepEqual(r.calls, [`sudo -n cat ${m.file("token")}`]);
   });
 });
 
@@ -355,9 +553,12 @@ describe("scripts: air-gapped install", () => {
       binary: path.join(laptop, "k3s"),
       images: path.join(laptop, "k3s-airgap-images-amd64.tar.zst"),
     };
-    fs.copyFileSync(path.join(FAKES, "k3s-installer.sh"), files.installScript);
-    // Stands for the k3s binary: it only tells its version.
-    fs.writeFileSync(files.binary, `#!/bin/sh\necho "k3s version ${binaryVersion} (fake)"\n`);
+    fs.copyFileSync(path.join(STANDINS, "k3s-installer.sh"), files.installScript);
+    // Stands for the k3s binary of that release.
+    fs.writeFileSync(
+      files.binary,
+      `#!/bin/sh\nK3S_STANDIN_VERSION=${binaryVersion} exec bash "$STANDINS/k3s" "$@"\n`,
+    );
     fs.writeFileSync(files.images, "images");
     const airgap = {
       installScript: files.installScript,
@@ -392,12 +593,12 @@ describe("scripts: air-gapped install", () => {
     assert.ok(!r.calls.some((c) => c.startsWith("curl")), "nothing downloaded");
     assert.ok(
       r.calls.includes(
-        "installer server INSTALL_K3S_VERSION=v1.33.5+k3s1 INSTALL_K3S_SKIP_DOWNLOAD=true",
+        "installer server INSTALL_K3S_VERSION=v1.33.5+k3s1 INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_SKIP_START=true",
       ),
     );
     const k3s = m.file("usr/local/bin/k3s");
     assert.equal((fs.statSync(k3s).mode & 0o777).toString(8), "755");
-    assert.match(fs.readFileSync(k3s, "utf8"), /k3s version v1\.33\.5\+k3s1/);
+    assert.match(fs.readFileSync(k3s, "utf8"), /K3S_STANDIN_VERSION=v1\.33\.5\+k3s1 /);
     assert.equal(
       fs.readFileSync(
         m.file("var/lib/rancher/k3s/agent/images/rosfleet-k3s-airgap-images-amd64.tar.zst"),
@@ -432,7 +633,12 @@ describe("scripts: air-gapped install", () => {
   it("removes the copied files with k3s", () => {
     const { m, plan } = airgapped();
     m.run(airgapInstall(plan));
-    const r = m.run(uninstallScript(server, plan));
+    const r = m.run(
+      { create: airgapInstall(plan), delete: uninstallScript(server, plan) },
+      {
+        action: "delete",
+      },
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(fs.readdirSync(m.file("home/lab")), []);
   });

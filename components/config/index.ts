@@ -47,6 +47,11 @@ export interface Machine {
   readonly docker: boolean;
   /** Keep the node unschedulable. */
   readonly cordon: boolean;
+  /**
+   * The machine is dead or wiped: when its steps are deleted (it leaves the stack, or
+   * `pulumi destroy`), nothing is run on it; its node is still removed through the server.
+   */
+  readonly skipUninstall: boolean;
 }
 
 /** `k3s.airgap`: the installer, and per arch the binary and (optionally) images tarball. */
@@ -200,6 +205,7 @@ function applyDefaults(lab: z.output<typeof labSchema>): LabSettings {
       taints: m.taints,
       docker: m.docker,
       cordon: m.cordon,
+      skipUninstall: m.skipUninstall,
     })),
     k3s: { ...lab.k3s, airgap: lab.k3s.airgap },
     // crossChecks guarantees a repository; the fallback only satisfies the type.

@@ -76,6 +76,7 @@ export const machineSchema = z.strictObject({
   taints: z.array(matching(TAINT, "a taint such as key=value:NoSchedule")).default([]),
   docker: bool.default(false),
   cordon: bool.default(false),
+  skipUninstall: bool.default(false),
 });
 
 export const sshSchema = z.strictObject({ user: nonEmpty.optional() }).default({});

@@ -1,11 +1,11 @@
 // The k3s steps of an agent machine, declared in its machine component (so `pulumi preview`
-// shows all that happens to a machine under it): join the first server with the cluster token
-// (by stdin); when the machine leaves the stack, drain and delete its node from the server,
-// then uninstall.
+// shows all that happens to a machine under it): install k3s, join the first server with the
+// cluster token (by stdin); when the machine leaves the stack, drain and delete its node from
+// the server, then uninstall.
 import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
 import { Step, Target, step } from "../machine/step";
-import { installStep } from "./install";
+import { installSteps } from "./install";
 import { nodeScript, removeNodeScript } from "./scripts";
 
 export interface K3sAgentArgs {
@@ -13,25 +13,28 @@ export interface K3sAgentArgs {
   readonly target: Target;
   /** The first server: agents join it, and their node is managed from it. */
   readonly primary: Target;
+  /** The first server's install: reinstalling it makes a new cluster, which nodes rejoin. */
+  readonly primaryInstall: Step;
   /** The cluster join token (secret). */
   readonly token: pulumi.Input<string>;
   /** `k3s.version`, `k3s.agentArgs` and `k3s.airgap`. */
   readonly k3s: LabSettings["k3s"];
-  /** Joined only after these: the servers (so upgrades do servers first) and preflights. */
+  /** Installed only after these: the servers (so upgrades do servers first) and preflights. */
   readonly after: readonly pulumi.Resource[];
 }
 
 /** One k3s agent. */
 export class K3sAgent {
+  public readonly install: Step;
   public readonly join: Step;
   /** On the first server: waits for Ready, applies labels/taints/cordon; undo = drain + delete. */
   public readonly node: Step;
 
-  /** Declares `<name>-join` and `<name>-node` under `parent`, the machine's component. */
+  /** Declares `<name>-install`, `<name>-join` and `<name>-node` under `parent`. */
   constructor(name: string, args: K3sAgentArgs, parent: pulumi.Resource) {
     const { machine } = args.target;
-    this.join = installStep(
-      `${name}-join`,
+    const steps = installSteps(
+      name,
       {
         target: args.target,
         k3s: args.k3s,
@@ -41,11 +44,21 @@ export class K3sAgent {
       },
       parent,
     );
+    if (steps.join === undefined) throw new Error("an agent always joins");
+    this.install = steps.install;
+    this.join = steps.join;
     this.node = step(
       `${name}-node`,
       args.primary,
-      { script: nodeScript(machine), deleteScript: removeNodeScript(machine), asRoot: true },
-      { parent, dependsOn: [this.join] },
+      {
+        script: nodeScript(machine),
+        deleteScript: removeNodeScript(machine),
+        asRoot: true,
+        // A reinstalled machine or cluster registers the node anew: remove the old Node object
+        // first (it holds the node password a re-flashed machine no longer has), then reapply.
+        triggers: [...steps.identity, args.primaryInstall.id],
+      },
+      { parent, dependsOn: [this.join], deleteBeforeReplace: true },
     );
   }
 }

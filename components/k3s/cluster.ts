@@ -10,6 +10,9 @@ import { K3sAgent } from "./agent";
 import { rewriteKubeconfig, serverUrl } from "./render";
 import { K3sServer } from "./server";
 
+/** The step after which a server runs Ready: its join (HA joiners), else its install. */
+const running = (server: K3sServer): pulumi.Resource => server.join ?? server.install;
+
 export interface K3sClusterArgs {
   /** The validated lab (machines, `k3s.*`). */
   readonly lab: Pick<LabSettings, "machines" | "k3s">;
@@ -67,10 +70,10 @@ export class K3sCluster extends pulumi.ComponentResource {
           {
             target: m.target,
             k3s: args.lab.k3s,
-            join: { primary: first.target, token },
+            join: { primary: first.target, primaryInstall: primary.install, token },
             clusterInit: false,
             // Every preflight is already behind the first server's install.
-            after: [previous.install],
+            after: [running(previous)],
           },
           m,
         ),
@@ -78,7 +81,7 @@ export class K3sCluster extends pulumi.ComponentResource {
     }
     this.servers = servers;
 
-    const serverInstalls = servers.map((s) => s.install);
+    const serversRunning = servers.map(running);
     this.agents = agentMachines.map(
       (m) =>
         new K3sAgent(
@@ -86,9 +89,10 @@ export class K3sCluster extends pulumi.ComponentResource {
           {
             target: m.target,
             primary: first.target,
+            primaryInstall: primary.install,
             token,
             k3s: args.lab.k3s,
-            after: serverInstalls,
+            after: serversRunning,
           },
           m,
         ),

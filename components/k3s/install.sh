@@ -1,29 +1,33 @@
 #!/usr/bin/env bash
 # Installs, reconfigures or upgrades k3s on one machine, as root. Idempotent: when the
-# installed version, config.yaml and token already match and the service runs, it changes
-# nothing. Settings live in config.yaml (not installer flags), so a re-run cannot drop them.
+# installed version and config.yaml already match and the service runs, it changes nothing.
+# Settings live in config.yaml (not installer flags), so a re-run cannot drop them.
+# A joining machine (agent, or HA server after the first) gets its cluster token from the next
+# step, `<name>-join`, which runs the join script written here with the token on its stdin:
+# this step carries no secret, so its script can travel on stdin and show in preview diffs.
 # Parameters (set by the caller):
 #   NODE_NAME     Kubernetes node name
 #   ROLE          server | agent
 #   K3S_VERSION   release tag, e.g. v1.33.5+k3s1
 #   CONFIG_YAML   the whole /etc/rancher/k3s/config.yaml (holds no secret)
-#   READ_TOKEN    true: the cluster token arrives on stdin and goes to a 0600 file
 #   JOIN_HOST     the server to join ("" for the first server); checked reachable first
+#   JOIN_SCRIPT   the join step's script (join.sh, rendered), "" for the first server
 #   INSTALL_URL   where the k3s install script is fetched from (unless air-gapped)
 #   AIRGAP_INSTALLER, AIRGAP_BINARY, AIRGAP_IMAGES
 #                 air-gapped: the install script, k3s binary and images tarball on this
 #                 machine (names relative to the SSH user's home); "" when k3s is downloaded
 #   AIRGAP_SHA256 digest of those files as the laptop has them (a change re-runs this)
-#   WAIT_SECONDS  how long a server may take to report Ready
+#   WAIT_SECONDS  how long k3s may take to start, and a server to report Ready
 #   ROOT          filesystem prefix ("" on a real machine; a temp dir in tests)
 
+# Checks that change nothing come first.
 # JOIN_HOST is a validated host name or address (no shell metacharacters).
 if [ -n "$JOIN_HOST" ] && ! timeout 10 bash -c "exec 3<>/dev/tcp/$JOIN_HOST/6443" 2>/dev/null; then
   echo "$NODE_NAME cannot reach the k3s server at $JOIN_HOST:6443/tcp (nothing was changed here): check the server's address in the stack and open 6443/tcp on its firewall" >&2
   exit 1
 fi
 
-# Air-gapped: the copied binary must be of k3s.version; checked before anything changes here.
+# Air-gapped: the copied binary must be of k3s.version.
 airgap_path() { # names of copied files are relative to the SSH user's home
   case "$1" in
     /*) echo "$1" ;;
@@ -45,11 +49,41 @@ conf_dir="$ROOT/etc/rancher/k3s"
 bin_dir="$ROOT/usr/local/bin"
 service=k3s
 [ "$ROLE" = agent ] && service=k3s-agent
-mkdir -p "$conf_dir"
 
-changed=false
-# Writes $2 to file $1 (mode 0600) when it differs. printf is a builtin, so the content
-# never appears on a process command line.
+# This machine was rosfleet's node of the other role (the stack changed its role): remove that
+# install first; its uninstall also clears /etc/rancher/k3s, so this comes before writing there.
+previous=$(owner)
+if [ -n "$previous" ] && [ "${previous##* }" != "$ROLE" ]; then
+  old_uninstall="$bin_dir/k3s-uninstall.sh"
+  [ "${previous##* }" = agent ] && old_uninstall="$bin_dir/k3s-agent-uninstall.sh"
+  echo "$NODE_NAME was a k3s ${previous##* } and is now a $ROLE: uninstalling the ${previous##* } first"
+  if [ -x "$old_uninstall" ]; then "$old_uninstall"; fi
+  rm -f "$OWNER_FILE"
+fi
+
+if [ "$ROLE" = agent ]; then
+  # The lab notes ran k3s-killall.sh first: a k3s server left running here (as a service or
+  # started by hand) would keep the agent from joining. A k3s server is found by what it is:
+  # the unit, or a process named k3s-server (k3s execs itself under that name) — never by
+  # matching text, which this step's own command line could contain.
+  stray=false
+  if systemctl is-active --quiet k3s 2>/dev/null; then
+    stray=true
+    if ! timeout "$WAIT_SECONDS" systemctl disable --now k3s; then
+      echo "the stray k3s server on $NODE_NAME did not stop within ${WAIT_SECONDS}s: see journalctl -u k3s on it" >&2
+      exit 1
+    fi
+  fi
+  if pgrep -x k3s-server >/dev/null 2>&1; then stray=true; fi
+  if [ "$stray" = true ]; then
+    echo "stopping a stray k3s server on $NODE_NAME"
+    if [ -x "$bin_dir/k3s-killall.sh" ]; then "$bin_dir/k3s-killall.sh"; else pkill -x k3s-server || true; fi
+  fi
+fi
+
+mkdir -p "$conf_dir"
+# Writes $2 to file $1 (mode 0600) when it differs; true when it did. printf is a builtin,
+# so the content never appears on a process command line.
 put() {
   local tmp
   tmp=$(mktemp "$1.XXXXXX")
@@ -57,40 +91,16 @@ put() {
   chmod 600 "$tmp"
   if [ -f "$1" ] && cmp -s "$tmp" "$1"; then
     rm -f "$tmp"
-  else
-    mv -f "$tmp" "$1"
-    changed=true
+    return 1
   fi
+  mv -f "$tmp" "$1"
 }
-
-if [ "$READ_TOKEN" = true ]; then
-  token=$(cat)
-  if [ -z "$token" ]; then
-    echo "no cluster token was given on stdin" >&2
-    exit 1
-  fi
-  put "$conf_dir/token" "$token"
-  unset token
-fi
-put "$conf_dir/config.yaml" "$CONFIG_YAML"
-
-if [ "$ROLE" = agent ]; then
-  # The lab notes ran k3s-killall.sh first: a k3s server left running here (as a service or
-  # started by hand) would keep the agent from joining.
-  stray=false
-  if systemctl is-active --quiet k3s 2>/dev/null; then
-    stray=true
-    systemctl disable --now k3s
-  fi
-  if pgrep -f 'k3s server' >/dev/null 2>&1; then stray=true; fi
-  if [ "$stray" = true ]; then
-    echo "stopping a stray k3s server on $NODE_NAME"
-    if [ -x "$bin_dir/k3s-killall.sh" ]; then "$bin_dir/k3s-killall.sh"; else pkill -f 'k3s server' || true; fi
-  fi
-fi
+changed=false
+if put "$conf_dir/config.yaml" "$CONFIG_YAML"; then changed=true; fi
+if [ -n "$JOIN_SCRIPT" ]; then put "$conf_dir/rosfleet-join.sh" "$JOIN_SCRIPT" || true; fi
 
 # Air-gapped: put the binary (and images) in place; a different binary means the installer
-# must run again, to restart k3s with it.
+# must run again.
 reinstall=false
 place() { # place SOURCE DEST MODE: install SOURCE at DEST when they differ
   if ! cmp -s "$1" "$2"; then
@@ -99,24 +109,32 @@ place() { # place SOURCE DEST MODE: install SOURCE at DEST when they differ
   fi
 }
 if [ -n "$AIRGAP_BINARY" ]; then
-  place "$binary" "$bin_dir/k3s" 0755
+  place "$binary" "$K3S" 0755
   if [ -n "$AIRGAP_IMAGES" ]; then
     images=$(airgap_path "$AIRGAP_IMAGES")
     place "$images" "$ROOT/var/lib/rancher/k3s/agent/images/$(basename "$images")" 0644
   fi
 fi
 
-installed=$(k3s --version 2>/dev/null | awk 'NR == 1 { print $3 }' || true)
+# The installer never starts k3s here (INSTALL_K3S_SKIP_START): a start is bounded below.
+installed=$("$K3S" --version 2>/dev/null | awk 'NR == 1 { print $3 }' || true)
 if [ "$reinstall" = true ] || [ "$installed" != "$K3S_VERSION" ] || ! systemctl cat "$service" >/dev/null 2>&1; then
   echo "installing k3s $K3S_VERSION ($ROLE) on $NODE_NAME (found: ${installed:-none})"
   if [ -n "$AIRGAP_BINARY" ]; then
-    INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION="$K3S_VERSION" sh "$(airgap_path "$AIRGAP_INSTALLER")" "$ROLE"
+    INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_SKIP_START=true INSTALL_K3S_VERSION="$K3S_VERSION" sh "$(airgap_path "$AIRGAP_INSTALLER")" "$ROLE"
   else
-    curl -sfL "$INSTALL_URL" | INSTALL_K3S_VERSION="$K3S_VERSION" sh -s - "$ROLE"
+    curl -sfL "$INSTALL_URL" | INSTALL_K3S_SKIP_START=true INSTALL_K3S_VERSION="$K3S_VERSION" sh -s - "$ROLE"
   fi
-elif [ "$changed" = true ] || ! systemctl is-active --quiet "$service"; then
-  echo "restarting $service on $NODE_NAME to apply its configuration"
-  systemctl restart "$service"
+  changed=true
+fi
+printf '%s %s\n' "$NODE_NAME" "$ROLE" >"$OWNER_FILE"
+
+if [ -n "$JOIN_HOST" ] && [ ! -s "$conf_dir/token" ]; then
+  echo "k3s $K3S_VERSION ($ROLE) is installed on $NODE_NAME; it starts when $NODE_NAME-join gives it the cluster token"
+  exit 0
+fi
+if [ "$changed" = true ] || ! systemctl is-active --quiet "$service"; then
+  start_k3s "$service" "$NODE_NAME" "$WAIT_SECONDS"
 else
   echo "k3s $K3S_VERSION ($ROLE) on $NODE_NAME is up to date"
 fi

@@ -1,11 +1,13 @@
-// The step that installs k3s on one machine — server or agent — with its air-gap copies and
-// its undo, shared by K3sServer and K3sAgent.
+// The steps that install k3s on one machine — server or agent — with its air-gap copies and
+// its undo, shared by K3sServer and K3sAgent: `<name>-install` (no secret: the script travels
+// on stdin and shows in preview diffs) and, on a joining machine, `<name>-join`, which hands
+// the cluster token to the join script install.sh wrote and starts k3s with it.
 import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
 import { Step, Target, step } from "../machine/step";
 import { airgapPlan, copyAirgapFiles } from "./airgap";
 import { renderK3sConfig } from "./render";
-import { installScript, uninstallScript } from "./scripts";
+import { installScript, joinProgram, uninstallScript } from "./scripts";
 
 export interface InstallStepArgs {
   /** The machine k3s goes on. */
@@ -20,8 +22,20 @@ export interface InstallStepArgs {
   readonly after: readonly pulumi.Resource[];
 }
 
-/** Declares `name` (install on create/update, uninstall on delete) under `parent`. */
-export function installStep(name: string, args: InstallStepArgs, parent: pulumi.Resource): Step {
+export interface InstallSteps {
+  readonly install: Step;
+  /** Joining machines only: the token handed over, k3s started with it. */
+  readonly join: Step | undefined;
+  /** What the machine's later steps re-run on: a reinstall (replacement) of either. */
+  readonly identity: pulumi.Output<string>[];
+}
+
+/** Declares `<name>-install` (and `<name>-join`) under `parent`, the machine's component. */
+export function installSteps(
+  name: string,
+  args: InstallStepArgs,
+  parent: pulumi.Resource,
+): InstallSteps {
   const { machine } = args.target;
   const configYaml = renderK3sConfig({
     machine,
@@ -34,8 +48,8 @@ export function installStep(name: string, args: InstallStepArgs, parent: pulumi.
     parent,
     dependsOn: [...args.after],
   });
-  return step(
-    name,
+  const install = step(
+    `${name}-install`,
     args.target,
     {
       script: installScript({
@@ -47,8 +61,29 @@ export function installStep(name: string, args: InstallStepArgs, parent: pulumi.
       }),
       deleteScript: uninstallScript(machine, airgap),
       asRoot: true,
-      ...(args.join === undefined ? {} : { stdin: args.join.token }),
     },
-    { parent, dependsOn: [...args.after, ...copies] },
+    {
+      parent,
+      dependsOn: [...args.after, ...copies],
+      // The step owns the machine's k3s: a replacement (`pulumi up --replace`) uninstalls the
+      // old one before installing anew, never after (which would remove the new install).
+      deleteBeforeReplace: true,
+      // A dead machine's uninstall cannot run; `skipUninstall` lets it leave the stack.
+      retainOnDelete: machine.skipUninstall,
+    },
   );
+  if (args.join === undefined) return { install, join: undefined, identity: [install.id] };
+  const join = step(
+    `${name}-join`,
+    args.target,
+    {
+      program: joinProgram(),
+      stdin: args.join.token,
+      asRoot: true,
+      // A reinstall removed the token file with k3s: hand it over again.
+      triggers: [install.id],
+    },
+    { parent, dependsOn: [install] },
+  );
+  return { install, join, identity: [install.id, join.id] };
 }

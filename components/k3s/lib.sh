@@ -1,15 +1,35 @@
 #!/usr/bin/env bash
 # Functions shared by the k3s scripts; rendered in front of a script that lists this file.
+# Needs ROOT (filesystem prefix: "" on a real machine) set before it.
+
+# k3s by its full path: sudo's secure_path on RHEL-family machines lacks /usr/local/bin.
+K3S="$ROOT/usr/local/bin/k3s"
+# "<node name> <role>" of the k3s that rosfleet installed here (written by install.sh):
+# an uninstall acts only on its own node, so a replaced or renamed step cannot remove its
+# successor's install.
+OWNER_FILE="$ROOT/etc/rancher/k3s/rosfleet-owner"
+owner() { cat "$OWNER_FILE" 2>/dev/null || true; }
 
 # wait_node_ready NODE SECONDS MESSAGE: polls until NODE is Ready; after SECONDS, prints
 # MESSAGE to stderr and fails.
 wait_node_ready() {
   local deadline=$((SECONDS + $2))
-  until [ "$(k3s kubectl get node "$1" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)" = True ]; do
+  until [ "$("$K3S" kubectl get node "$1" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)" = True ]; do
     if [ "$SECONDS" -ge "$deadline" ]; then
       echo "$3" >&2
       return 1
     fi
     sleep 2
   done
+}
+
+# start_k3s SERVICE NODE SECONDS: (re)starts SERVICE. k3s units are Type=notify with no start
+# timeout, so a k3s that cannot start (an agent with a wrong token) would block systemctl for
+# ever: the wait is bounded, and the message says where to look.
+start_k3s() {
+  echo "starting $1 on $2"
+  if ! timeout "$3" systemctl restart "$1"; then
+    echo "$1 on $2 did not start within $3s: see journalctl -u $1 on it (an agent that cannot reach the server on 6443/tcp, or whose token the server rejects, waits here)" >&2
+    return 1
+  fi
 }

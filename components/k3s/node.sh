@@ -9,8 +9,9 @@
 #   TAINTS        one key=value:Effect (or key:Effect) per line
 #   CORDON        true: unschedulable
 #   WAIT_SECONDS  how long the node may take to register and be Ready
+#   ROOT          filesystem prefix ("" on a real machine; a temp dir in tests)
 
-kubectl() { k3s kubectl "$@"; }
+kubectl() { "$K3S" kubectl "$@"; }
 node="node/$NODE_NAME"
 
 wait_node_ready "$NODE_NAME" "$WAIT_SECONDS" \

@@ -2,25 +2,27 @@
 import * as path from "node:path";
 import { Machine } from "../config";
 import { AirgapPlan } from "./airgap";
-import { renderScript, shellQuote } from "../shell";
+import { renderScript } from "../shell";
 
 /** The official installer; it downloads the pinned release from GitHub. */
 export const INSTALL_URL = "https://get.k3s.io";
-/** How long a server or node may take to become Ready before the step fails. */
+/** How long k3s may take to start, and a server or node to become Ready, before a step fails. */
 export const READY_SECONDS = 300;
 /** How long draining a removed agent may take before its node is deleted anyway. */
 export const DRAIN_SECONDS = 120;
+/** Where install.sh writes the join script that `<name>-join` runs with the token on stdin. */
+export const JOIN_SCRIPT_FILE = "/etc/rancher/k3s/rosfleet-join.sh";
 
 const script = (file: string) => path.join(__dirname, file);
-/** Shell functions install.sh and node.sh share. */
-const LIB = [script("lib.sh")];
+/** Shell functions and paths the k3s scripts share (`$K3S`, `owner`, waits). */
+export const K3S_LIB = [script("lib.sh")];
 
 export interface InstallScriptArgs {
   readonly machine: Machine;
   readonly version: string;
   /** From `renderK3sConfig`. */
   readonly configYaml: string;
-  /** The server to join (agents and joining servers; the token then comes on stdin). */
+  /** The server to join (agents and joining servers; the token then comes by `<name>-join`). */
   readonly joinHost: string | undefined;
   /** Air-gapped install: where the files are on the machine (`AirgapPlan.params`). */
   readonly airgap?: AirgapPlan["params"];
@@ -33,6 +35,18 @@ const NO_AIRGAP: AirgapPlan["params"] = {
   AIRGAP_SHA256: "",
 };
 
+/** The script `<name>-join` runs: token from stdin to its file, then k3s (re)started with it. */
+export function joinScript(machine: Machine): string {
+  return renderScript(
+    script("join.sh"),
+    { NODE_NAME: machine.name, ROLE: machine.role, WAIT_SECONDS: READY_SECONDS, ROOT: "" },
+    K3S_LIB,
+  );
+}
+
+/** The command `<name>-join` runs (its stdin is the cluster token). */
+export const joinProgram = (root = ""): string[] => ["bash", `${root}${JOIN_SCRIPT_FILE}`];
+
 export function installScript(args: InstallScriptArgs): string {
   return renderScript(
     script("install.sh"),
@@ -41,25 +55,29 @@ export function installScript(args: InstallScriptArgs): string {
       ROLE: args.machine.role,
       K3S_VERSION: args.version,
       CONFIG_YAML: args.configYaml,
-      READ_TOKEN: args.joinHost !== undefined,
       JOIN_HOST: args.joinHost ?? "",
+      JOIN_SCRIPT: args.joinHost === undefined ? "" : joinScript(args.machine),
       INSTALL_URL,
       ...(args.airgap ?? NO_AIRGAP),
       WAIT_SECONDS: READY_SECONDS,
       ROOT: "",
     },
-    LIB,
+    K3S_LIB,
   );
 }
 
 /** Removes k3s; `airgap` lists the copied air-gap files to remove from the SSH user's home. */
 export function uninstallScript(machine: Machine, airgap?: AirgapPlan): string {
-  return renderScript(script("uninstall.sh"), {
-    NODE_NAME: machine.name,
-    ROLE: machine.role,
-    ROOT: "",
-    AIRGAP_FILES: (airgap?.copies ?? []).map((f) => f.remote).join(" "),
-  });
+  return renderScript(
+    script("uninstall.sh"),
+    {
+      NODE_NAME: machine.name,
+      ROLE: machine.role,
+      ROOT: "",
+      AIRGAP_FILES: (airgap?.copies ?? []).map((f) => f.remote).join(" "),
+    },
+    K3S_LIB,
+  );
 }
 
 /** Reconciles labels, taints and cordon of `machine`'s node; run on the first server. */
@@ -74,20 +92,20 @@ export function nodeScript(machine: Machine): string {
       TAINTS: machine.taints.join("\n"),
       CORDON: machine.cordon,
       WAIT_SECONDS: READY_SECONDS,
+      ROOT: "",
     },
-    LIB,
+    K3S_LIB,
   );
 }
 
 /** Drains and deletes `machine`'s node; run on the first server when the agent goes. */
 export function removeNodeScript(machine: Machine): string {
-  return renderScript(script("remove-node.sh"), {
-    NODE_NAME: machine.name,
-    DRAIN_SECONDS,
-  });
+  return renderScript(
+    script("remove-node.sh"),
+    { NODE_NAME: machine.name, DRAIN_SECONDS, ROOT: "" },
+    K3S_LIB,
+  );
 }
 
 /** Prints a root-only file (token, kubeconfig): its step's stdout is secret. */
-export function readFileScript(file: string): string {
-  return `set -euo pipefail\ncat ${shellQuote(file)}`;
-}
+export const readFileProgram = (file: string): string[] => ["cat", file];

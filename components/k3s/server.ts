@@ -1,20 +1,25 @@
 // The k3s steps of a server machine, declared in its machine component: install (config.yaml +
-// pinned version), its node reconciled through the API, and on the first server the cluster
-// token and kubeconfig read back as secrets.
+// pinned version; joining HA servers then get the token by `<name>-join`), its node reconciled
+// through the API, and on the first server the cluster token and kubeconfig read back as
+// secrets.
 import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
 import { Step, Target, step } from "../machine/step";
-import { installStep } from "./install";
+import { installSteps } from "./install";
 import { KUBECONFIG_FILE, SERVER_TOKEN } from "./render";
-import { nodeScript, readFileScript } from "./scripts";
+import { nodeScript, readFileProgram } from "./scripts";
 
 export interface K3sServerArgs {
   /** The machine this server runs on. */
   readonly target: Target;
   /** `k3s.version`, `k3s.serverArgs` and `k3s.airgap`. */
   readonly k3s: LabSettings["k3s"];
-  /** HA: the first server to join, with its token; undefined for the first server. */
-  readonly join?: { readonly primary: Target; readonly token: pulumi.Input<string> };
+  /** HA: the first server to join, its install and its token; undefined for the first server. */
+  readonly join?: {
+    readonly primary: Target;
+    readonly primaryInstall: Step;
+    readonly token: pulumi.Input<string>;
+  };
   /** First server of an HA cluster: `cluster-init`. */
   readonly clusterInit: boolean;
   /** Installed only after these: every machine's preflight, and the previous server. */
@@ -24,6 +29,8 @@ export interface K3sServerArgs {
 /** One k3s server. */
 export class K3sServer {
   public readonly install: Step;
+  /** Joining servers only: the token handed over, k3s started with it. */
+  public readonly join: Step | undefined;
   /** Waits for the node to be Ready, then applies labels, taints, cordon. */
   public readonly node: Step;
   /** First server only: the cluster join token (secret). */
@@ -34,8 +41,8 @@ export class K3sServer {
   /** Declares `<name>-install`, `<name>-node` (and reads) under `parent`, the machine's component. */
   constructor(name: string, args: K3sServerArgs, parent: pulumi.Resource) {
     const { machine } = args.target;
-    this.install = installStep(
-      `${name}-install`,
+    const steps = installSteps(
+      name,
       {
         target: args.target,
         k3s: args.k3s,
@@ -48,12 +55,22 @@ export class K3sServer {
       },
       parent,
     );
+    this.install = steps.install;
+    this.join = steps.join;
     const primary = args.join?.primary ?? args.target;
     this.node = step(
       `${name}-node`,
       primary,
-      { script: nodeScript(machine), asRoot: true },
-      { parent, dependsOn: [this.install] },
+      {
+        script: nodeScript(machine),
+        asRoot: true,
+        // A reinstalled server registers its node anew: apply labels, taints, cordon again.
+        triggers:
+          args.join === undefined
+            ? steps.identity
+            : [...steps.identity, args.join.primaryInstall.id],
+      },
+      { parent, dependsOn: [steps.join ?? this.install], deleteBeforeReplace: true },
     );
 
     if (args.join === undefined) {
@@ -62,7 +79,13 @@ export class K3sServer {
           step(
             `${name}-${suffix}`,
             args.target,
-            { script: readFileScript(file), asRoot: true, secretStdout: true },
+            {
+              program: readFileProgram(file),
+              asRoot: true,
+              secretStdout: true,
+              // A reinstall makes a new token and kubeconfig: read them again.
+              triggers: [this.install.id],
+            },
             { parent, dependsOn: [this.install] },
           ).stdout,
         );

@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Removes k3s from one machine, as root: the undo of install.sh. Idempotent: with nothing
-# installed it does nothing. Parameters (set by the caller):
+# installed it does nothing. It acts only on its own node: when the machine's k3s now belongs
+# to another name or role (a rename, a role change, or a replacement that installed first),
+# uninstalling would remove what was just installed, so it leaves it.
+# Parameters (set by the caller):
 #   NODE_NAME  Kubernetes node name
 #   ROLE       server | agent
 #   ROOT       filesystem prefix ("" on a real machine; a temp dir in tests)
 #   AIRGAP_FILES  air-gap files copied to the SSH user's home, space-separated ("" for none)
 
+current=$(owner)
+if [ -n "$current" ] && [ "$current" != "$NODE_NAME $ROLE" ]; then
+  echo "k3s on this machine is now rosfleet's ${current##* } ${current% *}: left installed (not $NODE_NAME's $ROLE)"
+  exit 0
+fi
 script="$ROOT/usr/local/bin/k3s-uninstall.sh"
 [ "$ROLE" = agent ] && script="$ROOT/usr/local/bin/k3s-agent-uninstall.sh"
 if [ -x "$script" ]; then
@@ -15,7 +23,8 @@ else
   echo "k3s ($ROLE) is not installed on $NODE_NAME"
 fi
 # The uninstall script removes /etc/rancher/k3s; make sure the token file is gone even if not.
-rm -f "$ROOT/etc/rancher/k3s/config.yaml" "$ROOT/etc/rancher/k3s/token"
+conf="$ROOT/etc/rancher/k3s"
+rm -f "$conf/config.yaml" "$conf/token" "$conf/rosfleet-join.sh" "$OWNER_FILE"
 if [ -n "$AIRGAP_FILES" ]; then
   home=$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)
   for file in $AIRGAP_FILES; do rm -f "$home/$file"; done

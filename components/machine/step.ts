@@ -1,9 +1,11 @@
 // One remote step on one machine: a `@pulumi/command` Command over SSH, or a local Command when
-// the machine is the one running pulumi (host: localhost), with the same script either way.
+// the machine is the one running pulumi (host: localhost), with the same command line and stdin
+// either way. Command lines are short and fixed (see shell.ts): a failure shows the step's name,
+// `running "sudo -n bash -s -- create"` and the script's own message, not the script.
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { Machine } from "../config";
-import { commandLine } from "../shell";
+import { bundleLine, programLine, scriptBundle } from "../shell";
 
 /** How to reach a machine: SSH connection, or undefined for this machine. */
 export interface Target {
@@ -29,22 +31,54 @@ export function connectionFor(
   };
 }
 
-export interface StepArgs {
-  /** Script run on create and on every change of the step's inputs (scripts are idempotent). */
-  readonly script: pulumi.Input<string>;
-  /** Script run when the step is deleted: the undo. */
-  readonly deleteScript?: string;
+interface StepCommon {
   /** Run as root (through `sudo -n` unless the SSH user is root). */
   readonly asRoot: boolean;
-  /** Fed to the script's stdin: the only way secrets reach a machine. */
-  readonly stdin?: pulumi.Input<string>;
   /** stdout is a secret (token, kubeconfig): never logged, encrypted in state. */
   readonly secretStdout?: boolean;
   /** A change of any of these runs the step anew (replaces it). */
   readonly triggers?: pulumi.Input<unknown>[];
 }
 
+/** A step that runs a script (sent on stdin, so `preview --diff` shows a change of it). */
+export interface ScriptStepArgs extends StepCommon {
+  /** Script run on create and on every change of the step's inputs (scripts are idempotent). */
+  readonly script: pulumi.Input<string>;
+  /** Script run when the step is deleted: the undo. */
+  readonly deleteScript?: string;
+}
+
+/** A step that runs one short fixed program, with a secret (or nothing) on its stdin. */
+export interface ProgramStepArgs extends StepCommon {
+  /** argv of the program, e.g. `["cat", "/var/lib/rancher/k3s/server/token"]`. */
+  readonly program: readonly string[];
+  /** Fed to the program's stdin: the only way secrets reach a machine. */
+  readonly stdin?: pulumi.Input<string>;
+}
+
+export type StepArgs = ScriptStepArgs | ProgramStepArgs;
+
 export type Step = command.local.Command | command.remote.Command;
+
+/** The command lines and stdin a step sends (pure). */
+export function stepCommands(
+  args: StepArgs,
+  user: string | undefined,
+): { create: pulumi.Input<string>; delete?: string; stdin?: pulumi.Input<string> } {
+  const as = { asRoot: args.asRoot, user };
+  if ("program" in args)
+    return {
+      create: programLine(args.program, as),
+      ...(args.stdin === undefined ? {} : { stdin: args.stdin }),
+    };
+  return {
+    create: bundleLine("create", as),
+    ...(args.deleteScript === undefined ? {} : { delete: bundleLine("delete", as) }),
+    stdin: pulumi
+      .output(args.script)
+      .apply((create) => scriptBundle({ create, delete: args.deleteScript })),
+  };
+}
 
 /** Declares the step `name` on `target`. */
 export function step(
@@ -53,12 +87,8 @@ export function step(
   args: StepArgs,
   opts: pulumi.CustomResourceOptions,
 ): Step {
-  const user = target.machine.user;
-  const line = (script: string) => commandLine(script, { asRoot: args.asRoot, user });
   const common = {
-    create: pulumi.output(args.script).apply(line),
-    ...(args.deleteScript === undefined ? {} : { delete: line(args.deleteScript) }),
-    ...(args.stdin === undefined ? {} : { stdin: args.stdin }),
+    ...stepCommands(args, target.machine.user),
     ...(args.triggers === undefined ? {} : { triggers: args.triggers }),
     // Previous output would be passed by environment (SSH Setenv needs AcceptEnv), and for
     // secret steps it would put the secret in the environment.

@@ -16,6 +16,7 @@ import {
   parseReports,
 } from "./delivery";
 import { appLabels } from "../k8s";
+import { K3S_LIB } from "../k3s/scripts";
 import { RosContext, podNetworking, rosEnv, ROS_RESOURCES } from "./render";
 
 export interface DeliveryCheckArgs {
@@ -51,10 +52,11 @@ export function checkScript(
 
 /** The script that prints every Job's report line, on the first server. */
 export function reportScript(namespace: string, nodes: readonly string[]): string {
-  return renderScript(path.join(__dirname, "report.sh"), {
-    NAMESPACE: namespace,
-    NODES: nodes.join(","),
-  });
+  return renderScript(
+    path.join(__dirname, "report.sh"),
+    { NAMESPACE: namespace, NODES: nodes.join(","), ROOT: "" },
+    K3S_LIB,
+  );
 }
 
 /** The cross-node proof (`rosfleet:ros:DeliveryCheck`). */

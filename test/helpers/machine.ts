@@ -16,5 +16,6 @@ export const machine = (over: Partial<Machine> = {}): Machine => ({
   taints: [],
   docker: false,
   cordon: false,
+  skipUninstall: false,
   ...over,
 });

@@ -1,9 +1,11 @@
 // An OpenSSH test host on loopback: a real sshd (Debian's openssh-server) on 127.0.0.1:2222,
 // a user with key authentication and passwordless sudo. It stands for a lab machine reached
 // over SSH: the command lines rosfleet sends are run as the SSH exec request they are, through
-// the user's login shell and `sudo -n`. Under sudo, the system commands that would change the
-// machine (curl, systemctl, k3s, ...) resolve to test/fakes first (sudoers `secure_path`), with
-// their state dir given by sudoers `env_file`. Needs root; removes everything it made on stop.
+// the user's login shell and `sudo -n`, with the machine's own tools (sudo, id, getent, ip,
+// pgrep, pkill, timeout, ...). Only what a test host cannot have stands in: systemd's systemctl
+// (first on sudo's `secure_path`), and k3s and its installer, which the scripts get as
+// k3s.airgap files and place under the scripts' ROOT. The stand-ins' state dir comes by sudoers
+// `env_file`. Needs root; removes everything it made on stop.
 import { ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -12,7 +14,7 @@ import * as path from "node:path";
 
 export const SSH_USER = "rosfleet-ssh";
 const PORT = 2222;
-const FAKES = path.join(__dirname, "..", "fakes");
+const STANDINS = path.join(__dirname, "..", "standins");
 const SUDOERS = `/etc/sudoers.d/${SSH_USER}`;
 
 /** Why this machine cannot host the SSH tests, or undefined when it can. */
@@ -61,11 +63,11 @@ export class SshHost {
     spawnSync("userdel", ["-r", SSH_USER]);
     // "*": no password, but not locked (sshd without PAM refuses locked accounts).
     execFileSync("useradd", ["-m", "-s", "/bin/bash", "-p", "*", SSH_USER]);
-    const env = `FAKE_LOG=${this.log}\nFAKE_STATE=${this.state}\nFAKE_ROOT=${this.root}\n`;
+    const env = `FAKE_LOG=${this.log}\nFAKE_STATE=${this.state}\nFAKE_ROOT=${this.root}\nSTANDINS=${STANDINS}\n`;
     fs.writeFileSync(path.join(this.dir, "fakes.env"), env);
     const sudoers = [
       `${SSH_USER} ALL=(ALL) NOPASSWD:ALL`,
-      `Defaults:${SSH_USER} secure_path="${FAKES}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"`,
+      `Defaults:${SSH_USER} secure_path="${STANDINS}/path:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"`,
       `Defaults:${SSH_USER} env_file="${path.join(this.dir, "fakes.env")}"`,
       "",
     ].join("\n");
@@ -130,7 +132,10 @@ export class SshHost {
     });
   }
 
-  /** The calls the fakes recorded during the last run. */
+  /** The SSH user's home, where CopyToRemote puts files. */
+  readonly home = `/home/${SSH_USER}`;
+
+  /** The calls the stand-ins recorded during the last run. */
   calls(): string[] {
     return fs.readFileSync(this.log, "utf8").split("\n").filter(Boolean);
   }
