@@ -21,6 +21,8 @@ const k3sSteps = (run: ProgramRun, type: string): string[] =>
   run.names(type).filter((n) => !n.startsWith("delivery-"));
 
 const create = (r: Registration): string => String(r.inputs["create"]);
+/** What a step sends on stdin: its script bundle (or, for a join, the token). */
+const script = (r: Registration): string => String(r.inputs["stdin"]);
 const host = (r: Registration): string =>
   String((r.inputs["connection"] as Record<string, unknown>)["host"]);
 
@@ -50,14 +52,14 @@ describe("k3s: the dev stack (one local server)", () => {
     run = await runProgram(readStackConfig("dev"), { stack: "dev" });
   });
 
-  it("runs every step locally, in order: preflight, install, node, token, kubeconfig", () => {
+  it("runs every step locally, in order: preflight, install, token, kubeconfig, node", () => {
     assert.deepEqual(run.names(REMOTE), []);
     assert.deepEqual(k3sSteps(run, LOCAL), [
       "devbox-preflight",
       "devbox-install",
-      "devbox-node",
       "devbox-token",
       "devbox-kubeconfig",
+      "devbox-node",
     ]);
     const install = run.get(LOCAL, "devbox-install");
     assert.ok(run.dependsOn(install, run.get(LOCAL, "devbox-preflight")));
@@ -73,11 +75,18 @@ describe("k3s: the dev stack (one local server)", () => {
   });
 
   it("preflights as the user and installs as root with the pinned version", () => {
-    assert.match(create(run.get(LOCAL, "devbox-preflight")), /^bash -c '/);
-    const install = create(run.get(LOCAL, "devbox-install"));
-    assert.match(install, /^sudo -n bash -c '/);
-    assert.match(install, /K3S_VERSION='\\''v1\.33\.5\+k3s1'\\''/);
-    assert.match(String(run.get(LOCAL, "devbox-install").inputs["delete"]), /k3s-uninstall\.sh/);
+    const preflight = run.get(LOCAL, "devbox-preflight");
+    assert.equal(create(preflight), "bash -s -- create");
+    assert.match(script(preflight), /^EXPECTED_ARCH='amd64'$/m);
+    const install = run.get(LOCAL, "devbox-install");
+    assert.equal(create(install), "sudo -n bash -s -- create");
+    assert.equal(install.inputs["delete"], "sudo -n bash -s -- delete");
+    assert.match(
+      script(install),
+      /^rosfleet_create\(\) \{\n(.*\n)*K3S_VERSION='v1\.33\.5\+k3s1'\n/,
+    );
+    assert.match(script(install), /^rosfleet_delete\(\) \{\n(.*\n)*.*k3s-uninstall\.sh/m);
+    assert.match(script(install), /\n"rosfleet_\$1" <\/dev\/null\n$/);
   });
 
   it("exports a secret kubeconfig for localhost, the server URL and the nodes", () => {
@@ -109,10 +118,12 @@ describe("k3s: the lab-notes stack (laptop server, Pi and VM agents)", () => {
       "clover1-preflight": "192.168.1.31",
       "vm1-preflight": "192.168.1.41",
       "laptop-install": "192.168.1.21",
-      "laptop-node": "192.168.1.21",
       "laptop-token": "192.168.1.21",
       "laptop-kubeconfig": "192.168.1.21",
+      "laptop-node": "192.168.1.21",
+      "clover1-install": "192.168.1.31",
       "clover1-join": "192.168.1.31",
+      "vm1-install": "192.168.1.41",
       "vm1-join": "192.168.1.41",
       // Agents' nodes are managed through the API, from the server.
       "clover1-node": "192.168.1.21",
@@ -128,6 +139,8 @@ describe("k3s: the lab-notes stack (laptop server, Pi and VM agents)", () => {
 
   it("joins agents after the server, in parallel: no agent depends on another", () => {
     const joins = ["clover1", "vm1"].map((m) => run.get(REMOTE, `${m}-join`));
+    for (const m of ["clover1", "vm1"])
+      assert.ok(run.dependsOn(run.get(REMOTE, `${m}-install`), run.get(REMOTE, "laptop-install")));
     for (const join of joins) assert.ok(run.dependsOn(join, run.get(REMOTE, "laptop-install")));
     assert.equal(run.dependsOn(joins[0], joins[1]), false);
     assert.equal(run.dependsOn(joins[1], joins[0]), false);
@@ -139,7 +152,13 @@ describe("k3s: the lab-notes stack (laptop server, Pi and VM agents)", () => {
       const join = run.get(REMOTE, `${m}-join`);
       assert.equal(join.inputs["stdin"], FAKE_TOKEN);
       assert.ok(join.secretInputs.includes("stdin"));
-      assert.match(create(join), /JOIN_HOST='\\''192\.168\.1\.21'\\''/);
+      assert.equal(create(join), "sudo -n bash /etc/rancher/k3s/rosfleet-join.sh");
+      assert.equal(join.inputs["delete"], undefined);
+      assert.ok(run.dependsOn(join, run.get(REMOTE, `${m}-install`)));
+      // The install step carries no secret: its script (and its diff) stays readable.
+      const install = run.get(REMOTE, `${m}-install`);
+      assert.ok(!install.secretInputs.includes("stdin"));
+      assert.match(script(install), /^JOIN_HOST='192\.168\.1\.21'$/m);
     }
     for (const r of run.resources)
       for (const [key, value] of Object.entries(r.inputs))
@@ -158,27 +177,28 @@ describe("k3s: the lab-notes stack (laptop server, Pi and VM agents)", () => {
   });
 
   it("renders the laptop's docker: true into its config.yaml", () => {
-    assert.match(create(run.get(REMOTE, "laptop-install")), /\ndocker: true\n/);
-    assert.doesNotMatch(create(run.get(REMOTE, "clover1-join")), /\ndocker: true\n/);
+    assert.match(script(run.get(REMOTE, "laptop-install")), /\ndocker: true\n/);
+    assert.doesNotMatch(script(run.get(REMOTE, "clover1-install")), /\ndocker: true\n/);
   });
 
   it("drains and deletes an agent's node on removal, then uninstalls it", () => {
     const node = run.get(REMOTE, "clover1-node");
+    assert.equal(node.inputs["delete"], "sudo -n bash -s -- delete");
     assert.match(
-      String(node.inputs["delete"]),
-      /kubectl drain "\$NODE_NAME" --ignore-daemonsets --delete-emptydir-data/,
+      script(node),
+      /rosfleet_delete\(\) \{\n(.*\n)*.*kubectl drain "\$NODE_NAME" --ignore-daemonsets --delete-emptydir-data/,
     );
     assert.ok(run.dependsOn(node, run.get(REMOTE, "clover1-join")));
     assert.match(
-      String(run.get(REMOTE, "clover1-join").inputs["delete"]),
-      /k3s-agent-uninstall\.sh/,
+      script(run.get(REMOTE, "clover1-install")),
+      /rosfleet_delete\(\) \{\n(.*\n)*.*k3s-agent-uninstall\.sh/,
     );
   });
 
   it("labels the Pi's node through the API", () => {
     assert.match(
-      create(run.get(REMOTE, "clover1-node")),
-      /LABELS='\\''rosfleet\.dev\/robot=clover1'\\''/,
+      script(run.get(REMOTE, "clover1-node")),
+      /^LABELS='rosfleet\.dev\/robot=clover1'$/m,
     );
   });
 
@@ -197,6 +217,65 @@ describe("k3s: the lab-notes stack (laptop server, Pi and VM agents)", () => {
   });
 });
 
+describe("k3s: replacements and removals never undo what was just installed", () => {
+  let run: ProgramRun;
+  before(async () => {
+    run = await runProgram(clover(), { stack: "clover" });
+  });
+  const triggers = (r: Registration) => r.inputs["triggers"] as unknown[];
+  const id = (name: string) => `${name}-id`;
+
+  it("uninstalls before reinstalling when an install step is replaced", () => {
+    for (const m of ["laptop", "clover1", "vm1"]) {
+      const install = run.get(REMOTE, `${m}-install`);
+      assert.equal(install.deleteBeforeReplace, true, m);
+      assert.equal(install.retainOnDelete, false, m);
+    }
+  });
+
+  it("hands the token over again, and re-registers the node, after a reinstall", () => {
+    assert.deepEqual(triggers(run.get(REMOTE, "clover1-join")), [id("clover1-install")]);
+    const node = run.get(REMOTE, "clover1-node");
+    // A re-flashed machine rejoins under its name only once its old Node (and node password)
+    // is gone: the node step is deleted (drain + delete) before it is created again.
+    assert.deepEqual(triggers(node), [
+      id("clover1-install"),
+      id("clover1-join"),
+      id("laptop-install"),
+    ]);
+    assert.equal(node.deleteBeforeReplace, true);
+    assert.deepEqual(triggers(run.get(REMOTE, "laptop-node")), [id("laptop-install")]);
+  });
+
+  it("reads the token and kubeconfig again after the first server is reinstalled", () => {
+    for (const read of ["laptop-token", "laptop-kubeconfig"])
+      assert.deepEqual(triggers(run.get(REMOTE, read)), [id("laptop-install")], read);
+  });
+
+  it("runs nothing on a machine marked skipUninstall when its steps are deleted", async () => {
+    const dead = await runProgram(
+      clover((c) => ((c["machines"] as Record<string, unknown>[])[1]["skipUninstall"] = true)),
+      { stack: "clover" },
+    );
+    assert.equal(dead.get(REMOTE, "clover1-install").retainOnDelete, true);
+    assert.equal(dead.get(REMOTE, "vm1-install").retainOnDelete, false);
+    // Its node is still removed from the cluster, by the server.
+    assert.equal(dead.get(REMOTE, "clover1-node").retainOnDelete, false);
+    for (const r of dead.resources.filter(
+      (x) => x.type === REMOTE && x.name.startsWith("clover1-"),
+    ))
+      if (host(r) === "192.168.1.31")
+        assert.ok(r.retainOnDelete || r.inputs["delete"] === undefined, r.name);
+    // Marking it changes no input: the `up` that records it runs nothing on the machine.
+    assert.deepEqual(
+      dead.resources
+        .filter((r) => JSON.stringify(run.get(r.type, r.name).inputs) !== JSON.stringify(r.inputs))
+        .map((r) => r.name),
+      [],
+    );
+  });
+});
+
 describe("k3s: changes are updates of exactly the steps they concern", () => {
   const diff = (a: ProgramRun, b: ProgramRun) =>
     a.resources
@@ -211,7 +290,7 @@ describe("k3s: changes are updates of exactly the steps they concern", () => {
     const after = await runProgram(
       clover((c) => ((c["k3s"] as Record<string, unknown>)["version"] = "v1.34.1+k3s1")),
     );
-    assert.deepEqual(diff(before, after), ["laptop-install", "clover1-join", "vm1-join"]);
+    assert.deepEqual(diff(before, after), ["laptop-install", "clover1-install", "vm1-install"]);
   });
 
   it("a label change alters only that machine's node step", async () => {
@@ -231,25 +310,29 @@ describe("k3s: HA with three servers", () => {
 
   it("renders cluster-init on the first server only", () => {
     const inits = ["s1", "s2", "s3"].filter((s) =>
-      create(run.get(REMOTE, `${s}-install`)).includes("cluster-init: true"),
+      script(run.get(REMOTE, `${s}-install`)).includes("cluster-init: true"),
     );
     assert.deepEqual(inits, ["s1"]);
   });
 
   it("joins the other servers to the first with its token", () => {
     for (const s of ["s2", "s3"]) {
-      const install = run.get(REMOTE, `${s}-install`);
-      assert.match(create(install), /server: https:\/\/10\.0\.0\.1:6443/);
-      assert.equal(install.inputs["stdin"], FAKE_TOKEN);
+      assert.match(script(run.get(REMOTE, `${s}-install`)), /server: https:\/\/10\.0\.0\.1:6443/);
+      assert.equal(run.get(REMOTE, `${s}-join`).inputs["stdin"], FAKE_TOKEN);
     }
-    assert.equal(run.get(REMOTE, "s1-install").inputs["stdin"], undefined);
+    assert.deepEqual(
+      k3sSteps(run, REMOTE).filter((n) => n.endsWith("-join")),
+      ["s2-join", "s3-join", "a1-join", "a2-join"],
+    );
   });
 
   it("installs (and upgrades) servers one at a time, then the agents", () => {
     const [s1, s2, s3] = ["s1", "s2", "s3"].map((s) => run.get(REMOTE, `${s}-install`));
+    // Each server after the previous one is running Ready (a joiner is so after its join).
     assert.ok(run.dependsOn(s2, s1));
-    assert.ok(run.dependsOn(s3, s2));
-    for (const a of ["a1", "a2"]) assert.ok(run.dependsOn(run.get(REMOTE, `${a}-join`), s3));
+    assert.ok(run.dependsOn(s3, run.get(REMOTE, "s2-join")));
+    for (const a of ["a1", "a2"])
+      assert.ok(run.dependsOn(run.get(REMOTE, `${a}-install`), run.get(REMOTE, "s3-join")));
     const [a1, a2] = ["a1", "a2"].map((a) => run.get(REMOTE, `${a}-join`));
     assert.equal(run.dependsOn(a1, a2) || run.dependsOn(a2, a1), false);
   });
@@ -411,21 +494,18 @@ describe("k3s: air-gapped install (k3s.airgap)", () => {
   });
 
   it("installs from the copies, after them and after every preflight", () => {
-    const join = run.get(REMOTE, "clover1-join");
-    assert.match(create(join), /AIRGAP_BINARY='\\''rosfleet-k3s'\\''/);
-    assert.match(
-      create(join),
-      /AIRGAP_IMAGES='\\''rosfleet-k3s-airgap-images-arm64\.tar\.zst'\\''/,
-    );
+    const join = run.get(REMOTE, "clover1-install");
+    assert.match(script(join), /^AIRGAP_BINARY='rosfleet-k3s'$/m);
+    assert.match(script(join), /^AIRGAP_IMAGES='rosfleet-k3s-airgap-images-arm64\.tar\.zst'$/m);
     assert.ok(run.dependsOn(join, run.get(COPY, "clover1-airgap-binary")));
     assert.ok(
       run.dependsOn(run.get(COPY, "laptop-airgap-binary"), run.get(REMOTE, "clover1-preflight")),
     );
     assert.match(
-      String(join.inputs["delete"]),
-      /AIRGAP_FILES='\\''rosfleet-k3s-install\.sh rosfleet-k3s rosfleet-k3s-airgap-images-arm64\.tar\.zst'\\''/,
+      script(join),
+      /^AIRGAP_FILES='rosfleet-k3s-install\.sh rosfleet-k3s rosfleet-k3s-airgap-images-arm64\.tar\.zst'$/m,
     );
-    assert.match(create(run.get(REMOTE, "vm1-preflight")), /NEED_CURL='\\''false'\\''/);
+    assert.match(script(run.get(REMOTE, "vm1-preflight")), /^NEED_CURL='false'$/m);
   });
 
   it("makes a new binary a visible change of the install that uses it", async () => {
@@ -442,7 +522,7 @@ describe("k3s: air-gapped install (k3s.airgap)", () => {
           ) !== JSON.stringify(r.inputs),
       )
       .map((r) => r.name);
-    assert.deepEqual(changed, ["clover1-join"]);
+    assert.deepEqual(changed, ["clover1-install"]);
   });
 
   it("reads the files in place on a local machine", async () => {
@@ -452,8 +532,8 @@ describe("k3s: air-gapped install (k3s.airgap)", () => {
     });
     assert.deepEqual(dev.names(COPY), []);
     assert.match(
-      create(dev.get(LOCAL, "devbox-install")),
-      new RegExp(`AIRGAP_BINARY='\\\\''${airgap.binaries.amd64}'\\\\''`),
+      script(dev.get(LOCAL, "devbox-install")),
+      new RegExp(`^AIRGAP_BINARY='${airgap.binaries.amd64}'$`, "m"),
     );
   });
 });

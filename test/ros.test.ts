@@ -192,8 +192,8 @@ describe("ros: discovery modes and scaling", () => {
     });
     assert.ok(run.dependsOn(pod, nad));
     assert.match(
-      String(run.get(REMOTE, "clover1-preflight").inputs["create"]),
-      /MULTUS_NIC='\\''eth0'\\''/,
+      String(run.get(REMOTE, "clover1-preflight").inputs["stdin"]),
+      /^MULTUS_NIC='eth0'$/m,
     );
   });
 
@@ -435,7 +435,9 @@ describe("ros: the check script (run by bash, ros2 faked)", () => {
       ["clover1", "vm1"],
     );
     assert.equal(stdout, "ROSFLEET_DELIVERY listener=laptop heard=clover1,vm1\n");
-    assert.ok(calls.includes("timeout 30 ros2 topic echo /chatter std_msgs/msg/String"));
+    assert.ok(calls.includes("ros2 topic echo /chatter std_msgs/msg/String"));
+    // Humble's echo has no --timeout: the machine's own timeout bounds it.
+    assert.match(checkScript("laptop", ["vm1"], 30), /timeout "\$TIMEOUT_SECONDS" ros2 topic echo /);
   });
 
   it("stops listening once every expected talker was heard", () => {

@@ -44,6 +44,9 @@ export interface Registration {
   readonly secretInputs: readonly string[];
   /** URNs this resource depends on (dependsOn and data flow). */
   readonly dependencies: readonly string[];
+  /** Resource options the engine acts on when the resource is replaced or deleted. */
+  readonly deleteBeforeReplace: boolean;
+  readonly retainOnDelete: boolean;
 }
 
 export interface ProgramRun {
@@ -96,8 +99,8 @@ function unwrapSecrets(v: unknown): { value: unknown; secret: boolean } {
  * Delivery check reports as the Jobs would print them when every node hears every other one.
  * `deaf` lists "talker->listener" pairs that did not arrive.
  */
-export function deliveryReports(create: string, deaf: readonly string[] = []): string {
-  const nodes = /NODES='\\''([^']*)'\\''/.exec(create)?.[1].split(",") ?? [];
+export function deliveryReports(script: string, deaf: readonly string[] = []): string {
+  const nodes = /^NODES='([^']*)'$/m.exec(script)?.[1].split(",") ?? [];
   return nodes
     .map((listener) => {
       const heard = (nodes.length === 1 ? nodes : nodes.filter((n) => n !== listener)).filter(
@@ -114,7 +117,8 @@ function cannedStdout(
   deaf: readonly string[],
 ): string {
   const create = String(inputs["create"] ?? "");
-  if (create.includes("delivery-check-")) return deliveryReports(create, deaf);
+  const script = String(inputs["stdin"] ?? "");
+  if (script.includes("delivery-check-")) return deliveryReports(script, deaf);
   if (create.includes("/var/lib/rancher/k3s/server/token")) return `${FAKE_TOKEN}\n`;
   if (create.includes("/etc/rancher/k3s/k3s.yaml")) return FAKE_K3S_YAML;
   return `${name}: ok\n`;
@@ -127,6 +131,8 @@ interface MonitorRequest {
   getDependenciesList(): string[];
   getPropertydependenciesMap(): { forEach(cb: (deps: { getUrnsList(): string[] }) => void): void };
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
+  getDeletebeforereplace(): boolean;
+  getRetainondelete(): boolean | undefined;
 }
 interface Monitor {
   registerResource(req: MonitorRequest, cb: unknown): Promise<void>;
@@ -194,6 +200,8 @@ export async function runProgram(
       inputs,
       secretInputs,
       dependencies: [...dependencies],
+      deleteBeforeReplace: req.getDeletebeforereplace(),
+      retainOnDelete: req.getRetainondelete() ?? false,
     });
     return register(req, cb);
   };
