@@ -130,12 +130,13 @@ describe("config: defaults", () => {
       ...base,
       image: { repository: "r/x", build: "false" },
       ros: { domainId: "42" },
-      machines: [{ ...server, port: "2222", docker: "true" }],
+      machines: [{ ...server, port: "2222", docker: "true", skipUninstall: "true" }],
     });
     assert.equal(lab.image.build, false);
     assert.equal(lab.ros.domainId, 42);
     assert.equal(lab.machines[0].port, 2222);
     assert.equal(lab.machines[0].docker, true);
+    assert.equal(lab.machines[0].skipUninstall, true);
   });
 
   it("needs no SSH user for a local machine", () => {

@@ -437,7 +437,10 @@ describe("ros: the check script (run by bash, ros2 faked)", () => {
     assert.equal(stdout, "ROSFLEET_DELIVERY listener=laptop heard=clover1,vm1\n");
     assert.ok(calls.includes("ros2 topic echo /chatter std_msgs/msg/String"));
     // Humble's echo has no --timeout: the machine's own timeout bounds it.
-    assert.match(checkScript("laptop", ["vm1"], 30), /timeout "\$TIMEOUT_SECONDS" ros2 topic echo /);
+    assert.match(
+      checkScript("laptop", ["vm1"], 30),
+      /timeout "\$TIMEOUT_SECONDS" ros2 topic echo /,
+    );
   });
 
   it("stops listening once every expected talker was heard", () => {
