@@ -132,7 +132,7 @@ function listenAsServer(): void {
     api = net.createServer((socket) => socket.destroy());
     await new Promise<void>((resolve) => api.listen(6443, SERVER, resolve));
   });
-  after(() => api.close());
+  after(() => new Promise<void>((resolve) => api.close(() => resolve())));
 }
 
 /** True once `p` was stopped: gone, or a zombie its parent (this test) has not reaped yet. */
@@ -228,7 +228,7 @@ describe("scripts: install", () => {
     const r = m.run(install(server));
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(changes(r), [
-      "curl -sfL https://get.k3s.io",
+      "curl -sfL --connect-timeout 20 --max-time 120 https://get.k3s.io",
       "installer server INSTALL_K3S_VERSION=v1.33.5+k3s1 INSTALL_K3S_SKIP_START=true",
       "systemctl restart k3s",
     ]);
@@ -261,7 +261,7 @@ describe("scripts: install", () => {
     assert.deepEqual(changes(restarted), ["systemctl restart k3s"]);
     const upgraded = m.run(install(server).replace("v1.33.5+k3s1", "v1.34.1+k3s1"));
     assert.deepEqual(changes(upgraded), [
-      "curl -sfL https://get.k3s.io",
+      "curl -sfL --connect-timeout 20 --max-time 120 https://get.k3s.io",
       "installer server INSTALL_K3S_VERSION=v1.34.1+k3s1 INSTALL_K3S_SKIP_START=true",
       "systemctl restart k3s",
     ]);
@@ -274,6 +274,19 @@ describe("scripts: install", () => {
     assert.ok(m.run(install(server)).calls.some((c) => c.startsWith("k3s --version")));
     assert.match(install(server), /^K3S="\$ROOT\/usr\/local\/bin\/k3s"$/m);
     assert.doesNotMatch(install(server), /(^|[\s(;|])k3s (kubectl|--version)/m);
+  });
+
+  it("says what to check when the installer cannot download k3s, and starts nothing", () => {
+    const m = new FakeMachine().set("offline");
+    const r = m.run(install(server));
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      /^the k3s installer failed or did not finish within 600s on laptop: check that it reaches get\.k3s\.io and github\.com \(or use k3s\.airgap\), then pulumi up again$/m,
+    );
+    assert.deepEqual(changes(r), [
+      "curl -sfL --connect-timeout 20 --max-time 120 https://get.k3s.io",
+    ]);
   });
 
   it("fails with the journal hint when the server does not become Ready", () => {
@@ -299,7 +312,7 @@ describe("scripts: install", () => {
     const r = m.run(install(pi, SERVER));
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(changes(r), [
-      "curl -sfL https://get.k3s.io",
+      "curl -sfL --connect-timeout 20 --max-time 120 https://get.k3s.io",
       "installer agent INSTALL_K3S_VERSION=v1.33.5+k3s1 INSTALL_K3S_SKIP_START=true",
     ]);
     assert.match(r.stdout, /it starts when clover1-join gives it the cluster token\n$/);

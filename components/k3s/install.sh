@@ -120,10 +120,15 @@ fi
 installed=$("$K3S" --version 2>/dev/null | awk 'NR == 1 { print $3 }' || true)
 if [ "$reinstall" = true ] || [ "$installed" != "$K3S_VERSION" ] || ! systemctl cat "$service" >/dev/null 2>&1; then
   echo "installing k3s $K3S_VERSION ($ROLE) on $NODE_NAME (found: ${installed:-none})"
+  # Bounded: the installer downloads k3s (~70 MB) with no time limit of its own.
   if [ -n "$AIRGAP_BINARY" ]; then
-    INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_SKIP_START=true INSTALL_K3S_VERSION="$K3S_VERSION" sh "$(airgap_path "$AIRGAP_INSTALLER")" "$ROLE"
+    run_installer() { INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_SKIP_START=true INSTALL_K3S_VERSION="$K3S_VERSION" timeout 600 sh "$(airgap_path "$AIRGAP_INSTALLER")" "$ROLE"; }
   else
-    curl -sfL "$INSTALL_URL" | INSTALL_K3S_SKIP_START=true INSTALL_K3S_VERSION="$K3S_VERSION" sh -s - "$ROLE"
+    run_installer() { curl -sfL --connect-timeout 20 --max-time 120 "$INSTALL_URL" | INSTALL_K3S_SKIP_START=true INSTALL_K3S_VERSION="$K3S_VERSION" timeout 600 sh -s - "$ROLE"; }
+  fi
+  if ! run_installer; then
+    echo "the k3s installer failed or did not finish within 600s on $NODE_NAME: check that it reaches get.k3s.io and github.com (or use k3s.airgap), then pulumi up again" >&2
+    exit 1
   fi
   changed=true
 fi

@@ -53,7 +53,8 @@ if [ "$KIND" = pi ]; then
   fi
 fi
 
-if [ "$NEED_DOCKER" = true ] && ! "${as_root[@]}" docker info >/dev/null 2>&1; then
+# Bounded: a wedged dockerd never answers.
+if [ "$NEED_DOCKER" = true ] && ! timeout 20 "${as_root[@]}" docker info >/dev/null 2>&1; then
   problem "docker: not running, and docker: true makes k3s use it: install Docker (apt-get install docker.io), then sudo systemctl enable --now docker"
 fi
 

@@ -115,9 +115,11 @@ describe("ssh: steps over a real SSH connection, with the machine's own tools", 
       execFileSync("chown", [SSH_USER, path.join(host.home, f.remote)]);
     }
   });
-  after(() => {
-    api?.close();
+  after(async () => {
     host.stop();
+    await new Promise<void>((resolve) =>
+      api === undefined ? resolve() : api.close(() => resolve()),
+    );
   });
 
   it("passes preflight as the SSH user on a fit machine", async () => {
