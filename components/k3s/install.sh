@@ -47,15 +47,13 @@ fi
 umask 077
 conf_dir="$ROOT/etc/rancher/k3s"
 bin_dir="$ROOT/usr/local/bin"
-service=k3s
-[ "$ROLE" = agent ] && service=k3s-agent
+service=$(unit_of "$ROLE")
 
 # This machine was rosfleet's node of the other role (the stack changed its role): remove that
 # install first; its uninstall also clears /etc/rancher/k3s, so this comes before writing there.
 previous=$(owner)
 if [ -n "$previous" ] && [ "${previous##* }" != "$ROLE" ]; then
-  old_uninstall="$bin_dir/k3s-uninstall.sh"
-  [ "${previous##* }" = agent ] && old_uninstall="$bin_dir/k3s-agent-uninstall.sh"
+  old_uninstall="$bin_dir/$(unit_of "${previous##* }")-uninstall.sh"
   echo "$NODE_NAME was a k3s ${previous##* } and is now a $ROLE: uninstalling the ${previous##* } first"
   if [ -x "$old_uninstall" ]; then "$old_uninstall"; fi
   rm -f "$OWNER_FILE"
@@ -144,9 +142,4 @@ else
   echo "k3s $K3S_VERSION ($ROLE) on $NODE_NAME is up to date"
 fi
 
-if [ "$ROLE" = server ]; then
-  # Readiness gate: the next server is upgraded only when this one is back (HA keeps quorum).
-  wait_node_ready "$NODE_NAME" "$WAIT_SECONDS" \
-    "k3s server $NODE_NAME is not Ready after ${WAIT_SECONDS}s: see journalctl -u k3s on it"
-  echo "node $NODE_NAME is Ready"
-fi
+if [ "$ROLE" = server ]; then wait_server_ready "$NODE_NAME" "$WAIT_SECONDS"; fi

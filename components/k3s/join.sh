@@ -10,8 +10,7 @@
 #   WAIT_SECONDS  how long k3s may take to start, and a server to report Ready
 #   ROOT          filesystem prefix ("" on a real machine; a temp dir in tests)
 
-service=k3s
-[ "$ROLE" = agent ] && service=k3s-agent
+service=$(unit_of "$ROLE")
 token_file="$ROOT/etc/rancher/k3s/token"
 
 umask 077
@@ -29,8 +28,5 @@ if cmp -s "$tmp" "$token_file" && systemctl is-active --quiet "$service"; then
 fi
 mv -f "$tmp" "$token_file"
 start_k3s "$service" "$NODE_NAME" "$WAIT_SECONDS"
-if [ "$ROLE" = server ]; then
-  wait_node_ready "$NODE_NAME" "$WAIT_SECONDS" \
-    "k3s server $NODE_NAME is not Ready after ${WAIT_SECONDS}s: see journalctl -u k3s on it"
-fi
+if [ "$ROLE" = server ]; then wait_server_ready "$NODE_NAME" "$WAIT_SECONDS"; fi
 echo "k3s ($ROLE) on $NODE_NAME runs with the cluster token"

@@ -10,6 +10,10 @@ K3S="$ROOT/usr/local/bin/k3s"
 OWNER_FILE="$ROOT/etc/rancher/k3s/rosfleet-owner"
 owner() { cat "$OWNER_FILE" 2>/dev/null || true; }
 
+# unit_of ROLE: the systemd unit of a role; k3s names its uninstall script after it
+# (/usr/local/bin/<unit>-uninstall.sh).
+unit_of() { if [ "$1" = agent ]; then echo k3s-agent; else echo k3s; fi; }
+
 # wait_node_ready NODE SECONDS MESSAGE: polls until NODE is Ready; after SECONDS, prints
 # MESSAGE to stderr and fails.
 wait_node_ready() {
@@ -21,6 +25,13 @@ wait_node_ready() {
     fi
     sleep 2
   done
+}
+
+# wait_server_ready NODE SECONDS: the readiness gate of a server (HA keeps quorum when the
+# next server is changed only after this one is back).
+wait_server_ready() {
+  wait_node_ready "$1" "$2" "k3s server $1 is not Ready after $2s: see journalctl -u k3s on it"
+  echo "node $1 is Ready"
 }
 
 # start_k3s SERVICE NODE SECONDS: (re)starts SERVICE. k3s units are Type=notify with no start
