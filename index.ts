@@ -1,32 +1,17 @@
 // rosfleet: read the lab's stack config, create the stages, export the outputs (DESIGN.md).
 import * as pulumi from "@pulumi/pulumi";
+import { labCluster } from "./components/cluster";
 import { readLabConfig } from "./components/config";
 import { Dashboard } from "./components/dashboard/headlamp";
 import { RosDemoImage } from "./components/image/image";
-import { K3sCluster } from "./components/k3s/cluster";
-import { LabMachine } from "./components/machine/machine";
 import { DeliveryCheck } from "./components/ros/check";
 import { RosWorkloads } from "./components/ros/workloads";
 
 // Stage 1 — config: validated whole before any resource is declared.
 const lab = readLabConfig();
 
-// Stage 2 — machine: how to reach each machine, and its preflight.
-const preflight = {
-  multusInterface: lab.ros.discovery === "multus" ? lab.ros.multus.interface : undefined,
-  airgapped: lab.k3s.airgap !== undefined,
-};
-const machines = lab.machines.map(
-  (machine) =>
-    new LabMachine(machine.name, { machine, sshPrivateKey: lab.sshPrivateKey, ...preflight }),
-);
-
-// Stage 3 — k3s: servers, then agents in parallel; token and kubeconfig as secrets.
-const cluster = new K3sCluster("k3s", {
-  lab,
-  machines,
-  clusterName: `rosfleet-${pulumi.getStack()}`,
-});
+// Stages 2–3 — machine and k3s over SSH, or the lab's existing cluster (cluster.kubeconfig).
+const cluster = labCluster(lab, `rosfleet-${pulumi.getStack()}`);
 const inCluster = { providers: [cluster.provider] };
 
 // Stage 4 — image: ros_demo for every platform of the lab, referenced by digest.
@@ -40,24 +25,29 @@ const rosDemo = new RosDemoImage("ros-demo", {
 // Stage 5 — ros: discovery for the chosen mode, the workloads, the cross-node delivery check.
 const ros = new RosWorkloads(
   "ros",
-  { ros: lab.ros, image: rosDemo.ref, k3sVersion: lab.k3s.version },
+  { ros: lab.ros, image: rosDemo.ref, k3sVersion: lab.k3s?.version, access: cluster.access },
   inCluster,
 );
-const check = lab.deliveryCheck.enabled
-  ? new DeliveryCheck(
-      "delivery",
-      {
-        nodes: lab.machines.filter((m) => !m.cordon).map((m) => m.name),
-        discovery: lab.ros.discovery,
-        context: ros.context,
-        namespace: ros.namespace.metadata.name,
-        timeoutSeconds: lab.deliveryCheck.timeoutSeconds,
-        primary: cluster.primary,
-        after: [...ros.discovery, ...ros.workloads],
-      },
-      inCluster,
-    )
-  : undefined;
+const checked = lab.nodes.filter((n) => !n.cordon).map((n) => n.name);
+if (lab.deliveryCheck.enabled && checked.length === 0)
+  pulumi.log.warn(
+    "delivery check skipped: list the cluster's nodes under machines (name, arch) so rosfleet knows which nodes to check, or set deliveryCheck.enabled false",
+  );
+const check =
+  lab.deliveryCheck.enabled && checked.length > 0
+    ? new DeliveryCheck(
+        "delivery",
+        {
+          nodes: checked,
+          discovery: lab.ros.discovery,
+          context: ros.context,
+          namespace: ros.namespace.metadata.name,
+          timeoutSeconds: lab.deliveryCheck.timeoutSeconds,
+          after: [...ros.discovery, ...ros.workloads],
+        },
+        inCluster,
+      )
+    : undefined;
 
 // Stage 6 — dashboard: Headlamp and a token of the chosen access.
 const headlamp = lab.dashboard.enabled

@@ -255,7 +255,8 @@ describe("k3s: replacements and removals never undo what was just installed", ()
   it("runs nothing on a machine marked skipUninstall when its steps are deleted", async () => {
     const dead = await runProgram(
       clover((c) => ((c["machines"] as Record<string, unknown>[])[1]["skipUninstall"] = true)),
-      { stack: "clover" },
+      // The next `up`: the last run's delivery reports are there to read.
+      { stack: "clover", lastReports: run.reports },
     );
     assert.equal(dead.get(REMOTE, "clover1-install").retainOnDelete, true);
     assert.equal(dead.get(REMOTE, "vm1-install").retainOnDelete, false);
@@ -289,6 +290,7 @@ describe("k3s: changes are updates of exactly the steps they concern", () => {
     const before = await runProgram(clover());
     const after = await runProgram(
       clover((c) => ((c["k3s"] as Record<string, unknown>)["version"] = "v1.34.1+k3s1")),
+      { lastReports: before.reports },
     );
     assert.deepEqual(diff(before, after), ["laptop-install", "clover1-install", "vm1-install"]);
   });
@@ -297,6 +299,7 @@ describe("k3s: changes are updates of exactly the steps they concern", () => {
     const before = await runProgram(clover());
     const after = await runProgram(
       clover((c) => ((c["machines"] as Record<string, unknown>[])[2]["labels"] = { zone: "b" })),
+      { lastReports: before.reports },
     );
     assert.deepEqual(diff(before, after), ["vm1-node"]);
   });
@@ -513,6 +516,7 @@ describe("k3s: air-gapped install (k3s.airgap)", () => {
     fs.writeFileSync(airgap.binaries.arm64, "arm64, rebuilt");
     const after = await runProgram(
       clover((c) => ((c["k3s"] as Record<string, unknown>)["airgap"] = airgap)),
+      { lastReports: run.reports },
     );
     const changed = after.resources
       .filter(

@@ -2,15 +2,18 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { checkScript } from "../components/ros/check";
 import { k3sCniBinDir } from "../components/ros/multus";
 import {
   deliveryPairs,
   evaluateDelivery,
   expectedTalkers,
-  parseReports,
+  heardBy,
+  parseReport,
+  reportsOf,
 } from "../components/ros/delivery";
+import { FakeApi, startFakeApi } from "./helpers/apiserver";
 import { ProgramRun, Registration, runProgram } from "./helpers/program";
 import { readStackConfig } from "./helpers/stack";
 
@@ -20,6 +23,10 @@ const SERVICE = "kubernetes:core/v1:Service";
 const DAEMONSET = "kubernetes:apps/v1:DaemonSet";
 const JOB = "kubernetes:batch/v1:Job";
 const REMOTE = "command:remote:Command";
+const CONFIGMAP = "kubernetes:core/v1:ConfigMap";
+const ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role";
+const ROLEBINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding";
+const SERVICEACCOUNT = "kubernetes:core/v1:ServiceAccount";
 
 type Obj = Record<string, unknown>;
 const o = (v: unknown): Obj => v as Obj;
@@ -28,6 +35,9 @@ function podSpec(r: Registration): Obj {
   const spec = o(r.inputs["spec"]);
   return r.type === POD ? spec : o(o(spec["template"])["spec"]);
 }
+/** Listener → talkers heard, from report lines as the Jobs write them. */
+const heard = (...lines: string[]) =>
+  heardBy(reportsOf(Object.fromEntries(lines.map((l, i) => [String(i), l]))));
 const containers = (r: Registration): Obj[] => podSpec(r)["containers"] as Obj[];
 const env = (c: Obj): Record<string, string> =>
   Object.fromEntries(
@@ -262,15 +272,108 @@ describe("ros: the delivery check", () => {
     assert.ok(run.dependsOn(run.get(JOB, "delivery-laptop"), beacons));
   });
 
-  it("reads the reports on the server after the Jobs and exports every pair", () => {
-    const report = run.get(REMOTE, "delivery-report");
-    assert.equal(String(o(report.inputs["connection"])["host"]), "192.168.1.21");
-    assert.ok(run.dependsOn(report, run.get(JOB, "delivery-clover1")));
-    assert.equal((report.inputs["triggers"] as unknown[]).length, 2);
+  it("reads the reports through the API after every Job, not over SSH, and exports every pair", () => {
+    assert.deepEqual(
+      run.resources.filter((r) => r.type.startsWith("command:") && r.name.startsWith("delivery")),
+      [],
+    );
+    const reads = run.reads.filter((r) => r.type === CONFIGMAP);
+    assert.deepEqual(
+      reads.map((r) => [r.name, r.id]),
+      [
+        ["delivery-last", "delivery-reports-id"],
+        ["delivery-read", "delivery-reports-id"],
+      ],
+    );
+    const after = reads[1].dependencies;
+    for (const job of run.names(JOB))
+      assert.ok(
+        after.some((u) => u.endsWith(`::${job}`)),
+        job,
+      );
     assert.deepEqual(run.outputs["delivery"], [
       { talker: "clover1", listener: "laptop", received: true },
       { talker: "laptop", listener: "clover1", received: true },
     ]);
+  });
+
+  it("lets the Jobs patch exactly the reports ConfigMap, and nothing else", () => {
+    const role = run.get(ROLE, "delivery-role");
+    assert.deepEqual(role.inputs["rules"], [
+      {
+        apiGroups: [""],
+        resources: ["configmaps"],
+        resourceNames: ["rosfleet-delivery"],
+        verbs: ["patch"],
+      },
+    ]);
+    assert.equal(
+      o(run.get(CONFIGMAP, "delivery-reports").inputs["metadata"])["name"],
+      "rosfleet-delivery",
+    );
+    assert.equal(run.get(CONFIGMAP, "delivery-reports").inputs["data"], undefined);
+    const binding = run.get(ROLEBINDING, "delivery-binding");
+    assert.deepEqual(binding.inputs["roleRef"], {
+      apiGroup: "rbac.authorization.k8s.io",
+      kind: "Role",
+      name: "rosfleet-delivery-check",
+    });
+    assert.deepEqual(binding.inputs["subjects"], [
+      { kind: "ServiceAccount", name: "rosfleet-delivery-check", namespace: "rosfleet" },
+    ]);
+    assert.equal(
+      run.get(SERVICEACCOUNT, "delivery-account").inputs["automountServiceAccountToken"],
+      false,
+    );
+    for (const job of run.names(JOB)) {
+      const spec = podSpec(run.get(JOB, job));
+      assert.equal(spec["serviceAccountName"], "rosfleet-delivery-check");
+      assert.equal(spec["automountServiceAccountToken"], true);
+    }
+    // The beacons talk ROS only: no API token in their pods.
+    assert.equal(
+      podSpec(run.get(DAEMONSET, "delivery-beacons"))["automountServiceAccountToken"],
+      false,
+    );
+  });
+
+  it("keeps a passing check's Jobs on the next up, so it changes nothing", async () => {
+    const next = await runProgram(
+      clover((c) => ((c["machines"] as Obj[])[2]["cordon"] = true)),
+      { lastReports: run.reports },
+    );
+    for (const job of run.names(JOB))
+      assert.deepEqual(next.get(JOB, job).inputs, run.get(JOB, job).inputs, job);
+    assert.deepEqual(next.outputs["delivery"], run.outputs["delivery"]);
+  });
+
+  it("runs the check again on the up after a failure (new run key, so new Jobs)", async () => {
+    const config = withRos({ discovery: "multicast" });
+    const failed = await runProgram(config, { deafPairs: ["laptop->clover1"] });
+    assert.ok(failed.outputErrors["delivery"] instanceof Error);
+    const retry = await runProgram(config, { lastReports: failed.reports });
+    const runKey = (r: ProgramRun, job: string) =>
+      env(containers(r.get(JOB, job))[0])["ROSFLEET_CHECK_RUN"];
+    for (const job of failed.names(JOB))
+      assert.notEqual(runKey(retry, job), runKey(failed, job), job);
+    assert.equal(retry.outputErrors["delivery"], undefined);
+    // And once it passed, the key stays.
+    const after = await runProgram(config, { lastReports: retry.reports });
+    for (const job of retry.names(JOB)) assert.equal(runKey(after, job), runKey(retry, job), job);
+  });
+
+  it("trusts no report of an earlier Job: a check that wrote nothing is named", async () => {
+    const silent = await runProgram(
+      clover((c) => ((c["machines"] as Obj[])[2]["cordon"] = true)),
+      { lastReports: run.reports, silentChecks: ["clover1"] },
+    );
+    const error = silent.outputErrors["delivery"];
+    assert.ok(error instanceof Error);
+    assert.match(error.message, /no \/chatter from laptop reached clover1/);
+    assert.match(
+      error.message,
+      /the check on clover1 reported nothing: kubectl -n rosfleet logs job\/delivery-check-clover1/,
+    );
   });
 
   it("fails the update naming the pairs that did not hear each other and the mode", async () => {
@@ -287,6 +390,7 @@ describe("ros: the delivery check", () => {
         "  - no /chatter from laptop reached clover1",
         "  - no /chatter from vm1 reached clover1",
         "Hint: multicast is the negative control: flannel does not carry multicast between nodes; use discovery-server.",
+        "The next pulumi up runs the check again (new check Jobs); nothing else needs to change.",
       ].join("\n"),
     );
   });
@@ -336,22 +440,39 @@ describe("ros: the delivery decision", () => {
   });
 
   it("parses report lines and ignores everything else", () => {
-    const reports = parseReports(
-      "ROSFLEET_DELIVERY listener=a heard=b,c\nnoise\nno report from delivery-check-c\nROSFLEET_DELIVERY listener=b heard=\n",
-    );
+    const reports = reportsOf({
+      a: "ROSFLEET_DELIVERY listener=a heard=b,c run=r1 job=u1",
+      b: "ROSFLEET_DELIVERY listener=b heard= run=r1 job=u2\n",
+      c: "noise",
+      d: "ROSFLEET_DELIVERY listener=d heard=a",
+    });
     assert.deepEqual(
-      [...reports.entries()].map(([k, v]) => [k, [...v]]),
+      [...heardBy(reports).entries()].map(([k, v]) => [k, [...v]]),
       [
         ["a", ["b", "c"]],
         ["b", []],
       ],
+    );
+    assert.deepEqual(parseReport("ROSFLEET_DELIVERY listener=a heard=b run=r1 job=u1"), {
+      listener: "a",
+      heard: new Set(["b"]),
+      run: "r1",
+      job: "u1",
+    });
+    assert.deepEqual(
+      [...heardBy(reports, (r) => r.job === "u2").keys()],
+      ["b"],
+      "only the reports accepted",
     );
   });
 
   it("passes when every pair arrived, and says so", () => {
     const verdict = evaluateDelivery(
       ["a", "b"],
-      parseReports("ROSFLEET_DELIVERY listener=a heard=b\nROSFLEET_DELIVERY listener=b heard=a"),
+      heard(
+        "ROSFLEET_DELIVERY listener=a heard=b run=r job=u",
+        "ROSFLEET_DELIVERY listener=b heard=a run=r job=u",
+      ),
       "discovery-server",
     );
     assert.equal(verdict.ok, true);
@@ -364,7 +485,7 @@ describe("ros: the delivery decision", () => {
   it("says a one-node lab was checked within its node only", () => {
     const verdict = evaluateDelivery(
       ["solo"],
-      parseReports("ROSFLEET_DELIVERY listener=solo heard=solo"),
+      heard("ROSFLEET_DELIVERY listener=solo heard=solo run=r job=u"),
       "host-network",
     );
     assert.equal(verdict.ok, true);
@@ -377,8 +498,9 @@ describe("ros: the delivery decision", () => {
   it("fails a pair whose listener heard only its own node, and names a silent check", () => {
     const verdict = evaluateDelivery(
       ["a", "b", "c"],
-      parseReports(
-        "ROSFLEET_DELIVERY listener=a heard=a,b,c\nROSFLEET_DELIVERY listener=b heard=b",
+      heard(
+        "ROSFLEET_DELIVERY listener=a heard=a,b,c run=r job=u",
+        "ROSFLEET_DELIVERY listener=b heard=b run=r job=u",
       ),
       "discovery-server",
     );
@@ -397,35 +519,57 @@ describe("ros: the delivery decision", () => {
         "  - no /chatter from b reached c",
         "  (the check on c reported nothing: kubectl -n rosfleet logs job/delivery-check-c)",
         "Hint: check the discovery server (kubectl -n rosfleet logs deploy/ros-discovery) and that flannel's 8472/udp is open between the nodes.",
+        "The next pulumi up runs the check again (new check Jobs); nothing else needs to change.",
       ].join("\n"),
     );
   });
 });
 
-describe("ros: the check script (run by bash, ros2 faked)", () => {
+describe("ros: the check script (run by bash and python3, ros2 faked, a TLS API)", () => {
   // test/fakes/ros2 stands for `ros2 topic echo`: it prints the messages of $FAKE_STATE/chatter.
-  function check(messages: string[], expected: string[]): { stdout: string; calls: string[] } {
+  // The report goes to a real HTTPS server as the Job's ServiceAccount (files in ROSFLEET_SA_DIR).
+  let api: FakeApi;
+  before(async () => {
+    api = await startFakeApi();
+  });
+  after(async () => api.close());
+  beforeEach(() => {
+    api.requests.length = 0;
+    api.status = () => 200;
+  });
+
+  async function check(
+    messages: string[],
+    expected: string[],
+  ): Promise<{ stdout: string; stderr: string; calls: string[] }> {
     const state = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-check-"));
     fs.writeFileSync(path.join(state, "chatter"), messages.map((m) => `${m}\n`).join(""));
     fs.writeFileSync(path.join(state, "calls.log"), "");
-    const r = spawnSync("bash", ["-c", checkScript("laptop", expected, 30)], {
-      encoding: "utf8",
-      env: {
-        PATH: `${path.join(__dirname, "fakes")}:${process.env["PATH"] ?? ""}`,
-        FAKE_STATE: state,
-        FAKE_LOG: path.join(state, "calls.log"),
-        HOME: state,
-      },
+    const sa = path.join(state, "serviceaccount");
+    fs.mkdirSync(sa);
+    fs.writeFileSync(path.join(sa, "token"), "sa-token-for-tests\n");
+    fs.writeFileSync(path.join(sa, "namespace"), "rosfleet");
+    fs.writeFileSync(path.join(sa, "ca.crt"), api.ca);
+    const r = await run("bash", ["-c", checkScript("laptop", expected, 30)], {
+      PATH: `${path.join(__dirname, "fakes")}:${process.env["PATH"] ?? ""}`,
+      FAKE_STATE: state,
+      FAKE_LOG: path.join(state, "calls.log"),
+      HOME: state,
+      KUBERNETES_SERVICE_HOST: "127.0.0.1",
+      KUBERNETES_SERVICE_PORT: String(api.port),
+      ROSFLEET_SA_DIR: sa,
+      ROSFLEET_CHECK_RUN: "abc-1",
+      ROSFLEET_JOB_UID: "uid-7",
     });
     assert.equal(r.status, 0, r.stderr);
     return {
-      stdout: r.stdout,
+      ...r,
       calls: fs.readFileSync(path.join(state, "calls.log"), "utf8").split("\n").filter(Boolean),
     };
   }
 
-  it("reports the beacons it heard, ignoring the demo talkers' chatter", () => {
-    const { stdout, calls } = check(
+  it("reports the beacons it heard, ignoring the demo talkers' chatter", async () => {
+    const { stdout, calls } = await check(
       [
         "Hello World: 1",
         "rosfleet-beacon from clover1",
@@ -434,7 +578,10 @@ describe("ros: the check script (run by bash, ros2 faked)", () => {
       ],
       ["clover1", "vm1"],
     );
-    assert.equal(stdout, "ROSFLEET_DELIVERY listener=laptop heard=clover1,vm1\n");
+    assert.equal(
+      stdout,
+      "ROSFLEET_DELIVERY listener=laptop heard=clover1,vm1 run=abc-1 job=uid-7\n",
+    );
     assert.ok(calls.includes("ros2 topic echo /chatter std_msgs/msg/String"));
     // Humble's echo has no --timeout: the machine's own timeout bounds it.
     assert.match(
@@ -443,16 +590,64 @@ describe("ros: the check script (run by bash, ros2 faked)", () => {
     );
   });
 
-  it("stops listening once every expected talker was heard", () => {
-    const { stdout } = check(
+  it("writes its report to its node's key of the reports ConfigMap, as its ServiceAccount", async () => {
+    await check(["rosfleet-beacon from vm1"], ["vm1"]);
+    assert.equal(api.requests.length, 1);
+    const [req] = api.requests;
+    assert.equal(req.method, "PATCH");
+    assert.equal(req.url, "/api/v1/namespaces/rosfleet/configmaps/rosfleet-delivery");
+    assert.equal(req.headers["authorization"], "Bearer sa-token-for-tests");
+    assert.equal(req.headers["content-type"], "application/merge-patch+json");
+    const body = JSON.parse(req.body) as unknown;
+    assert.deepEqual(body, {
+      data: { laptop: "ROSFLEET_DELIVERY listener=laptop heard=vm1 run=abc-1 job=uid-7" },
+    });
+    // What the program reads back is what the Job heard.
+    const reports = reportsOf((body as { data: Record<string, string> }).data);
+    assert.deepEqual([...(heardBy(reports).get("laptop") ?? [])], ["vm1"]);
+  });
+
+  it("says why when it may not write the report, and still exits 0 (the verdict names its log)", async () => {
+    api.status = () => 403;
+    const { stderr } = await check(["rosfleet-beacon from vm1"], ["vm1"]);
+    assert.equal(api.requests.length, 1, "a denial is not retried");
+    assert.match(stderr, /could not write the report to configmap\/rosfleet-delivery: HTTP 403/);
+  });
+
+  it("retries an API server that is not answering yet", async () => {
+    let n = 0;
+    api.status = () => (++n < 2 ? 503 : 200);
+    const { stderr } = await check(["rosfleet-beacon from vm1"], ["vm1"]);
+    assert.equal(api.requests.length, 2);
+    assert.equal(stderr, "");
+  });
+
+  it("stops listening once every expected talker was heard", async () => {
+    const { stdout } = await check(
       ["rosfleet-beacon from clover1", "rosfleet-beacon from vm1"],
       ["clover1"],
     );
-    assert.equal(stdout, "ROSFLEET_DELIVERY listener=laptop heard=clover1\n");
+    assert.equal(stdout, "ROSFLEET_DELIVERY listener=laptop heard=clover1 run=abc-1 job=uid-7\n");
   });
 
-  it("reports what it heard when the timeout strikes first, and still exits 0", () => {
-    const { stdout } = check(["Hello World: 1"], ["clover1"]);
-    assert.equal(stdout, "ROSFLEET_DELIVERY listener=laptop heard=\n");
+  it("reports what it heard when the timeout strikes first, and still exits 0", async () => {
+    const { stdout } = await check(["Hello World: 1"], ["clover1"]);
+    assert.equal(stdout, "ROSFLEET_DELIVERY listener=laptop heard= run=abc-1 job=uid-7\n");
   });
 });
+
+/** Runs a program without blocking the event loop (the fake API answers from this process). */
+function run(
+  file: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
+}

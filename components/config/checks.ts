@@ -3,6 +3,7 @@
 import { parseImageReference } from "../image/reference";
 import { Dict, MachineView, dict, duplicates, machineViews, str, uses } from "./raw";
 import { ARCHES } from "./schema";
+import { ModeEnv, modeRules } from "./mode-checks";
 import { airgapRules, multusRules, workloadRules } from "./stage-checks";
 
 /** One problem: the key path it concerns and what is wrong there. */
@@ -16,8 +17,10 @@ export const LOCAL_HOSTS: ReadonlySet<string> = new Set(["localhost", "127.0.0.1
 
 export const isLocalHost = (host: string): boolean => LOCAL_HOSTS.has(host.trim().toLowerCase());
 
-function serverCount(views: readonly MachineView[], list: unknown): Problem[] {
-  if (!Array.isArray(list)) return [];
+function serverCount(views: readonly MachineView[], raw: Dict): Problem[] {
+  const list = raw["machines"];
+  // An existing cluster has its own servers; its machines have no role.
+  if (!Array.isArray(list) || raw["cluster"] !== undefined) return [];
   if (list.length === 0)
     return [{ path: "machines", message: "at least one machine is required (the k3s server)" }];
   const servers = views.filter((v) => v.role === "server").length;
@@ -123,7 +126,7 @@ function secretRules(raw: Dict): Problem[] {
 }
 
 /** What the cross-key rules may look at besides the configuration. */
-export interface CheckEnv {
+export interface CheckEnv extends ModeEnv {
   /** Whether a path (relative to the project directory) is a readable file. */
   readonly isFile: (path: string) => boolean;
 }
@@ -132,7 +135,8 @@ export interface CheckEnv {
 export function crossChecks(raw: Dict, env: CheckEnv): Problem[] {
   const views = machineViews(raw);
   return [
-    ...serverCount(views, raw["machines"]),
+    ...modeRules(raw, views, env),
+    ...serverCount(views, raw),
     ...duplicates(uses(views, "name")),
     ...duplicates(uses(views, "host"), (h) =>
       isLocalHost(h) ? "localhost" : h.trim().toLowerCase(),

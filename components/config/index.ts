@@ -5,6 +5,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as pulumiRuntimeConfig from "@pulumi/pulumi/runtime/config";
 import { z } from "zod";
 import { Problem, crossChecks, isLocalHost } from "./checks";
+import { isKubeconfigText, resolveKubeconfigPath } from "./mode-checks";
+import { clusterAccess } from "../cluster/kubeconfig";
 import { Workload, defaultWorkloads, workloadWithDefaults } from "./workloads";
 import {
   Arch,
@@ -15,6 +17,8 @@ import {
   Platform,
   Role,
   defaultArch,
+  RawMachine,
+  clusterSchema,
   labSchema,
 } from "./schema";
 
@@ -24,29 +28,33 @@ export * from "./schema";
 /** The configuration namespace of the contract (`rosfleet:machines`, ...). */
 export const NAMESPACE = "rosfleet";
 
-/** One machine of the lab, with every default applied. */
-export interface Machine {
+/** A node of the lab: a machine rosfleet installs, or a node of an existing cluster. */
+export interface LabNode {
   /** Kubernetes node name (DNS-1123 label), unique in the lab. */
   readonly name: string;
+  readonly kind: Kind;
+  readonly arch: Arch;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Keep the node unschedulable (on an existing cluster: leave it out of the delivery check). */
+  readonly cordon: boolean;
+}
+
+/** One machine rosfleet installs k3s on, with every default applied. */
+export interface Machine extends LabNode {
   /** SSH address; for servers also the address agents join and the kubeconfig points at. */
   readonly host: string;
   /** True when `host` is this machine (localhost): steps run as local commands, not over SSH. */
   readonly local: boolean;
   readonly role: Role;
-  readonly kind: Kind;
-  readonly arch: Arch;
   /** SSH user (`machines[].user`, else `ssh.user`); undefined only for local machines. */
   readonly user: string | undefined;
   readonly port: number;
   /** Pinned SSH host key; unset means the host key is not checked. */
   readonly hostKey: string | undefined;
-  readonly labels: Readonly<Record<string, string>>;
   /** `key=value:Effect` */
   readonly taints: readonly string[];
   /** Run k3s with `--docker` (Docker must be running on the machine). */
   readonly docker: boolean;
-  /** Keep the node unschedulable. */
-  readonly cordon: boolean;
   /**
    * The machine is dead or wiped: when its steps are deleted (it leaves the stack, or
    * `pulumi destroy`), nothing is run on it; its node is still removed through the server.
@@ -61,16 +69,35 @@ export interface Airgap {
   readonly images: Readonly<Partial<Record<Arch, string>>>;
 }
 
+/** `k3s.*`: what rosfleet installs on the machines. */
+export interface K3sSettings {
+  readonly version: string;
+  readonly serverArgs: readonly string[];
+  readonly agentArgs: readonly string[];
+  /** Files to install k3s from instead of downloading it (paths on the laptop). */
+  readonly airgap: Airgap | undefined;
+}
+
+/** `cluster.*`: an existing cluster the lab deploys onto. */
+export interface ClusterSettings {
+  /** Absolute path of the kubeconfig; undefined when the kubeconfig itself is in the stack (secret). */
+  readonly kubeconfigPath: string | undefined;
+  /** Undefined: the kubeconfig's current-context. */
+  readonly context: string | undefined;
+  /** The context's API server, e.g. https://10.0.0.5:16443. */
+  readonly server: string;
+}
+
 /** Everything in the stack configuration but the secret values. */
 export interface LabSettings {
+  /** Every node of the lab, in `machines` order (on an existing cluster: the nodes described). */
+  readonly nodes: readonly LabNode[];
+  /** The machines rosfleet installs k3s on; empty on an existing cluster. */
   readonly machines: readonly Machine[];
-  readonly k3s: {
-    readonly version: string;
-    readonly serverArgs: readonly string[];
-    readonly agentArgs: readonly string[];
-    /** Files to install k3s from instead of downloading it (paths on the laptop). */
-    readonly airgap: Airgap | undefined;
-  };
+  /** Set when rosfleet installs k3s (no `cluster`). */
+  readonly k3s: K3sSettings | undefined;
+  /** Set when the lab deploys onto an existing cluster. */
+  readonly cluster: ClusterSettings | undefined;
   readonly image: {
     /** Where the image is pushed; with `build: false`, the image deployed (tag/digest allowed). */
     readonly repository: string;
@@ -102,6 +129,8 @@ export interface LabSettings {
 export interface LabConfig extends LabSettings {
   /** Else the SSH agent (`SSH_AUTH_SOCK`) is used. */
   readonly sshPrivateKey: pulumi.Output<string> | undefined;
+  /** `cluster.kubeconfig` when it holds the kubeconfig itself rather than a path. */
+  readonly clusterKubeconfig: pulumi.Output<string> | undefined;
   readonly registryPassword: pulumi.Output<string> | undefined;
 }
 
@@ -114,6 +143,7 @@ const STRUCTURED_KEYS = new Set([
   "machines",
   "ssh",
   "k3s",
+  "cluster",
   "image",
   "ros",
   "dashboard",
@@ -189,31 +219,66 @@ function decode(values: Readonly<Record<string, string>>): Record<string, unknow
   return raw;
 }
 
-function applyDefaults(lab: z.output<typeof labSchema>): LabSettings {
+function toNode(m: RawMachine): LabNode {
   return {
-    machines: lab.machines.map((m) => ({
-      name: m.name,
-      host: m.host,
-      local: isLocalHost(m.host),
-      role: m.role,
-      kind: m.kind,
-      arch: m.arch ?? defaultArch(m.kind),
-      user: m.user ?? lab.ssh.user,
-      port: m.port,
-      hostKey: m.hostKey,
-      labels: m.labels,
-      taints: m.taints,
-      docker: m.docker,
-      cordon: m.cordon,
-      skipUninstall: m.skipUninstall,
-    })),
-    k3s: { ...lab.k3s, airgap: lab.k3s.airgap },
+    name: m.name,
+    kind: m.kind,
+    arch: m.arch ?? defaultArch(m.kind),
+    labels: m.labels,
+    cordon: m.cordon,
+  };
+}
+
+// crossChecks guarantees host and role when k3s is installed; the fallbacks only satisfy types.
+const toMachine = (m: RawMachine, sshUser: string | undefined): Machine => ({
+  ...toNode(m),
+  host: m.host ?? "",
+  local: isLocalHost(m.host ?? ""),
+  role: m.role ?? "agent",
+  user: m.user ?? sshUser,
+  port: m.port,
+  hostKey: m.hostKey,
+  taints: m.taints,
+  docker: m.docker,
+  skipUninstall: m.skipUninstall,
+});
+
+function clusterSettings(
+  cluster: z.output<typeof clusterSchema>,
+  readFile: ParseEnv["readFile"],
+): ClusterSettings {
+  const inline = isKubeconfigText(cluster.kubeconfig);
+  const kubeconfigPath = inline ? undefined : resolveKubeconfigPath(cluster.kubeconfig);
+  // crossChecks has read and parsed it already.
+  const text = kubeconfigPath === undefined ? cluster.kubeconfig : (readFile(kubeconfigPath) ?? "");
+  return {
+    kubeconfigPath,
+    context: cluster.context,
+    server: clusterAccess(text, cluster.context).server,
+  };
+}
+
+function applyDefaults(
+  lab: z.output<typeof labSchema>,
+  readFile: ParseEnv["readFile"],
+): LabSettings {
+  const cluster = lab.cluster;
+  return {
+    nodes: lab.machines.map(toNode),
+    machines: cluster === undefined ? lab.machines.map((m) => toMachine(m, lab.ssh.user)) : [],
+    k3s: lab.k3s === undefined ? undefined : { ...lab.k3s, airgap: lab.k3s.airgap },
+    cluster: cluster === undefined ? undefined : clusterSettings(cluster, readFile),
     // crossChecks guarantees a repository; the fallback only satisfies the type.
     image: { ...lab.image, builder: lab.image.builder, repository: lab.image.repository ?? "" },
     registryUsername: lab.registryUsername,
     ros: {
       ...lab.ros,
-      multus: { ...lab.ros.multus, range: lab.ros.multus.range },
+      multus: {
+        ...lab.ros.multus,
+        range: lab.ros.multus.range,
+        // On an existing cluster Multus is the cluster's own (mode-checks.ts rejects install: true).
+        install: cluster === undefined && lab.ros.multus.install,
+      },
       workloads:
         lab.ros.workloads?.map(workloadWithDefaults) ??
         defaultWorkloads(lab.machines.map((m) => m.arch ?? defaultArch(m.kind))),
@@ -227,11 +292,19 @@ function applyDefaults(lab: z.output<typeof labSchema>): LabSettings {
 export interface ParseEnv {
   readonly isSecret: (key: string) => boolean;
   readonly isFile: (path: string) => boolean;
+  readonly readFile: (path: string) => string | undefined;
 }
 
 const DEFAULT_ENV: ParseEnv = {
   isSecret: () => true,
   isFile: (file) => fs.statSync(file, { throwIfNoEntry: false })?.isFile() ?? false,
+  readFile: (file) => {
+    try {
+      return fs.readFileSync(file, "utf8");
+    } catch {
+      return undefined;
+    }
+  },
 };
 
 const SECRET_KEYS = ["sshPrivateKey", "registryPassword"] as const;
@@ -254,16 +327,16 @@ export function parseLab(
   values: Readonly<Record<string, string>>,
   env: Partial<ParseEnv> = {},
 ): ParseResult {
-  const { isSecret, isFile } = { ...DEFAULT_ENV, ...env };
+  const { isSecret, isFile, readFile } = { ...DEFAULT_ENV, ...env };
   const raw = decode(values);
   const parsed = labSchema.safeParse(raw, { reportInput: true });
   const problems = [
     ...(parsed.success ? [] : parsed.error.issues.flatMap(describeIssue)),
-    ...crossChecks(raw, { isFile }),
+    ...crossChecks(raw, { isFile, isSecret, readFile }),
     ...plaintextSecrets(values, isSecret),
   ];
   if (problems.length > 0 || !parsed.success) return { ok: false, problems };
-  return { ok: true, settings: applyDefaults(parsed.data) };
+  return { ok: true, settings: applyDefaults(parsed.data, readFile) };
 }
 
 /** The one error for bad configuration: every problem, one per line, before anything runs. */
@@ -299,6 +372,10 @@ export function readLabConfig(): LabConfig {
   return {
     ...result.settings,
     sshPrivateKey: config.getSecret("sshPrivateKey"),
+    clusterKubeconfig:
+      result.settings.cluster !== undefined && result.settings.cluster.kubeconfigPath === undefined
+        ? pulumi.secret(config.requireObject<{ kubeconfig: string }>("cluster").kubeconfig)
+        : undefined,
     registryPassword: config.getSecret("registryPassword"),
   };
 }

@@ -52,13 +52,18 @@ const matching = (re: RegExp, what: string) =>
   z.string().regex(re, { error: (iss) => `expected ${what}, got ${JSON.stringify(iss.input)}` });
 const nonEmpty = z.string().trim().min(1, { error: "must not be empty" });
 
+// `host` and `role` are required when rosfleet installs k3s (checks.ts), and make no sense on a
+// cluster it did not install (`cluster.kubeconfig`).
 export const machineSchema = z.strictObject({
   name: matching(
     DNS1123_LABEL,
     "a DNS-1123 label (lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)",
   ),
-  host: matching(HOST, "a host name or IP address such as 192.168.1.21 or clover1.local"),
-  role: oneOf(ROLES),
+  host: matching(
+    HOST,
+    "a host name or IP address such as 192.168.1.21 or clover1.local",
+  ).optional(),
+  role: oneOf(ROLES).optional(),
   kind: oneOf(KINDS).default("vm"),
   arch: oneOf(ARCHES).optional(),
   user: nonEmpty.optional(),
@@ -97,16 +102,21 @@ export const airgapSchema = z.strictObject({
   images: perArch,
 });
 
-// A missing `k3s` block is reported as a missing `k3s.version`, the key the user must add.
-export const k3sSchema = z.preprocess(
-  (v) => v ?? {},
-  z.strictObject({
-    version: matching(K3S_RELEASE_TAG, "a k3s release tag such as v1.33.5+k3s1"),
-    serverArgs: z.array(k3sFlag).default([]),
-    agentArgs: z.array(k3sFlag).default([]),
-    airgap: airgapSchema.optional(),
-  }),
-);
+// A missing `k3s` block is reported (checks.ts) as a missing `k3s.version`, the key to add.
+export const k3sSchema = z.strictObject({
+  version: matching(K3S_RELEASE_TAG, "a k3s release tag such as v1.33.5+k3s1"),
+  serverArgs: z.array(k3sFlag).default([]),
+  agentArgs: z.array(k3sFlag).default([]),
+  airgap: airgapSchema.optional(),
+});
+
+/** An existing cluster to deploy onto instead of installing k3s over SSH. */
+export const clusterSchema = z.strictObject({
+  /** The kubeconfig's path (relative to the project, or ~/...), or its contents as a secret. */
+  kubeconfig: nonEmpty,
+  /** A context of that kubeconfig; default: its current-context. */
+  context: nonEmpty.optional(),
+});
 
 export const imageSchema = z
   .strictObject({
@@ -190,10 +200,12 @@ export const deliveryCheckSchema = z
 
 /** Every key of the `rosfleet:` namespace. Secrets are checked for presence only. */
 export const labSchema = z.strictObject({
-  machines: z.array(machineSchema),
+  // Required when rosfleet installs k3s (checks.ts); optional on an existing cluster.
+  machines: z.array(machineSchema).default([]),
   ssh: sshSchema,
   sshPrivateKey: z.string().optional(),
-  k3s: k3sSchema,
+  k3s: k3sSchema.optional(),
+  cluster: clusterSchema.optional(),
   image: imageSchema,
   registryUsername: nonEmpty.optional(),
   registryPassword: z.string().optional(),

@@ -3,7 +3,7 @@
 // cluster token (by stdin); when the machine leaves the stack, drain and delete its node from
 // the server, then uninstall.
 import * as pulumi from "@pulumi/pulumi";
-import { LabSettings } from "../config";
+import { K3sSettings } from "../config";
 import { Step, Target, step } from "../machine/step";
 import { installSteps } from "./install";
 import { nodeScript, removeNodeScript } from "./scripts";
@@ -18,7 +18,7 @@ export interface K3sAgentArgs {
   /** The cluster join token (secret). */
   readonly token: pulumi.Input<string>;
   /** `k3s.version`, `k3s.agentArgs` and `k3s.airgap`. */
-  readonly k3s: LabSettings["k3s"];
+  readonly k3s: K3sSettings;
   /** Installed only after these: the servers (so upgrades do servers first) and preflights. */
   readonly after: readonly pulumi.Resource[];
 }

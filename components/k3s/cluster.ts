@@ -3,7 +3,7 @@
 // installed anywhere before every machine has passed preflight.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { LabSettings } from "../config";
+import { K3sSettings, LabSettings } from "../config";
 import { LabMachine } from "../machine/machine";
 import { Target } from "../machine/step";
 import { K3sAgent } from "./agent";
@@ -15,7 +15,7 @@ const running = (server: K3sServer): pulumi.Resource => server.join ?? server.in
 
 export interface K3sClusterArgs {
   /** The validated lab (machines, `k3s.*`). */
-  readonly lab: Pick<LabSettings, "machines" | "k3s">;
+  readonly lab: { readonly machines: LabSettings["machines"]; readonly k3s: K3sSettings };
   /** One per machine of `lab.machines`, in the same order. */
   readonly machines: readonly LabMachine[];
   /** Names the cluster, context and user of the kubeconfig, and the provider's identity. */

@@ -3,7 +3,7 @@
 // on stdin and shows in preview diffs) and, on a joining machine, `<name>-join`, which hands
 // the cluster token to the join script install.sh wrote and starts k3s with it.
 import * as pulumi from "@pulumi/pulumi";
-import { LabSettings } from "../config";
+import { K3sSettings } from "../config";
 import { Step, Target, step } from "../machine/step";
 import { airgapPlan, copyAirgapFiles } from "./airgap";
 import { renderK3sConfig } from "./render";
@@ -13,7 +13,7 @@ export interface InstallStepArgs {
   /** The machine k3s goes on. */
   readonly target: Target;
   /** `k3s.*`; `extraArgs` is `serverArgs` or `agentArgs` by role. */
-  readonly k3s: LabSettings["k3s"];
+  readonly k3s: K3sSettings;
   /** The server to join with `token`; undefined for the first server. */
   readonly join?: { readonly host: string; readonly token: pulumi.Input<string> };
   /** First server of an HA cluster: `cluster-init`. */

@@ -3,7 +3,7 @@
 // through the API, and on the first server the cluster token and kubeconfig read back as
 // secrets.
 import * as pulumi from "@pulumi/pulumi";
-import { LabSettings } from "../config";
+import { K3sSettings } from "../config";
 import { Step, Target, step } from "../machine/step";
 import { installSteps } from "./install";
 import { KUBECONFIG_FILE, SERVER_TOKEN } from "./render";
@@ -13,7 +13,7 @@ export interface K3sServerArgs {
   /** The machine this server runs on. */
   readonly target: Target;
   /** `k3s.version`, `k3s.serverArgs` and `k3s.airgap`. */
-  readonly k3s: LabSettings["k3s"];
+  readonly k3s: K3sSettings;
   /** HA: the first server to join, its install and its token; undefined for the first server. */
   readonly join?: {
     readonly primary: Target;

@@ -1,23 +1,35 @@
 // The delivery check: a beacon talker on every checked node publishes "rosfleet-beacon from
 // <node>" on /chatter; one Job per node, pinned there, listens with the workloads' image, env and
-// network mode, and reports whom it heard. Pulumi waits for the Jobs; the reports are read on
-// the first server, judged by `evaluateDelivery`, and a failure fails `pulumi up` by name.
+// network mode, and writes whom it heard to a ConfigMap (its ServiceAccount may patch exactly
+// that one). Pulumi waits for the Jobs, reads the ConfigMap through the Kubernetes API, judges
+// the reports with `evaluateDelivery`, and a failure fails `pulumi up` by name. No SSH: the same
+// check runs on a k3s rosfleet installed and on a cluster it did not.
+//
+// Retrying: a failed check leaves its reports behind. The next run reads them before declaring
+// the Jobs; unless they are a pass of this very spec, the Jobs get a new run key and so are
+// replaced, i.e. run again. A pass keeps its key: a passing lab's next `up` changes nothing.
 import * as path from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { DiscoveryMode } from "../config";
-import { Step, Target, step } from "../machine/step";
-import { renderScript } from "../shell";
+import { readScript, renderScript } from "../shell";
 import {
   DeliveryResult,
+  checkRun,
   deliveryPairs,
   evaluateDelivery,
   expectedTalkers,
-  parseReports,
+  heardBy,
+  reportsOf,
+  specHash,
 } from "./delivery";
 import { appLabels } from "../k8s";
-import { K3S_LIB } from "../k3s/scripts";
 import { RosContext, podNetworking, rosEnv, ROS_RESOURCES } from "./render";
+
+/** The ConfigMap the check Jobs write their reports to (data: node name → report line). */
+export const REPORTS_CONFIGMAP = "rosfleet-delivery";
+/** The check Jobs' ServiceAccount, Role and RoleBinding. */
+export const CHECK_ACCOUNT = "rosfleet-delivery-check";
 
 export interface DeliveryCheckArgs {
   /** Nodes to check: every machine that is not cordoned. */
@@ -28,10 +40,10 @@ export interface DeliveryCheckArgs {
   readonly namespace: pulumi.Input<string>;
   /** `deliveryCheck.timeoutSeconds`: how long each Job listens. */
   readonly timeoutSeconds: number;
-  /** Where the reports are read (`k3s kubectl logs`). */
-  readonly primary: Target;
   /** Checked after these: the workloads and the discovery infrastructure. */
   readonly after: readonly pulumi.Resource[];
+  /** The clock for new run keys (tests). */
+  readonly now?: () => number;
 }
 
 const jobName = (node: string) => `delivery-check-${node}`;
@@ -47,22 +59,24 @@ export function checkScript(
     NODE_NAME: node,
     EXPECTED: expected.join(","),
     TIMEOUT_SECONDS: timeoutSeconds,
+    REPORTS: REPORTS_CONFIGMAP,
+    PUBLISH_PY: readScript(path.join(__dirname, "publish.py")),
   });
 }
 
-/** The script that prints every Job's report line, on the first server. */
-export function reportScript(namespace: string, nodes: readonly string[]): string {
-  return renderScript(
-    path.join(__dirname, "report.sh"),
-    { NAMESPACE: namespace, NODES: nodes.join(","), ROOT: "" },
-    K3S_LIB,
-  );
-}
+/** The only thing the check Jobs may do in the cluster: write their reports. */
+export const CHECK_RULES = [
+  {
+    apiGroups: [""],
+    resources: ["configmaps"],
+    resourceNames: [REPORTS_CONFIGMAP],
+    verbs: ["patch"],
+  },
+];
 
 /** The cross-node proof (`rosfleet:ros:DeliveryCheck`). */
 export class DeliveryCheck extends pulumi.ComponentResource {
   public readonly jobs: readonly k8s.batch.v1.Job[];
-  public readonly report: Step;
   /** Every (talker node → listener node) pair and whether /chatter arrived; fails the update when any did not. */
   public readonly results: pulumi.Output<DeliveryResult[]>;
 
@@ -71,7 +85,57 @@ export class DeliveryCheck extends pulumi.ComponentResource {
     const pairs = deliveryPairs(args.nodes);
     const networking = podNetworking(args.discovery);
     const labels = appLabels("rosfleet-beacon");
+    const checkLabels = appLabels("delivery-check");
+    const now = args.now ?? Date.now;
 
+    const reports = new k8s.core.v1.ConfigMap(
+      `${name}-reports`,
+      // No data: the Jobs own their keys; Pulumi never overwrites a report.
+      { metadata: { name: REPORTS_CONFIGMAP, namespace: args.namespace, labels: checkLabels } },
+      { parent: this },
+    );
+    const account = new k8s.core.v1.ServiceAccount(
+      `${name}-account`,
+      {
+        metadata: { name: CHECK_ACCOUNT, namespace: args.namespace, labels: checkLabels },
+        automountServiceAccountToken: false,
+      },
+      { parent: this },
+    );
+    const role = new k8s.rbac.v1.Role(
+      `${name}-role`,
+      {
+        metadata: { name: CHECK_ACCOUNT, namespace: args.namespace, labels: checkLabels },
+        rules: CHECK_RULES,
+      },
+      { parent: this },
+    );
+    const binding = new k8s.rbac.v1.RoleBinding(
+      `${name}-binding`,
+      {
+        metadata: { name: CHECK_ACCOUNT, namespace: args.namespace, labels: checkLabels },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name },
+        subjects: [
+          { kind: "ServiceAccount", name: account.metadata.name, namespace: args.namespace },
+        ],
+      },
+      { parent: this },
+    );
+
+    // The last run's reports, read before the Jobs are declared (unknown on the first preview,
+    // when the ConfigMap does not exist yet).
+    const last = k8s.core.v1.ConfigMap.get(`${name}-last`, reports.id, { parent: this });
+    const run = pulumi
+      .all([last.data, args.context])
+      .apply(([data, ctx]) =>
+        checkRun(
+          specHash({ ctx, nodes: args.nodes, timeoutSeconds: args.timeoutSeconds }),
+          reportsOf(data),
+          args.nodes,
+          args.discovery,
+          now(),
+        ),
+      );
     const beacons = new k8s.apps.v1.DaemonSet(
       `${name}-beacons`,
       {
@@ -82,6 +146,7 @@ export class DeliveryCheck extends pulumi.ComponentResource {
             metadata: { labels, annotations: networking.annotations },
             spec: args.context.apply((ctx) => ({
               ...networking.spec,
+              automountServiceAccountToken: false,
               tolerations: tolerateAll,
               affinity: {
                 nodeAffinity: {
@@ -134,22 +199,17 @@ export class DeliveryCheck extends pulumi.ComponentResource {
         new k8s.batch.v1.Job(
           `${name}-${node}`,
           {
-            metadata: {
-              name: jobName(node),
-              namespace: args.namespace,
-              labels: appLabels("delivery-check"),
-            },
+            metadata: { name: jobName(node), namespace: args.namespace, labels: checkLabels },
             spec: {
               backoffLimit: 0,
               activeDeadlineSeconds: args.timeoutSeconds + 300,
               template: {
-                metadata: {
-                  labels: appLabels("delivery-check"),
-                  annotations: networking.annotations,
-                },
-                spec: args.context.apply((ctx) => ({
+                metadata: { labels: checkLabels, annotations: networking.annotations },
+                spec: pulumi.all([args.context, run]).apply(([ctx, key]) => ({
                   ...networking.spec,
                   restartPolicy: "Never",
+                  serviceAccountName: CHECK_ACCOUNT,
+                  automountServiceAccountToken: true,
                   nodeSelector: { "kubernetes.io/hostname": node },
                   tolerations: tolerateAll,
                   containers: [
@@ -161,7 +221,18 @@ export class DeliveryCheck extends pulumi.ComponentResource {
                         "-c",
                         checkScript(node, expectedTalkers(pairs, node), args.timeoutSeconds),
                       ],
-                      env: rosEnv(ctx, true),
+                      env: [
+                        ...rosEnv(ctx, true),
+                        { name: "ROSFLEET_CHECK_RUN", value: key },
+                        {
+                          name: "ROSFLEET_JOB_UID",
+                          valueFrom: {
+                            fieldRef: {
+                              fieldPath: "metadata.labels['batch.kubernetes.io/controller-uid']",
+                            },
+                          },
+                        },
+                      ],
                       resources: ROS_RESOURCES,
                     },
                   ],
@@ -171,7 +242,7 @@ export class DeliveryCheck extends pulumi.ComponentResource {
           },
           {
             parent: this,
-            dependsOn: [beacons],
+            dependsOn: [beacons, reports, binding],
             customTimeouts: {
               create: `${args.timeoutSeconds + 600}s`,
               update: `${args.timeoutSeconds + 600}s`,
@@ -180,20 +251,20 @@ export class DeliveryCheck extends pulumi.ComponentResource {
         ),
     );
 
-    this.report = step(
-      `${name}-report`,
-      args.primary,
-      {
-        script: pulumi.output(args.namespace).apply((ns) => reportScript(ns, args.nodes)),
-        asRoot: true,
-        // A new Job (new uid) is a new check: read its report again.
-        triggers: this.jobs.map((j) => j.metadata.uid),
-      },
-      { parent: this, dependsOn: [...this.jobs] },
-    );
-
-    this.results = this.report.stdout.apply((text) => {
-      const verdict = evaluateDelivery(args.nodes, parseReports(text), args.discovery);
+    // This run's reports: read once every Job has completed (at preview only when no Job is
+    // being replaced; otherwise unknown, so a preview never judges stale reports).
+    const read = k8s.core.v1.ConfigMap.get(`${name}-read`, reports.id, {
+      parent: this,
+      dependsOn: [...this.jobs],
+    });
+    const uids = pulumi.all(this.jobs.map((j) => j.metadata.uid));
+    this.results = pulumi.all([read.data, uids, run]).apply(([data, jobUids, key]) => {
+      const mine = new Map(args.nodes.map((node, i) => [node, jobUids[i]]));
+      const heard = heardBy(
+        reportsOf(data),
+        (r) => r.run === key && r.job === mine.get(r.listener),
+      );
+      const verdict = evaluateDelivery(args.nodes, heard, args.discovery);
       // Fails the update, attributed to this component, without a stack trace.
       if (!verdict.ok) throw new pulumi.ResourceError(verdict.message, this, true);
       return verdict.results;

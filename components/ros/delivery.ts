@@ -1,10 +1,78 @@
 // The delivery check's decision: which (talker node → listener node) pairs must hear each
-// other, what the check Jobs reported, pass or fail, and the message that says which pairs
-// failed and why that may be. Pure, so it is tested on its own.
+// other, what the check Jobs reported, pass or fail, the message that says which pairs failed
+// and why that may be, and when the check must run again. Pure, so it is tested on its own.
+import { createHash } from "node:crypto";
 import { DiscoveryMode } from "../config";
 
-/** Each check Job prints one line starting with this. */
+/** Each check Job prints one line starting with this, and writes it to the reports ConfigMap. */
 export const REPORT_PREFIX = "ROSFLEET_DELIVERY";
+
+/** One check Job's report: whom `listener` heard, in which run, from which Job. */
+export interface Report {
+  readonly listener: string;
+  readonly heard: ReadonlySet<string>;
+  /** The run key the Job ran with (`checkRun`). */
+  readonly run: string;
+  /** The uid of the Job that wrote it: reports of earlier Jobs are not this check's. */
+  readonly job: string;
+}
+
+const REPORT_LINE = new RegExp(
+  `^${REPORT_PREFIX} listener=(\\S+) heard=(\\S*) run=(\\S*) job=(\\S*)$`,
+);
+
+/** A report line as check.sh writes it; undefined for anything else. */
+export function parseReport(line: string): Report | undefined {
+  const m = REPORT_LINE.exec(line.trim());
+  if (m === null) return undefined;
+  return { listener: m[1], heard: new Set(m[2].split(",").filter(Boolean)), run: m[3], job: m[4] };
+}
+
+/** The reports ConfigMap's data (node name → report line) as reports by listener. */
+export function reportsOf(data: Readonly<Record<string, string>> | undefined): Map<string, Report> {
+  const reports = new Map<string, Report>();
+  for (const line of Object.values(data ?? {})) {
+    const report = parseReport(line);
+    if (report !== undefined) reports.set(report.listener, report);
+  }
+  return reports;
+}
+
+/** Listener → talkers heard, from the reports `accept` keeps. */
+export function heardBy(
+  reports: ReadonlyMap<string, Report>,
+  accept: (r: Report) => boolean = () => true,
+): Map<string, ReadonlySet<string>> {
+  return new Map([...reports.values()].filter(accept).map((r) => [r.listener, r.heard]));
+}
+
+/** A short stable hash of what the check Jobs run (image, nodes, mode, ...). */
+export function specHash(spec: unknown): string {
+  return createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 10);
+}
+
+/**
+ * The run key the check Jobs get (a change replaces them, so the check runs again). The last
+ * run is kept when its reports, all of this spec, passed: a passing lab's next `up` changes
+ * nothing. Anything else — a failed pair, a node that reported nothing, reports of another
+ * spec or run — gives a new key: the next `up` after a failure checks again.
+ */
+export function checkRun(
+  spec: string,
+  previous: ReadonlyMap<string, Report>,
+  nodes: readonly string[],
+  mode: DiscoveryMode,
+  now: number,
+): string {
+  const runs = new Set(nodes.map((n) => previous.get(n)?.run));
+  const [last] = runs;
+  const passed =
+    runs.size === 1 &&
+    last !== undefined &&
+    last.startsWith(`${spec}-`) &&
+    evaluateDelivery(nodes, heardBy(previous), mode).ok;
+  return passed ? last : `${spec}-${now.toString(36)}`;
+}
 
 export interface DeliveryPair {
   /** Node whose beacon talker published on /chatter. */
@@ -37,16 +105,6 @@ export function deliveryPairs(nodes: readonly string[]): DeliveryPair[] {
 /** Which talkers each listener expects: its pairs' talkers. */
 export function expectedTalkers(pairs: readonly DeliveryPair[], listener: string): string[] {
   return pairs.filter((p) => p.listener === listener).map((p) => p.talker);
-}
-
-/** Listener → talkers heard, from the Jobs' report lines (`… listener=<n> heard=<a,b>`). */
-export function parseReports(text: string): Map<string, Set<string>> {
-  const heard = new Map<string, Set<string>>();
-  for (const line of text.split("\n")) {
-    const m = new RegExp(`^${REPORT_PREFIX} listener=(\\S+) heard=(\\S*)$`).exec(line.trim());
-    if (m !== null) heard.set(m[1], new Set(m[2].split(",").filter(Boolean)));
-  }
-  return heard;
 }
 
 const HINTS: Record<DiscoveryMode, string> = {
@@ -95,6 +153,7 @@ export function evaluateDelivery(
           `  (the check on ${l} reported nothing: kubectl -n rosfleet logs job/delivery-check-${l})`,
       ),
       `Hint: ${HINTS[mode]}.`,
+      "The next pulumi up runs the check again (new check Jobs); nothing else needs to change.",
     ].join("\n"),
   };
 }

@@ -3,6 +3,8 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
+import type { ClusterAccess } from "../cluster/kubeconfig";
+import { Lookup, MULTUS_CRD, crdLookup } from "../cluster/probe";
 import { appLabels, deploymentArgs } from "../k8s";
 import { MULTUS_CHART, macvlanConfig, multusValues } from "./multus";
 import {
@@ -21,8 +23,24 @@ export interface RosWorkloadsArgs {
   readonly ros: LabSettings["ros"];
   /** The ros_demo reference (by digest) every ROS container runs. */
   readonly image: pulumi.Input<string>;
-  /** `k3s.version`: where k3s keeps CNI plugins (for Multus). */
-  readonly k3sVersion: string;
+  /** `k3s.version`: where k3s keeps CNI plugins (for Multus); undefined on an existing cluster. */
+  readonly k3sVersion: string | undefined;
+  /** An existing cluster's API server and credentials: is Multus there? (undefined: k3s). */
+  readonly access: pulumi.Input<ClusterAccess> | undefined;
+}
+
+/** Fails with the way to add Multus when the cluster lacks it; warns when it could not ask. */
+export function requireMultus(found: Lookup, resource: pulumi.Resource): void {
+  if ("error" in found) {
+    pulumi.log.warn(`could not check that the cluster has Multus (${found.error})`, resource);
+    return;
+  }
+  if (!found.found)
+    throw new pulumi.ResourceError(
+      `ros.discovery is multus, but the cluster has no Multus (no CustomResourceDefinition ${MULTUS_CRD}); pods would never get their second interface. Add it: on MicroK8s run microk8s enable multus; on a k3s that rosfleet installs, remove ros.multus.install false so rosfleet installs it.`,
+      resource,
+      true,
+    );
 }
 
 /** The lab's ROS 2 workloads (`rosfleet:ros:Workloads`). */
@@ -51,7 +69,7 @@ export class RosWorkloads extends pulumi.ComponentResource {
       ros.discovery === "discovery-server"
         ? this.discoveryServer(name, ns, args.image)
         : ros.discovery === "multus"
-          ? this.multus(name, ns, ros.multus, args.k3sVersion)
+          ? this.multus(name, ns, ros.multus, args)
           : [];
     const after = [...this.discovery];
 
@@ -76,35 +94,47 @@ export class RosWorkloads extends pulumi.ComponentResource {
     name: string,
     ns: pulumi.Output<string>,
     multus: LabSettings["ros"]["multus"],
-    k3sVersion: string,
+    { k3sVersion, access }: Pick<RosWorkloadsArgs, "k3sVersion" | "access">,
   ): pulumi.Resource[] {
-    if (multus.range === undefined)
-      throw new Error("ros.multus.range is validated with the config");
-    const install = multus.install
-      ? [
-          new k8s.apiextensions.CustomResource(
-            `${name}-multus`,
-            {
-              apiVersion: "helm.cattle.io/v1",
-              kind: "HelmChart",
-              metadata: { name: "multus", namespace: "kube-system" },
-              spec: {
-                ...MULTUS_CHART,
-                targetNamespace: "kube-system",
-                valuesContent: multusValues(k3sVersion),
+    const range = multus.range;
+    if (range === undefined) throw new Error("ros.multus.range is validated with the config");
+    const install =
+      multus.install && k3sVersion !== undefined
+        ? [
+            new k8s.apiextensions.CustomResource(
+              `${name}-multus`,
+              {
+                apiVersion: "helm.cattle.io/v1",
+                kind: "HelmChart",
+                metadata: { name: "multus", namespace: "kube-system" },
+                spec: {
+                  ...MULTUS_CHART,
+                  targetNamespace: "kube-system",
+                  valuesContent: multusValues(k3sVersion),
+                },
               },
-            },
-            { parent: this },
-          ),
-        ]
-      : [];
+              { parent: this },
+            ),
+          ]
+        : [];
+    const config = macvlanConfig(multus.interface, range);
     const attachment = new k8s.apiextensions.CustomResource(
       `${name}-macvlan`,
       {
         apiVersion: "k8s.cni.cncf.io/v1",
         kind: "NetworkAttachmentDefinition",
         metadata: { name: MULTUS_NETWORK, namespace: ns },
-        spec: { config: macvlanConfig(multus.interface, multus.range) },
+        // On a cluster rosfleet did not install, Multus must be there before anything relies on
+        // it: the attachment (and every workload after it) waits for the lookup, and fails with it.
+        spec: {
+          config:
+            access === undefined
+              ? config
+              : pulumi.output(access).apply(async (a) => {
+                  requireMultus(await crdLookup(a, MULTUS_CRD), this);
+                  return config;
+                }),
+        },
       },
       // The CRD comes with the chart: the provider retries until it is there.
       { parent: this, dependsOn: install },

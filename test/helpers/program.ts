@@ -51,9 +51,15 @@ export interface Registration {
 
 export interface ProgramRun {
   readonly resources: readonly Registration[];
+  /** Reads of existing objects (`Resource.get`), in order. */
+  readonly reads: readonly Read[];
+  /** The delivery reports ConfigMap's data after this run: `lastReports` of the next one. */
+  readonly reports: Readonly<Record<string, string>>;
   readonly outputs: Record<string, unknown>;
   /** Outputs that failed to resolve (an error raised while computing them), by name. */
   readonly outputErrors: Record<string, Error>;
+  /** Resources whose inputs failed to resolve, so they were never registered (their errors). */
+  readonly registrationErrors: readonly Error[];
   readonly secretOutputs: readonly string[];
   /** The one resource of `type` named `name`; fails the test if absent. */
   get(type: string, name: string): Registration;
@@ -96,29 +102,61 @@ function unwrapSecrets(v: unknown): { value: unknown; secret: boolean } {
 }
 
 /**
- * Delivery check reports as the Jobs would print them when every node hears every other one.
- * `deaf` lists "talker->listener" pairs that did not arrive.
+ * The ROS side of a fake cluster: every check Job hears the beacons of the nodes the beacon
+ * DaemonSet runs on, except pairs listed in `deaf` ("talker->listener"), and writes its report
+ * with its own run key and uid, as check.sh does. Built from what the program declared, so a
+ * program that pins a Job or the beacons wrongly, or reads reports it should not trust, fails.
  */
-export function deliveryReports(script: string, deaf: readonly string[] = []): string {
-  const nodes = /^NODES='([^']*)'$/m.exec(script)?.[1].split(",") ?? [];
-  return nodes
-    .map((listener) => {
-      const heard = (nodes.length === 1 ? nodes : nodes.filter((n) => n !== listener)).filter(
-        (talker) => !deaf.includes(`${talker}->${listener}`),
-      );
-      return `ROSFLEET_DELIVERY listener=${listener} heard=${heard.join(",")}\n`;
-    })
-    .join("");
+let jobUids = 0;
+
+export class FakeRos {
+  private beaconNodes: string[] = [];
+  private readonly jobs: { node: string; run: string; uid: string }[] = [];
+
+  constructor(
+    private readonly deaf: readonly string[],
+    /** Which Jobs write no report (their pods never got to it). */
+    private readonly silent: readonly string[] = [],
+  ) {}
+
+  /** Called for each registration; returns the state the fake cluster gives it. */
+  created(type: string, inputs: Record<string, unknown>): Record<string, unknown> {
+    const template = (inputs["spec"] as Obj | undefined)?.["template"] as Obj | undefined;
+    const pod = template?.["spec"] as Obj | undefined;
+    if (type === "kubernetes:apps/v1:DaemonSet" && pod?.["affinity"] !== undefined) {
+      const terms = JSON.stringify(pod["affinity"]);
+      this.beaconNodes = (/"values":\[([^\]]*)\]/.exec(terms)?.[1] ?? "")
+        .split(",")
+        .map((v) => JSON.parse(v) as string);
+    }
+    if (type !== "kubernetes:batch/v1:Job") return inputs;
+    // Unique across runs, as Kubernetes uids are.
+    const uid = `job-uid-${++jobUids}`;
+    const container = (pod?.["containers"] as Obj[])[0];
+    const env = container["env"] as Obj[];
+    const run = String(env.find((e) => e["name"] === "ROSFLEET_CHECK_RUN")?.["value"]);
+    const node = String((pod?.["nodeSelector"] as Obj)["kubernetes.io/hostname"]);
+    this.jobs.push({ node, run, uid });
+    return { ...inputs, metadata: { ...(inputs["metadata"] as Obj), uid } };
+  }
+
+  /** The reports ConfigMap's data after every Job ran. */
+  reports(): Record<string, string> {
+    const data: Record<string, string> = {};
+    for (const job of this.jobs) {
+      if (this.silent.includes(job.node)) continue;
+      const heard = this.beaconNodes.filter((t) => !this.deaf.includes(`${t}->${job.node}`));
+      data[job.node] =
+        `ROSFLEET_DELIVERY listener=${job.node} heard=${heard.join(",")} run=${job.run} job=${job.uid}`;
+    }
+    return data;
+  }
 }
 
-function cannedStdout(
-  name: string,
-  inputs: Record<string, unknown>,
-  deaf: readonly string[],
-): string {
+type Obj = Record<string, unknown>;
+
+function cannedStdout(name: string, inputs: Record<string, unknown>): string {
   const create = String(inputs["create"] ?? "");
-  const script = String(inputs["stdin"] ?? "");
-  if (script.includes("delivery-check-")) return deliveryReports(script, deaf);
   if (create.includes("/var/lib/rancher/k3s/server/token")) return `${FAKE_TOKEN}\n`;
   if (create.includes("/etc/rancher/k3s/k3s.yaml")) return FAKE_K3S_YAML;
   return `${name}: ok\n`;
@@ -134,8 +172,16 @@ interface MonitorRequest {
   getDeletebeforereplace(): boolean;
   getRetainondelete(): boolean | undefined;
 }
+interface ReadRequest {
+  getType(): string;
+  getName(): string;
+  getId(): string;
+  getParent(): string;
+  getDependenciesList(): string[];
+}
 interface Monitor {
   registerResource(req: MonitorRequest, cb: unknown): Promise<void>;
+  readResource(req: ReadRequest, cb: unknown): Promise<void>;
 }
 
 export interface RunOptions {
@@ -145,6 +191,44 @@ export interface RunOptions {
   readonly secretKeys?: readonly string[];
   /** Delivery check pairs ("talker->listener") whose /chatter the fake cluster loses. */
   readonly deafPairs?: readonly string[];
+  /** Nodes whose check Job writes no report. */
+  readonly silentChecks?: readonly string[];
+  /** The reports ConfigMap's data before this run (what the last run's Jobs wrote). */
+  readonly lastReports?: Readonly<Record<string, string>>;
+  /** An existing cluster's nodes: name → labels. */
+  readonly clusterNodes?: Readonly<Record<string, Record<string, string>>>;
+}
+
+/** A read (`Resource.get`): what was read, by which name, after what. */
+export interface Read {
+  readonly type: string;
+  readonly name: string;
+  readonly id: string;
+  readonly parent: string;
+  readonly dependencies: readonly string[];
+}
+
+/** What the fake cluster answers a read with. */
+function readState(
+  type: string,
+  name: string,
+  id: string,
+  options: RunOptions,
+  ros: FakeRos,
+): Record<string, unknown> {
+  // The ConfigMap keeps what earlier Jobs wrote under keys this run's Jobs did not overwrite.
+  if (type === "kubernetes:core/v1:ConfigMap")
+    return {
+      data: name.endsWith("-last")
+        ? (options.lastReports ?? {})
+        : { ...options.lastReports, ...ros.reports() },
+    };
+  if (type === "kubernetes:core/v1:Node") {
+    const labels = options.clusterNodes?.[id];
+    if (labels === undefined) throw new Error(`resource '${id}' does not exist`);
+    return { metadata: { name: id, labels } };
+  }
+  return {};
 }
 
 /** Runs index.ts with `config` (short keys, as in a stack file) and records what it declares. */
@@ -154,23 +238,32 @@ export async function runProgram(
 ): Promise<ProgramRun> {
   const stack = options.stack ?? "test";
   const registrations: Registration[] = [];
+  const reads: Read[] = [];
+  // A resource whose input fails is never registered; the SDK leaves that error unhandled.
+  const registrationErrors: Error[] = [];
+  const onRejection = (err: unknown) =>
+    registrationErrors.push(err instanceof Error ? err : new Error(String(err)));
+  process.on("unhandledRejection", onRejection);
+  const ros = new FakeRos(options.deafPairs ?? [], options.silentChecks ?? []);
   await pulumi.runtime.setMocks(
     {
-      newResource: (args) => ({
-        id: `${args.name}-id`,
-        state: args.type.startsWith("command:")
-          ? {
-              ...args.inputs,
-              stdout: cannedStdout(args.name, args.inputs, options.deafPairs ?? []),
-              stderr: "",
-            }
-          : args.type === "docker-build:index:Image"
-            ? builtImage(args.inputs)
-            : args.inputs["type"] === "kubernetes.io/service-account-token"
-              ? // Kubernetes fills in the token of a service-account-token Secret.
-                { ...args.inputs, data: { token: Buffer.from(FAKE_SA_TOKEN).toString("base64") } }
-              : args.inputs,
-      }),
+      newResource: (args) =>
+        args.id !== undefined && args.id !== ""
+          ? { id: args.id, state: readState(args.type, args.name, args.id, options, ros) }
+          : {
+              id: `${args.name}-id`,
+              state: args.type.startsWith("command:")
+                ? { ...args.inputs, stdout: cannedStdout(args.name, args.inputs), stderr: "" }
+                : args.type === "docker-build:index:Image"
+                  ? builtImage(args.inputs)
+                  : args.inputs["type"] === "kubernetes.io/service-account-token"
+                    ? // Kubernetes fills in the token of a service-account-token Secret.
+                      {
+                        ...args.inputs,
+                        data: { token: Buffer.from(FAKE_SA_TOKEN).toString("base64") },
+                      }
+                    : ros.created(args.type, args.inputs),
+            },
       call: (args) => args.inputs,
     },
     "rosfleet",
@@ -178,6 +271,17 @@ export async function runProgram(
     options.preview ?? false,
   );
   const monitor = pulumi.runtime.getMonitor() as unknown as Monitor;
+  const read = monitor.readResource.bind(monitor);
+  monitor.readResource = async (req, cb) => {
+    reads.push({
+      type: req.getType(),
+      name: req.getName(),
+      id: req.getId(),
+      parent: req.getParent(),
+      dependencies: req.getDependenciesList(),
+    });
+    return read(req, cb);
+  };
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = async (req, cb) => {
     const raw = req.getObject()?.toJavaScript() ?? {};
@@ -238,14 +342,28 @@ export async function runProgram(
     }
   }
   await pulumi.runtime.disconnect();
-  return makeRun(registrations, outputs, outputErrors, secretOutputs);
+  // Rejections are reported after the microtask that dropped them.
+  await new Promise((resolve) => setImmediate(resolve));
+  process.off("unhandledRejection", onRejection);
+  return makeRun(
+    registrations,
+    reads,
+    ros.reports(),
+    outputs,
+    outputErrors,
+    secretOutputs,
+    registrationErrors,
+  );
 }
 
 function makeRun(
   resources: readonly Registration[],
+  reads: readonly Read[],
+  reports: Readonly<Record<string, string>>,
   outputs: Record<string, unknown>,
   outputErrors: Record<string, Error>,
   secretOutputs: readonly string[],
+  registrationErrors: readonly Error[],
 ): ProgramRun {
   // Match dependency URNs to registrations by their own type (last of the type chain) and name.
   const key = (urn: string) => {
@@ -257,8 +375,11 @@ function makeRun(
     r.dependencies.map((u) => byKey.get(key(u))).filter((d): d is Registration => d !== undefined);
   return {
     resources,
+    reads,
+    reports,
     outputs,
     outputErrors,
+    registrationErrors,
     secretOutputs,
     get(type, name) {
       const found = resources.filter((r) => r.type === type && r.name === name);

@@ -1,0 +1,102 @@
+// The cluster stage of a lab that brings its own cluster (`cluster.kubeconfig`, e.g. MicroK8s or
+// a k3s installed by hand): nothing is installed, no machine is reached over SSH. The nodes that
+// `machines` describes are read through the Kubernetes API and checked (they exist, their arch,
+// their labels) before the provider the later stages deploy with can be used.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { LabNode } from "../config";
+import type { NodeInfo } from "../k3s/cluster";
+
+const ARCH_LABEL = "kubernetes.io/arch";
+// k3s and kubeadm mark servers with node-role labels; MicroK8s with its own.
+const SERVER_LABELS = [
+  "node-role.kubernetes.io/control-plane",
+  "node-role.kubernetes.io/master",
+  "node.kubernetes.io/microk8s-controlplane",
+];
+
+/** `server` when the node's labels mark it as the control plane, else `agent`. */
+export function roleOf(labels: Readonly<Record<string, string>>): string {
+  return SERVER_LABELS.some((l) => l in labels) ? "server" : "agent";
+}
+
+/** What differs between `machines[index]` and the cluster's node of that name. */
+export function nodeProblems(
+  node: LabNode,
+  index: number,
+  labels: Readonly<Record<string, string>>,
+): string[] {
+  const where = `machines[${index}] (${node.name})`;
+  const problems: string[] = [];
+  const arch = labels[ARCH_LABEL];
+  if (arch !== node.arch)
+    problems.push(
+      `${where}.arch: the cluster's node is ${arch === undefined ? "of unknown arch" : arch}, not ${node.arch}`,
+    );
+  for (const [key, value] of Object.entries(node.labels))
+    if (labels[key] !== value)
+      problems.push(
+        `${where}.labels.${key}: the node has ${labels[key] === undefined ? "no such label" : `${key}=${labels[key]}`}; rosfleet does not label a cluster it did not install: kubectl label node ${node.name} --overwrite ${key}=${value}`,
+      );
+  return problems;
+}
+
+export interface ExistingClusterArgs {
+  /** The kubeconfig's absolute path, or the kubeconfig itself (secret). */
+  readonly kubeconfig: pulumi.Input<string>;
+  /** Undefined: the kubeconfig's current-context. */
+  readonly context: string | undefined;
+  /** `machines`: nodes the cluster must have, as described. */
+  readonly nodes: readonly LabNode[];
+  /** The provider's stable identity. */
+  readonly clusterName: string;
+  /** The API server of the context (for the `serverUrl` output). */
+  readonly serverUrl: string;
+}
+
+/** A cluster rosfleet did not install (`rosfleet:cluster:Existing`). */
+export class ExistingCluster extends pulumi.ComponentResource {
+  public readonly serverUrl: pulumi.Output<string>;
+  public readonly nodes: pulumi.Output<NodeInfo[]>;
+  /** For the stages that declare Kubernetes resources in this cluster. */
+  public readonly provider: k8s.Provider;
+
+  constructor(name: string, args: ExistingClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("rosfleet:cluster:Existing", name, {}, opts);
+    const access = { context: args.context, clusterIdentifier: args.clusterName };
+    // Reads only: the nodes are checked before the provider the stages use exists.
+    const probe = new k8s.Provider(
+      `${name}-probe`,
+      { kubeconfig: args.kubeconfig, ...access },
+      { parent: this },
+    );
+    const read = args.nodes.map((n) =>
+      k8s.core.v1.Node.get(`${name}-node-${n.name}`, n.name, { parent: this, provider: probe }),
+    );
+    this.nodes = pulumi.all(read.map((r) => r.metadata.labels)).apply((all) => {
+      const labels = all.map((l) => l ?? {});
+      const problems = args.nodes.flatMap((n, i) => nodeProblems(n, i, labels[i]));
+      if (problems.length > 0)
+        throw new pulumi.ResourceError(
+          [
+            `the cluster's nodes differ from machines (${problems.length}):`,
+            ...problems.map((p) => `  ${p}`),
+          ].join("\n"),
+          this,
+          true,
+        );
+      return args.nodes.map((n, i) => ({ name: n.name, role: roleOf(labels[i]), arch: n.arch }));
+    });
+    this.serverUrl = pulumi.output(args.serverUrl);
+    this.provider = new k8s.Provider(
+      `${name}-provider`,
+      {
+        // Usable only once the nodes match: a mismatch stops every stage before it changes anything.
+        kubeconfig: pulumi.all([this.nodes, args.kubeconfig]).apply(([, kubeconfig]) => kubeconfig),
+        ...access,
+      },
+      { parent: this },
+    );
+    this.registerOutputs({ serverUrl: this.serverUrl, nodes: this.nodes });
+  }
+}

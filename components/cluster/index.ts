@@ -1,0 +1,79 @@
+// Where the lab's Kubernetes stages deploy: a k3s cluster rosfleet installs on the machines over
+// SSH (stages 2 and 3), or an existing cluster reached with the lab's kubeconfig.
+import * as fs from "node:fs";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { ClusterSettings, K3sSettings, LabConfig } from "../config";
+import { K3sCluster, NodeInfo } from "../k3s/cluster";
+import { LabMachine } from "../machine/machine";
+import { ExistingCluster } from "./existing";
+import { ClusterAccess, clusterAccess } from "./kubeconfig";
+
+/** What the later stages and the outputs need of the cluster, whichever way it came. */
+export interface LabCluster {
+  readonly provider: k8s.Provider;
+  readonly nodes: pulumi.Output<NodeInfo[]>;
+  readonly serverUrl: pulumi.Output<string>;
+  /** The admin kubeconfig rosfleet made (secret); undefined on an existing cluster. */
+  readonly kubeconfig: pulumi.Output<string> | undefined;
+  /**
+   * Address and credentials of an existing cluster's API server (secret), for what the provider
+   * cannot ask (is Multus there?); undefined for the k3s rosfleet installs, whose add-ons it knows.
+   */
+  readonly access: pulumi.Output<ClusterAccess> | undefined;
+}
+
+/** Stage 2 — machine (reach and preflight each machine), stage 3 — k3s. */
+function installK3s(lab: LabConfig, k3s: K3sSettings, clusterName: string): LabCluster {
+  const preflight = {
+    multusInterface: lab.ros.discovery === "multus" ? lab.ros.multus.interface : undefined,
+    airgapped: k3s.airgap !== undefined,
+  };
+  const machines = lab.machines.map(
+    (machine) =>
+      new LabMachine(machine.name, { machine, sshPrivateKey: lab.sshPrivateKey, ...preflight }),
+  );
+  const k3sCluster = new K3sCluster("k3s", {
+    lab: { machines: lab.machines, k3s },
+    machines,
+    clusterName,
+  });
+  return {
+    provider: k3sCluster.provider,
+    nodes: k3sCluster.nodes,
+    serverUrl: k3sCluster.serverUrl,
+    kubeconfig: k3sCluster.kubeconfig,
+    access: undefined,
+  };
+}
+
+/** An existing cluster: its nodes checked against `machines`, nothing installed. */
+function useExisting(lab: LabConfig, cluster: ClusterSettings, clusterName: string): LabCluster {
+  const kubeconfig = cluster.kubeconfigPath ?? lab.clusterKubeconfig;
+  if (kubeconfig === undefined) throw new Error("cluster.kubeconfig is validated with the config");
+  const existing = new ExistingCluster("cluster", {
+    kubeconfig,
+    context: cluster.context,
+    nodes: lab.nodes,
+    clusterName,
+    serverUrl: cluster.server,
+  });
+  const text =
+    cluster.kubeconfigPath === undefined
+      ? kubeconfig
+      : pulumi.output(fs.readFileSync(cluster.kubeconfigPath, "utf8"));
+  return {
+    provider: existing.provider,
+    nodes: existing.nodes,
+    serverUrl: existing.serverUrl,
+    kubeconfig: undefined,
+    access: pulumi.secret(pulumi.output(text).apply((t) => clusterAccess(t, cluster.context))),
+  };
+}
+
+/** The lab's cluster: `cluster.kubeconfig` when set, else k3s on `machines`. */
+export function labCluster(lab: LabConfig, clusterName: string): LabCluster {
+  if (lab.cluster !== undefined) return useExisting(lab, lab.cluster, clusterName);
+  if (lab.k3s === undefined) throw new Error("k3s.version is validated with the config");
+  return installK3s(lab, lab.k3s, clusterName);
+}
