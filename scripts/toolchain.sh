@@ -66,8 +66,8 @@ build_kubernetes() {
   cd "$dir"
   src=$(go mod download -json "$K8S_PROVIDER_MODULE@$K8S_PROVIDER_PSEUDO" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   # The provider's main embeds schema files that its generate.go writes (they are gitignored).
-  cp "$src"/cmd/pulumi-resource-kubernetes/*.go .
-  chmod u+w ./*.go
+  cp -r "$src"/cmd/pulumi-resource-kubernetes/. .
+  chmod -R u+w .
   # Its only replace (sdk/v4 => ../sdk) is local; the required sdk/v4 release is on the proxy.
   go mod edit -require="$K8S_PROVIDER_MODULE@$K8S_PROVIDER_PSEUDO"
   go mod tidy
