@@ -63,11 +63,11 @@ export class ExistingCluster extends pulumi.ComponentResource {
 
   constructor(name: string, args: ExistingClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("rosfleet:cluster:Existing", name, {}, opts);
-    const access = { context: args.context, clusterIdentifier: args.clusterName };
+    const identity = { context: args.context, clusterIdentifier: args.clusterName };
     // Reads only: the nodes are checked before the provider the stages use exists.
     const probe = new k8s.Provider(
       `${name}-probe`,
-      { kubeconfig: args.kubeconfig, ...access },
+      { kubeconfig: args.kubeconfig, ...identity },
       { parent: this },
     );
     const read = args.nodes.map((n) =>
@@ -93,7 +93,7 @@ export class ExistingCluster extends pulumi.ComponentResource {
       {
         // Usable only once the nodes match: a mismatch stops every stage before it changes anything.
         kubeconfig: pulumi.all([this.nodes, args.kubeconfig]).apply(([, kubeconfig]) => kubeconfig),
-        ...access,
+        ...identity,
       },
       { parent: this },
     );

@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { kubeconfigContexts } from "../cluster/kubeconfig";
 import type { Problem } from "./checks";
-import { Dict, MachineView, dict, str } from "./raw";
+import { Dict, MachineView, dict, isDict, str } from "./raw";
 
 /** Keys that only mean something when rosfleet installs k3s over SSH. */
 const SSH_ONLY_KEYS = ["ssh", "sshPrivateKey", "k3s"] as const;
@@ -91,22 +91,22 @@ function kubeconfigRules(cluster: Dict, env: ModeEnv): Problem[] {
 }
 
 /** On an existing cluster: every key that would install something over SSH is a mistake. */
-function existingClusterRules(raw: Dict, views: readonly MachineView[], env: ModeEnv): Problem[] {
+function existingClusterRules(raw: Dict, env: ModeEnv): Problem[] {
   const why = "rosfleet installs nothing over SSH on an existing cluster (cluster.kubeconfig)";
   const problems: Problem[] = SSH_ONLY_KEYS.filter((key) => raw[key] !== undefined).map((key) => ({
     path: key,
     message: `not used: ${why}; remove it`,
   }));
   const list = raw["machines"];
-  for (const v of views) {
-    const machine = Array.isArray(list) ? (list[Number(/\d+/.exec(v.path)?.[0])] as Dict) : {};
+  (Array.isArray(list) ? list : []).forEach((machine: unknown, i) => {
+    if (!isDict(machine)) return;
     for (const key of SSH_ONLY_MACHINE_KEYS)
       if (machine[key] !== undefined)
         problems.push({
-          path: `${v.path}.${key}`,
+          path: `machines[${i}].${key}`,
           message: `not used: ${why}; machines describe its nodes (name, arch and labels are checked against them)`,
         });
-  }
+  });
   const install = dict(dict(raw, "ros"), "multus")?.["install"];
   if (install === true || install === "true")
     problems.push({
@@ -143,7 +143,5 @@ function k3sRules(raw: Dict, views: readonly MachineView[]): Problem[] {
 
 /** The rules of the mode the configuration chooses (`cluster` set or not). */
 export function modeRules(raw: Dict, views: readonly MachineView[], env: ModeEnv): Problem[] {
-  return raw["cluster"] === undefined
-    ? k3sRules(raw, views)
-    : existingClusterRules(raw, views, env);
+  return raw["cluster"] === undefined ? k3sRules(raw, views) : existingClusterRules(raw, env);
 }

@@ -42,8 +42,6 @@ export interface DeliveryCheckArgs {
   readonly timeoutSeconds: number;
   /** Checked after these: the workloads and the discovery infrastructure. */
   readonly after: readonly pulumi.Resource[];
-  /** The clock for new run keys (tests). */
-  readonly now?: () => number;
 }
 
 const jobName = (node: string) => `delivery-check-${node}`;
@@ -86,7 +84,6 @@ export class DeliveryCheck extends pulumi.ComponentResource {
     const networking = podNetworking(args.discovery);
     const labels = appLabels("rosfleet-beacon");
     const checkLabels = appLabels("delivery-check");
-    const now = args.now ?? Date.now;
 
     const reports = new k8s.core.v1.ConfigMap(
       `${name}-reports`,
@@ -133,7 +130,7 @@ export class DeliveryCheck extends pulumi.ComponentResource {
           reportsOf(data),
           args.nodes,
           args.discovery,
-          now(),
+          Date.now(),
         ),
       );
     const beacons = new k8s.apps.v1.DaemonSet(
