@@ -4,6 +4,7 @@ import { labCluster } from "./components/cluster";
 import { readLabConfig } from "./components/config";
 import { Dashboard } from "./components/dashboard/headlamp";
 import { RosDemoImage } from "./components/image/image";
+import { imageRegistry } from "./components/image/reference";
 import { DeliveryCheck } from "./components/ros/check";
 import { RosWorkloads } from "./components/ros/workloads";
 
@@ -23,24 +24,41 @@ const rosDemo = new RosDemoImage("ros-demo", {
 });
 
 // Stage 5 — ros: discovery for the chosen mode, the workloads, the cross-node delivery check.
+// The nodes pull with the registry login that pushes the build, when the stack has one.
+const pull =
+  lab.registryUsername === undefined || lab.registryPassword === undefined
+    ? undefined
+    : {
+        registry: imageRegistry(lab.image.repository),
+        username: lab.registryUsername,
+        password: lab.registryPassword,
+      };
+const schedulable = lab.nodes.filter((n) => !n.cordon).map((n) => n.name);
 const ros = new RosWorkloads(
   "ros",
-  { ros: lab.ros, image: rosDemo.ref, k3sVersion: lab.k3s?.version, access: cluster.access },
+  {
+    ros: lab.ros,
+    image: rosDemo.ref,
+    k3sVersion: lab.k3s?.version,
+    access: cluster.access,
+    pull,
+    nodes: schedulable,
+  },
   inCluster,
 );
-const checked = lab.nodes.filter((n) => !n.cordon).map((n) => n.name);
-if (lab.deliveryCheck.enabled && checked.length === 0)
+if (lab.deliveryCheck.enabled && schedulable.length === 0)
   pulumi.log.warn(
     "delivery check skipped: list the cluster's nodes under machines (name, arch) so rosfleet knows which nodes to check, or set deliveryCheck.enabled false",
   );
 const check =
-  lab.deliveryCheck.enabled && checked.length > 0
+  lab.deliveryCheck.enabled && schedulable.length > 0
     ? new DeliveryCheck(
         "delivery",
         {
-          nodes: checked,
+          nodes: schedulable,
           discovery: lab.ros.discovery,
           context: ros.context,
+          pullSecrets: ros.pullSecrets,
           namespace: ros.namespace.metadata.name,
           timeoutSeconds: lab.deliveryCheck.timeoutSeconds,
           after: [...ros.discovery, ...ros.workloads],

@@ -3,6 +3,9 @@
 # the repository, and reuses what is already there:
 #   pulumi                        the Pulumi CLI (no language host: tests use inline programs)
 #   pulumi-resource-kubernetes    the kubernetes provider, used as an ambient plugin on PATH
+#   kube-apiserver, kube-controller-manager, kube-scheduler   a control plane (Kubernetes release)
+#   etcd                          the API server's store
+#   kwok                          nodes and pods simulated: no kubelet, no containers
 # Usage: scripts/toolchain.sh [tool...]   (default: all). Prints the bin directory last.
 # Cache: $ROSFLEET_TOOLCHAIN, else ${XDG_CACHE_HOME:-~/.cache}/rosfleet-toolchain.
 set -euo pipefail
@@ -12,6 +15,9 @@ PULUMI_VERSION=v3.274.1
 K8S_PROVIDER_MODULE=github.com/pulumi/pulumi-kubernetes/provider/v4
 K8S_PROVIDER_PSEUDO=v4.0.0-20260115033456-f47bc2d6f199
 K8S_PROVIDER_VERSION=4.24.0
+KUBERNETES_VERSION=v1.37.2
+ETCD_VERSION=v3.7.3
+KWOK_VERSION=v0.8.0
 
 CACHE=${ROSFLEET_TOOLCHAIN:-${XDG_CACHE_HOME:-$HOME/.cache}/rosfleet-toolchain}
 BIN=$CACHE/bin
@@ -76,14 +82,74 @@ build_kubernetes() {
     -ldflags "-X $K8S_PROVIDER_MODULE/pkg/version.Version=$K8S_PROVIDER_VERSION" .
 }
 
+build_control_plane() {
+  local dir gomod staging=() module
+  dir=$(wrapper control-plane)
+  cd "$dir"
+  printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler"\n)\n' >tools.go
+  # k8s.io/kubernetes replaces its staging modules (k8s.io/api, …) with folders of its own
+  # repository; from the proxy each is the matching v0.x release.
+  gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  while read -r module; do
+    staging+=("-replace=$module=$module@v0.${KUBERNETES_VERSION#v1.}")
+  done < <(sed -n 's|^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*|\1|p' "$gomod")
+  [ "${#staging[@]}" -gt 0 ] || {
+    log "no staging replaces found in $gomod"
+    return 1
+  }
+  go mod edit -go=1.26.0 -require="k8s.io/kubernetes@$KUBERNETES_VERSION" "${staging[@]}"
+  go mod tidy
+  local minor=${KUBERNETES_VERSION#v1.}
+  minor=${minor%%.*}
+  local pkg=k8s.io/component-base/version
+  # The provider and kubectl read the server's version; an unstamped build reports v0.0.0.
+  go build -trimpath -o "$BIN/" -ldflags "-X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 \
+    -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler
+}
+
+build_etcd() {
+  local dir
+  dir=$(wrapper etcd)
+  cd "$dir"
+  printf 'package tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >tools.go
+  go mod edit -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  go mod tidy
+  go build -trimpath -o "$BIN/etcd" go.etcd.io/etcd/server/v3
+}
+
+build_kwok() {
+  local dir
+  dir=$(wrapper kwok)
+  cd "$dir"
+  printf 'package tools\n\nimport _ "sigs.k8s.io/kwok/cmd/kwok"\n' >tools.go
+  go mod edit -require="sigs.k8s.io/kwok@$KWOK_VERSION"
+  go mod tidy
+  go build -trimpath -o "$BIN/kwok" sigs.k8s.io/kwok/cmd/kwok
+  # kwok has no built-in behaviour: its Stages (from its own release) say what happens to nodes
+  # (initialised, heartbeats) and pods (ready; a Job's pods complete; deleted pods go).
+  local src stage
+  src=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  for stage in node/fast/node-initialize node/heartbeat/node-heartbeat pod/fast/pod-ready \
+    pod/fast/pod-complete pod/fast/pod-delete; do
+    printf -- '---\n'
+    cat "$src/kustomize/stage/$stage.yaml"
+  done >"$BIN/kwok-stages.yaml"
+}
+
+ALL=(pulumi kubernetes control-plane etcd kwok)
 tools=("$@")
-[ "${#tools[@]}" -gt 0 ] || tools=(pulumi kubernetes)
+[ "${#tools[@]}" -gt 0 ] || tools=("${ALL[@]}")
 for tool in "${tools[@]}"; do
   case $tool in
   pulumi) (timed pulumi "$PULUMI_VERSION" build_pulumi) ;;
   kubernetes) (timed pulumi-resource-kubernetes "$K8S_PROVIDER_PSEUDO" build_kubernetes) ;;
+  control-plane) (timed kube-apiserver "$KUBERNETES_VERSION" build_control_plane) ;;
+  etcd) (timed etcd "$ETCD_VERSION" build_etcd) ;;
+  kwok) (timed kwok "$KWOK_VERSION" build_kwok) ;;
   *)
-    log "unknown tool $tool (pulumi, kubernetes)"
+    log "unknown tool $tool (${ALL[*]})"
     exit 2
     ;;
   esac

@@ -3,6 +3,7 @@ import { FAKE_SA_TOKEN, ProgramRun, runProgram } from "./helpers/program";
 import { readStackConfig } from "./helpers/stack";
 
 const BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding";
+const CLUSTERROLE = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole";
 const SECRET = "kubernetes:core/v1:Secret";
 const DEPLOYMENT = "kubernetes:apps/v1:Deployment";
 
@@ -27,24 +28,76 @@ describe("dashboard: Headlamp", () => {
     assert.equal(o(headlamp.inputs["metadata"])["namespace"], "headlamp");
   });
 
-  it("binds the login ServiceAccount to view by default, never cluster-admin", () => {
-    assert.deepEqual(view.names(BINDING), ["dashboard-user-binding"]);
-    const binding = view.get(BINDING, "dashboard-user-binding");
-    assert.deepEqual(binding.inputs["roleRef"], {
-      apiGroup: "rbac.authorization.k8s.io",
-      kind: "ClusterRole",
-      name: "view",
+  /** ClusterRole name → the rules a dashboard login gets through its bindings. */
+  function grants(run: ProgramRun): Record<string, unknown> {
+    const roles = new Map(
+      run.resources
+        .filter((r) => r.type === CLUSTERROLE)
+        .map((r) => [String(o(r.inputs["metadata"])["name"]), r.inputs["rules"]]),
+    );
+    return Object.fromEntries(
+      run.resources
+        .filter((r) => r.type === BINDING)
+        .map((r) => {
+          assert.deepEqual(r.inputs["subjects"], [
+            { kind: "ServiceAccount", name: `dashboard-${access(run)}`, namespace: "headlamp" },
+          ]);
+          const role = String(o(r.inputs["roleRef"])["name"]);
+          return [role, roles.get(role) ?? "built-in"];
+        }),
+    );
+  }
+  const access = (run: ProgramRun) =>
+    String(o(run.get(SECRET, "dashboard-user-token").inputs["metadata"])["name"]).split("-")[1];
+
+  it("view: the built-in view role and reading nodes, so the robots show; nothing more", () => {
+    assert.deepEqual(grants(view), {
+      view: "built-in",
+      "rosfleet-dashboard-view-nodes": [
+        { apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch"] },
+      ],
     });
-    assert.deepEqual(binding.inputs["subjects"], [
-      { kind: "ServiceAccount", name: "dashboard-view", namespace: "headlamp" },
-    ]);
   });
 
-  it("binds cluster-admin only when access is admin", async () => {
+  it("admin: the built-in admin role everywhere and cordoning nodes; never cluster-admin", async () => {
     const admin = await runProgram(withDashboard({ access: "admin" }));
-    assert.equal(
-      o(admin.get(BINDING, "dashboard-user-binding").inputs["roleRef"])["name"],
-      "cluster-admin",
+    assert.deepEqual(grants(admin), {
+      admin: "built-in",
+      "rosfleet-dashboard-admin-nodes": [
+        { apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch", "patch"] },
+      ],
+    });
+  });
+
+  it("runs Headlamp without a credential of its own, as non-root, read-only", () => {
+    const spec = o(
+      o(o(view.get(DEPLOYMENT, "dashboard-headlamp").inputs["spec"])["template"])["spec"],
+    );
+    assert.equal(spec["automountServiceAccountToken"], false);
+    assert.deepEqual(spec["securityContext"], {
+      runAsNonRoot: true,
+      runAsUser: 100,
+      runAsGroup: 101,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    const container = o((spec["containers"] as Obj[])[0]);
+    assert.deepEqual(container["securityContext"], {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+    });
+    // -in-cluster finds the CA where a token would be mounted, and an empty token file.
+    const mount = (container["volumeMounts"] as Obj[]).find(
+      (m) => m["mountPath"] === "/var/run/secrets/kubernetes.io/serviceaccount",
+    );
+    const volume = (spec["volumes"] as Obj[]).find((v) => v["name"] === mount?.["name"]);
+    const sources = o(volume?.["projected"])["sources"] as Obj[];
+    assert.ok(!JSON.stringify(sources).includes("serviceAccountToken"), "no projected token");
+    const empty = view.get("kubernetes:core/v1:ConfigMap", "dashboard-no-token");
+    assert.deepEqual(empty.inputs["data"], { token: "" });
+    assert.deepEqual(
+      sources.map((src) => Object.keys(src)[0]),
+      ["configMap", "downwardAPI", "configMap"],
     );
   });
 

@@ -3,10 +3,26 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { DockerfileParser } from "dockerfile-ast";
 import { validate } from "dockerfile-utils";
-import { ProgramRun, runProgram } from "./helpers/program";
+import { ProgramRun, Registration, runProgram } from "./helpers/program";
 import { REPO_ROOT, readStackConfig } from "./helpers/stack";
 
 const BUILD = "docker-build:index:Image";
+/** How the SDK sends a value unknown at preview. */
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+const POD_KINDS = [
+  "kubernetes:core/v1:Pod",
+  "kubernetes:apps/v1:Deployment",
+  "kubernetes:apps/v1:DaemonSet",
+  "kubernetes:batch/v1:Job",
+];
+type Obj = Record<string, unknown>;
+/** The containers of a Pod, Deployment, DaemonSet or Job registration. */
+function containersOf(r: Registration): Obj[] {
+  const spec = r.inputs["spec"] as Obj;
+  const pod =
+    r.type === "kubernetes:core/v1:Pod" ? spec : ((spec["template"] as Obj)["spec"] as Obj);
+  return pod["containers"] as Obj[];
+}
 const DOCKERFILE = path.join(REPO_ROOT, "images", "ros_demo", "Dockerfile");
 
 function withImage(
@@ -88,11 +104,55 @@ describe("image: the build", () => {
     assert.equal(build.inputs["cacheTo"], undefined);
   });
 
-  it("changes the digest only when the build changes", async () => {
-    const again = await runProgram(readStackConfig("dev"));
-    assert.equal(again.outputs["image"], dev.outputs["image"]);
-    const jazzy = await runProgram({ ...readStackConfig("dev"), ros: { distro: "jazzy" } });
-    assert.notEqual(jazzy.outputs["image"], dev.outputs["image"]);
+  it("hands every ROS container the digest the registry gave the push, and only that changes with it", async () => {
+    const digests = [`sha256:${"1".repeat(64)}`, `sha256:${"2".repeat(64)}`];
+    const runs: ProgramRun[] = [];
+    for (const imageDigest of digests)
+      runs.push(await runProgram(readStackConfig("dev"), { imageDigest }));
+    const specs = runs.map((run, i) => {
+      const ref = `localhost:5000/ros_demo:humble@${digests[i]}`;
+      assert.equal(run.outputs["image"], ref);
+      const ros = run.resources.filter(
+        (r) => POD_KINDS.includes(r.type) && r.name !== "dashboard-headlamp",
+      );
+      assert.ok(ros.length >= 8);
+      for (const r of ros)
+        for (const c of containersOf(r))
+          assert.equal(c["image"], ref, `${r.name}/${String(c["name"])}`);
+      // Everything but the image (and the check's run key, a hash of it) is the same for both
+      // builds: a rebuild rolls pods, nothing else.
+      return JSON.stringify(
+        ros.map((r) => r.inputs),
+        (key, value: unknown) =>
+          key === "env"
+            ? (value as Obj[]).filter((e) => e["name"] !== "ROSFLEET_CHECK_RUN")
+            : value,
+      ).replaceAll(ref, "<image>");
+    });
+    assert.equal(specs[0], specs[1]);
+  });
+
+  it("leaves only the image unknown at preview, so preview --diff shows every other field", async () => {
+    const run = await runProgram(readStackConfig("dev"), { preview: true });
+    const pod = run.get("kubernetes:core/v1:Pod", "ros-demo-listener");
+    const [listener] = containersOf(pod);
+    assert.equal(listener["image"], UNKNOWN);
+    assert.deepEqual(listener["args"], ["ros2", "run", "demo_nodes_cpp", "listener"]);
+    const known = JSON.stringify({ ...pod.inputs, spec: "checked below" });
+    assert.ok(!known.includes(UNKNOWN), known);
+    for (const r of run.resources.filter((x) => POD_KINDS.includes(x.type)))
+      for (const c of containersOf(r)) {
+        // The check's run key hashes the image: it is unknown with it, and is its own env entry.
+        const { image, env, ...rest } = c;
+        const others = ((env as Obj[] | undefined) ?? []).filter(
+          (e) => e["name"] !== "ROSFLEET_CHECK_RUN",
+        );
+        assert.ok(!JSON.stringify(others).includes(UNKNOWN), `${r.name}/${String(c["name"])} env`);
+        assert.ok(
+          !JSON.stringify(rest).includes(UNKNOWN),
+          `${r.name}/${String(c["name"])} ${String(image)}`,
+        );
+      }
   });
 });
 

@@ -2,14 +2,16 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { checkScript } from "../components/ros/check";
 import { k3sCniBinDir } from "../components/ros/multus";
+import { MULTUS_READY_SCRIPT } from "../components/ros/workloads";
 import {
   deliveryPairs,
   evaluateDelivery,
   expectedTalkers,
   heardBy,
+  jobName,
   parseReport,
   reportsOf,
 } from "../components/ros/delivery";
@@ -52,6 +54,9 @@ function clover(change: (c: Obj) => void = () => undefined): Obj {
   return config;
 }
 const withRos = (ros: Obj) => clover((c) => (c["ros"] = { ...o(c["ros"]), ...ros }));
+
+/** Every ROS container: its home and logs in the one writable directory. */
+const SCRATCH_ENV = { HOME: "/tmp", ROS_LOG_DIR: "/tmp/ros-log" };
 
 describe("ros: default workloads on the lab-notes stack", () => {
   let run: ProgramRun;
@@ -119,6 +124,7 @@ describe("ros: default workloads on the lab-notes stack", () => {
     for (const r of run.resources.filter((x) => x.type === POD))
       for (const c of containers(r))
         assert.deepEqual(env(c), {
+          ...SCRATCH_ENV,
           ROS_DOMAIN_ID: "0",
           ROS_DISCOVERY_SERVER: "ros-discovery.rosfleet.svc.cluster.local:11811",
           FASTDDS_BUILTIN_TRANSPORTS: "UDPv4",
@@ -156,6 +162,7 @@ describe("ros: discovery modes and scaling", () => {
     assert.equal(spec["hostNetwork"], true);
     assert.equal(spec["dnsPolicy"], "ClusterFirstWithHostNet");
     assert.deepEqual(env(containers(run.get(POD, "ros-demo-listener"))[0]), {
+      ...SCRATCH_ENV,
       ROS_DOMAIN_ID: "42",
       FASTDDS_BUILTIN_TRANSPORTS: "UDPv4",
     });
@@ -169,7 +176,10 @@ describe("ros: discovery modes and scaling", () => {
     const run = await runProgram(withRos({ discovery: "multicast", domainId: 7 }));
     const spec = podSpec(run.get(POD, "ros-demo-talker"));
     assert.equal(spec["hostNetwork"], undefined);
-    assert.deepEqual(env(containers(run.get(POD, "ros-demo-talker"))[0]), { ROS_DOMAIN_ID: "7" });
+    assert.deepEqual(env(containers(run.get(POD, "ros-demo-talker"))[0]), {
+      ...SCRATCH_ENV,
+      ROS_DOMAIN_ID: "7",
+    });
   });
 
   it("multus: installs Multus + whereabouts for k3s, attaches pods to a macvlan on the common NIC", async () => {
@@ -201,6 +211,28 @@ describe("ros: discovery modes and scaling", () => {
       "k8s.v1.cni.cncf.io/networks": "ros-macvlan",
     });
     assert.ok(run.dependsOn(pod, nad));
+    // Multus must be ready on every schedulable node before any workload: one Job per node
+    // that needs the attachment, and every workload and check waits for all of them.
+    const ready = run.resources.filter(
+      (r) => r.type === JOB && r.name.startsWith("ros-multus-ready-"),
+    );
+    const lab = (readStackConfig("clover")["machines"] as Obj[]).filter(
+      (m) => m["cordon"] !== true,
+    );
+    assert.deepEqual(
+      ready.map((r) => String(o(podSpec(r)["nodeSelector"])["kubernetes.io/hostname"])).sort(),
+      lab.map((m) => String(m["name"])).sort(),
+    );
+    for (const job of ready) {
+      assert.deepEqual(o(o(o(job.inputs["spec"])["template"])["metadata"])["annotations"], {
+        "k8s.v1.cni.cncf.io/networks": "ros-macvlan",
+      });
+      assert.equal(podSpec(job)["restartPolicy"], "Never", "a failed try gets a new pod");
+      assert.ok(run.dependsOn(job, nad), job.name);
+      for (const r of run.resources.filter((x) => [POD, DEPLOYMENT, DAEMONSET].includes(x.type)))
+        if (r.name !== "dashboard-headlamp")
+          assert.ok(run.dependsOn(r, job), `${r.name} after ${job.name}`);
+    }
     assert.match(
       String(run.get(REMOTE, "clover1-preflight").inputs["stdin"]),
       /^MULTUS_NIC='eth0'$/m,
@@ -407,6 +439,150 @@ describe("ros: the delivery check", () => {
     const off = await runProgram({ ...clover(), deliveryCheck: { enabled: false } });
     assert.deepEqual(off.names(JOB), []);
     assert.equal(off.outputs["delivery"], undefined);
+  });
+});
+
+describe("ros: the Multus readiness probe (bash, real ip, in network namespaces)", () => {
+  const ns = `rosfleet-multus-${process.pid}`;
+  before(function () {
+    if (process.getuid?.() !== 0) throw new Error("needs root for ip netns (CI runs as root)");
+    execFileSync("ip", ["netns", "add", ns]);
+  });
+  after(() => {
+    spawnSync("ip", ["netns", "del", ns]);
+  });
+  const probe = () =>
+    spawnSync("ip", ["netns", "exec", ns, "bash", "-c", MULTUS_READY_SCRIPT], {
+      env: { ...process.env, NODE_NAME: "clover1" },
+      encoding: "utf8",
+    });
+
+  it("fails, saying why, while the pod has no net1", () => {
+    const res = probe();
+    assert.equal(res.status, 1);
+    assert.equal(res.stderr, "clover1: no net1 yet: Multus has not configured this node\n");
+  });
+
+  it("passes once net1 is there", () => {
+    // A veth end stands for the macvlan interface Multus would add (this kernel has no dummy).
+    execFileSync("ip", ["-n", ns, "link", "add", "net1", "type", "veth", "peer", "name", "peer1"]);
+    const res = probe();
+    assert.equal(res.status, 0, res.stderr);
+    assert.equal(res.stdout, "clover1: net1 attached, Multus is ready\n");
+  });
+});
+
+describe("ros: how every rosfleet pod runs", () => {
+  let run: ProgramRun;
+  before(async () => {
+    run = await runProgram(clover());
+  });
+  const rosPods = (r: ProgramRun) =>
+    r.resources.filter(
+      (x) => [POD, DEPLOYMENT, DAEMONSET, JOB].includes(x.type) && x.name !== "dashboard-headlamp",
+    );
+
+  it("as a non-root user, without privilege or capabilities, on a read-only root filesystem", () => {
+    const pods = rosPods(run);
+    assert.ok(pods.length >= 9);
+    for (const r of pods) {
+      const spec = podSpec(r);
+      assert.deepEqual(
+        spec["securityContext"],
+        {
+          runAsNonRoot: true,
+          runAsUser: 1000,
+          runAsGroup: 1000,
+          seccompProfile: { type: "RuntimeDefault" },
+        },
+        r.name,
+      );
+      assert.deepEqual(
+        spec["volumes"],
+        [{ name: "scratch", emptyDir: { sizeLimit: "64Mi" } }],
+        r.name,
+      );
+      for (const c of containers(r)) {
+        assert.deepEqual(c["securityContext"], {
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ["ALL"] },
+        });
+        assert.deepEqual(c["volumeMounts"], [{ name: "scratch", mountPath: "/tmp" }]);
+        assert.equal(env(c)["HOME"], "/tmp", `${r.name}/${String(c["name"])}`);
+      }
+    }
+  });
+
+  it("as rosfleet-ros, with no API token; only the check Jobs get one, to write their report", () => {
+    for (const r of rosPods(run)) {
+      const spec = podSpec(r);
+      const isCheck = r.type === JOB;
+      assert.equal(
+        spec["serviceAccountName"],
+        isCheck ? "rosfleet-delivery-check" : "rosfleet-ros",
+        r.name,
+      );
+      assert.equal(spec["automountServiceAccountToken"], isCheck, r.name);
+    }
+    const account = run.get(SERVICEACCOUNT, "ros-account");
+    assert.equal(account.inputs["automountServiceAccountToken"], false);
+    assert.deepEqual(account.inputs["imagePullSecrets"], []);
+    for (const r of rosPods(run).filter((x) => x.type !== JOB))
+      assert.ok(run.dependsOn(r, account), `${r.name} waits for its ServiceAccount`);
+  });
+
+  it("pulls a private image.repository with the registry login, kept secret", async () => {
+    const priv = await runProgram(
+      clover((c) => {
+        c["image"] = { repository: "registry.lab.example:5000/clover/ros_demo" };
+        c["registryUsername"] = "clover";
+        c["registryPassword"] = "hunter2";
+      }),
+      { secretKeys: ["registryPassword"] },
+    );
+    const secret = priv.get("kubernetes:core/v1:Secret", "ros-registry");
+    assert.equal(secret.inputs["type"], "kubernetes.io/dockerconfigjson");
+    assert.ok(secret.secretInputs.includes("stringData"), "the login is a secret in state");
+    const config = JSON.parse(String(o(secret.inputs["stringData"])[".dockerconfigjson"])) as Obj;
+    assert.deepEqual(config, {
+      auths: {
+        "registry.lab.example:5000": {
+          username: "clover",
+          password: "hunter2",
+          auth: Buffer.from("clover:hunter2").toString("base64"),
+        },
+      },
+    });
+    // Both ServiceAccounts whose pods run the image list it; pods get it from them.
+    for (const name of ["ros-account", "delivery-account"])
+      assert.deepEqual(priv.get(SERVICEACCOUNT, name).inputs["imagePullSecrets"], [
+        { name: "rosfleet-registry" },
+      ]);
+    const docker = await runProgram(
+      clover((c) => {
+        c["image"] = { repository: "clover/ros_demo" };
+        c["registryUsername"] = "clover";
+        c["registryPassword"] = "hunter2";
+      }),
+      { secretKeys: ["registryPassword"] },
+    );
+    const hub = docker.get("kubernetes:core/v1:Secret", "ros-registry");
+    const auths = o(JSON.parse(String(o(hub.inputs["stringData"])[".dockerconfigjson"])))["auths"];
+    assert.deepEqual(Object.keys(o(auths)), ["https://index.docker.io/v1/"]);
+  });
+
+  it("names each check Job within 63 characters, stably, one per node", () => {
+    assert.equal(jobName("clover1"), "delivery-check-clover1");
+    const long = `pi-${"a".repeat(55)}-1`;
+    const other = `pi-${"a".repeat(55)}-2`;
+    assert.equal(long.length, 60);
+    assert.ok(jobName(long).length <= 63, jobName(long));
+    assert.match(jobName(long), /^delivery-check-pi-a+-[0-9a-f]{8}$/);
+    assert.equal(jobName(long), jobName(long));
+    assert.notEqual(jobName(long), jobName(other));
+    const verdict = evaluateDelivery([long, "laptop"], new Map(), "discovery-server");
+    assert.ok(verdict.message.includes(`logs job/${jobName(long)})`), verdict.message);
   });
 });
 

@@ -16,6 +16,14 @@ export function multusRules(raw: Dict): Problem[] {
   ];
 }
 
+/** rosfleet's own workloads in the ROS namespace: a workload of the same name would carry the
+ * same app label, and their selectors would take each other's pods. */
+const RESERVED_WHAT: Readonly<Record<string, string>> = {
+  "ros-discovery": "discovery server",
+  "rosfleet-beacon": "delivery-check beacons",
+};
+const RESERVED_NAMES = Object.keys(RESERVED_WHAT);
+
 export function workloadRules(raw: Dict, views: readonly MachineView[]): Problem[] {
   const list = dict(raw, "ros")?.["workloads"];
   if (!Array.isArray(list)) return [];
@@ -25,6 +33,12 @@ export function workloadRules(raw: Dict, views: readonly MachineView[]): Problem
     value: isDict(w) ? str(w, "name") : undefined,
   }));
   const problems: Problem[] = duplicates(workloads);
+  for (const w of workloads)
+    if (w.value !== undefined && RESERVED_NAMES.includes(w.value))
+      problems.push({
+        path: `${w.entry}.name`,
+        message: `${JSON.stringify(w.value)} is the name of rosfleet's own ${RESERVED_WHAT[w.value]} (their selectors would take each other's pods); choose another name`,
+      });
   list.forEach((w: unknown, i) => {
     if (!isDict(w)) return;
     const path = `ros.workloads[${i}]`;

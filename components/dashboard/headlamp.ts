@@ -1,6 +1,7 @@
 // Stage "dashboard": Headlamp (the Kubernetes dashboard the lab used is archived) as a plain
 // Deployment + Service, so preview works without a cluster, and a ServiceAccount whose
-// long-lived token logs in with exactly the chosen access: `view`, or `admin` (cluster-admin).
+// long-lived token logs in with exactly the chosen access (ACCESS below). Headlamp itself holds
+// no credential: it forwards the token the user logs in with.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { DashboardAccess } from "../config";
@@ -12,9 +13,25 @@ export const HEADLAMP_PORT = 4466;
 /** The local port the README's port-forward uses. */
 export const LOCAL_PORT = 8080;
 
-/** The ClusterRole a dashboard user is bound to. */
-export const clusterRoleFor = (access: DashboardAccess): string =>
-  access === "admin" ? "cluster-admin" : "view";
+/** What a dashboard login may do: a built-in ClusterRole, bound cluster-wide, plus the node
+ * verbs it lacks (`view` and `admin` hold no cluster-scoped objects, so no nodes). */
+export const ACCESS: Readonly<
+  Record<DashboardAccess, { readonly clusterRole: string; readonly nodeVerbs: readonly string[] }>
+> = {
+  // Everything the robots run, read-only (no Secrets), and the nodes they run on.
+  view: { clusterRole: "view", nodeVerbs: ["get", "list", "watch"] },
+  // A lab admin: change any workload in any namespace (restart, scale, logs, exec, Secrets)
+  // and cordon or uncordon nodes; not cluster-admin (no RBAC, CRDs or node deletion).
+  admin: { clusterRole: "admin", nodeVerbs: ["get", "list", "watch", "patch"] },
+};
+
+/** Headlamp's user and group in its image (non-root). */
+export const HEADLAMP_USER = 100;
+export const HEADLAMP_GROUP = 101;
+/** Where Kubernetes would mount a ServiceAccount token: Headlamp's -in-cluster mode reads the
+ * API server's CA there and needs a token file, which rosfleet leaves empty. */
+const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+const NO_TOKEN = "headlamp-no-token";
 
 export interface DashboardArgs {
   /** `dashboard.access`. */
@@ -43,15 +60,65 @@ export class Dashboard extends pulumi.ComponentResource {
       child,
     ).metadata.name;
     const labels = appLabels("headlamp");
+    // An empty token file: Headlamp's in-cluster client must find one, and must not hold a
+    // credential of its own (users' tokens are the only ones it acts with).
+    const noToken = new k8s.core.v1.ConfigMap(
+      `${name}-no-token`,
+      { metadata: { name: NO_TOKEN, namespace: ns, labels }, data: { token: "" } },
+      child,
+    );
     new k8s.apps.v1.Deployment(
       `${name}-headlamp`,
       deploymentArgs("headlamp", ns, {
+        automountServiceAccountToken: false,
+        securityContext: {
+          runAsNonRoot: true,
+          runAsUser: HEADLAMP_USER,
+          runAsGroup: HEADLAMP_GROUP,
+          seccompProfile: { type: "RuntimeDefault" },
+        },
+        volumes: [
+          {
+            name: "in-cluster",
+            projected: {
+              sources: [
+                {
+                  configMap: {
+                    name: "kube-root-ca.crt",
+                    items: [{ key: "ca.crt", path: "ca.crt" }],
+                  },
+                },
+                {
+                  downwardAPI: {
+                    items: [{ path: "namespace", fieldRef: { fieldPath: "metadata.namespace" } }],
+                  },
+                },
+                {
+                  configMap: {
+                    name: noToken.metadata.name,
+                    items: [{ key: "token", path: "token" }],
+                  },
+                },
+              ],
+            },
+          },
+          { name: "tmp", emptyDir: { sizeLimit: "64Mi" } },
+        ],
         containers: [
           {
             name: "headlamp",
             image: HEADLAMP_IMAGE,
             // In-cluster: users log in with a token; Headlamp acts with that token's RBAC.
             args: ["-in-cluster", "-plugins-dir=/headlamp/plugins"],
+            securityContext: {
+              allowPrivilegeEscalation: false,
+              readOnlyRootFilesystem: true,
+              capabilities: { drop: ["ALL"] },
+            },
+            volumeMounts: [
+              { name: "in-cluster", mountPath: SA_DIR, readOnly: true },
+              { name: "tmp", mountPath: "/tmp" },
+            ],
             ports: [{ name: "http", containerPort: HEADLAMP_PORT }],
             readinessProbe: { httpGet: { path: "/", port: HEADLAMP_PORT } },
             resources: {
@@ -81,19 +148,28 @@ export class Dashboard extends pulumi.ComponentResource {
       { metadata: { name: `dashboard-${args.access}`, namespace: ns } },
       child,
     );
-    new k8s.rbac.v1.ClusterRoleBinding(
-      `${name}-user-binding`,
-      {
-        metadata: { name: `rosfleet-dashboard-${args.access}` },
-        roleRef: {
-          apiGroup: "rbac.authorization.k8s.io",
-          kind: "ClusterRole",
-          name: clusterRoleFor(args.access),
+    const access = ACCESS[args.access];
+    const subjects = [{ kind: "ServiceAccount", name: user.metadata.name, namespace: ns }];
+    const bind = (suffix: string, role: pulumi.Input<string>) =>
+      new k8s.rbac.v1.ClusterRoleBinding(
+        `${name}-user-binding${suffix}`,
+        {
+          metadata: { name: `rosfleet-dashboard-${args.access}${suffix}`, labels },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+          subjects,
         },
-        subjects: [{ kind: "ServiceAccount", name: user.metadata.name, namespace: ns }],
+        child,
+      );
+    bind("", access.clusterRole);
+    const nodes = new k8s.rbac.v1.ClusterRole(
+      `${name}-nodes`,
+      {
+        metadata: { name: `rosfleet-dashboard-${args.access}-nodes`, labels },
+        rules: [{ apiGroups: [""], resources: ["nodes"], verbs: [...access.nodeVerbs] }],
       },
       child,
     );
+    bind("-nodes", nodes.metadata.name);
     // A long-lived token: Kubernetes fills data.token, and the provider waits for it.
     const tokenSecret = new k8s.core.v1.Secret(
       `${name}-user-token`,

@@ -4,7 +4,7 @@
 import * as dockerbuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
 import { Distro, LabSettings } from "../config";
-import { parseImageReference } from "./reference";
+import { imageRegistry, parseImageReference } from "./reference";
 
 /** Build context, relative to the project directory (where pulumi runs the program), so the
  * state holds the same path on every laptop. */
@@ -46,7 +46,7 @@ export class RosDemoImage extends pulumi.ComponentResource {
           this,
         );
     } else {
-      const registry = parseImageReference(image.repository)?.registry ?? "docker.io";
+      const registry = imageRegistry(image.repository);
       const credentials =
         args.registryUsername === undefined || args.registryPassword === undefined
           ? []

@@ -30,3 +30,7 @@ export function parseImageReference(text: string): ImageReference | undefined {
     digest,
   };
 }
+
+/** The registry an image reference names (docker.io when none, or when it does not parse). */
+export const imageRegistry = (text: string): string =>
+  parseImageReference(text)?.registry ?? "docker.io";

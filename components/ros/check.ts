@@ -20,11 +20,12 @@ import {
   evaluateDelivery,
   expectedTalkers,
   heardBy,
+  jobName,
   reportsOf,
   specHash,
 } from "./delivery";
 import { appLabels } from "../k8s";
-import { RosContext, podNetworking, rosEnv, ROS_RESOURCES } from "./render";
+import { RosContext, podNetworking, rosContainerOf, rosEnv, rosPodBase } from "./render";
 
 /** The ConfigMap the check Jobs write their reports to (data: node name → report line). */
 export const REPORTS_CONFIGMAP = "rosfleet-delivery";
@@ -36,7 +37,9 @@ export interface DeliveryCheckArgs {
   readonly nodes: readonly string[];
   readonly discovery: DiscoveryMode;
   /** Image, domain and mode, exactly as the workloads get them. */
-  readonly context: pulumi.Output<RosContext>;
+  readonly context: RosContext;
+  /** The registry login Secret the check's pods pull with, if any. */
+  readonly pullSecrets: readonly { name: pulumi.Input<string> }[];
   readonly namespace: pulumi.Input<string>;
   /** `deliveryCheck.timeoutSeconds`: how long each Job listens. */
   readonly timeoutSeconds: number;
@@ -44,7 +47,6 @@ export interface DeliveryCheckArgs {
   readonly after: readonly pulumi.Resource[];
 }
 
-const jobName = (node: string) => `delivery-check-${node}`;
 const tolerateAll = [{ operator: "Exists" }];
 
 /** The script a check Job runs for `node`. */
@@ -96,6 +98,7 @@ export class DeliveryCheck extends pulumi.ComponentResource {
       {
         metadata: { name: CHECK_ACCOUNT, namespace: args.namespace, labels: checkLabels },
         automountServiceAccountToken: false,
+        imagePullSecrets: [...args.pullSecrets],
       },
       { parent: this },
     );
@@ -122,17 +125,19 @@ export class DeliveryCheck extends pulumi.ComponentResource {
     // The last run's reports, read before the Jobs are declared (unknown on the first preview,
     // when the ConfigMap does not exist yet).
     const last = k8s.core.v1.ConfigMap.get(`${name}-last`, reports.id, { parent: this });
-    const run = pulumi
-      .all([last.data, args.context])
-      .apply(([data, ctx]) =>
-        checkRun(
-          specHash({ ctx, nodes: args.nodes, timeoutSeconds: args.timeoutSeconds }),
-          reportsOf(data),
-          args.nodes,
-          args.discovery,
-          Date.now(),
-        ),
-      );
+    const run = pulumi.all([last.data, args.context.image]).apply(([data, image]) =>
+      checkRun(
+        specHash({
+          ctx: { ...args.context, image },
+          nodes: args.nodes,
+          timeoutSeconds: args.timeoutSeconds,
+        }),
+        reportsOf(data),
+        args.nodes,
+        args.discovery,
+        Date.now(),
+      ),
+    );
     const beacons = new k8s.apps.v1.DaemonSet(
       `${name}-beacons`,
       {
@@ -141,9 +146,9 @@ export class DeliveryCheck extends pulumi.ComponentResource {
           selector: { matchLabels: labels },
           template: {
             metadata: { labels, annotations: networking.annotations },
-            spec: args.context.apply((ctx) => ({
+            spec: {
               ...networking.spec,
-              automountServiceAccountToken: false,
+              ...rosPodBase(),
               tolerations: tolerateAll,
               affinity: {
                 nodeAffinity: {
@@ -163,28 +168,21 @@ export class DeliveryCheck extends pulumi.ComponentResource {
                 },
               },
               containers: [
-                {
-                  name: "beacon",
-                  image: ctx.image,
+                rosContainerOf(
+                  "beacon",
+                  args.context.image,
                   // Kubernetes expands $(NODE_NAME) from the env below.
-                  args: [
-                    "ros2",
-                    "topic",
-                    "pub",
-                    "-r",
-                    "2",
-                    "/chatter",
-                    "std_msgs/msg/String",
+                  [
+                    ...["ros2", "topic", "pub", "-r", "2", "/chatter", "std_msgs/msg/String"],
                     "{data: 'rosfleet-beacon from $(NODE_NAME)'}",
                   ],
-                  env: [
+                  [
                     { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
-                    ...rosEnv(ctx, true),
+                    ...rosEnv(args.context, true),
                   ],
-                  resources: ROS_RESOURCES,
-                },
+                ),
               ],
-            })),
+            },
           },
         },
       },
@@ -202,25 +200,27 @@ export class DeliveryCheck extends pulumi.ComponentResource {
               activeDeadlineSeconds: args.timeoutSeconds + 300,
               template: {
                 metadata: { labels: checkLabels, annotations: networking.annotations },
-                spec: pulumi.all([args.context, run]).apply(([ctx, key]) => ({
+                spec: {
                   ...networking.spec,
+                  ...rosPodBase(),
                   restartPolicy: "Never",
+                  // The one pod that talks to the API: to write its report.
                   serviceAccountName: CHECK_ACCOUNT,
                   automountServiceAccountToken: true,
                   nodeSelector: { "kubernetes.io/hostname": node },
                   tolerations: tolerateAll,
                   containers: [
-                    {
-                      name: "check",
-                      image: ctx.image,
-                      args: [
+                    rosContainerOf(
+                      "check",
+                      args.context.image,
+                      [
                         "bash",
                         "-c",
                         checkScript(node, expectedTalkers(pairs, node), args.timeoutSeconds),
                       ],
-                      env: [
-                        ...rosEnv(ctx, true),
-                        { name: "ROSFLEET_CHECK_RUN", value: key },
+                      [
+                        ...rosEnv(args.context, true),
+                        { name: "ROSFLEET_CHECK_RUN", value: run },
                         {
                           name: "ROSFLEET_JOB_UID",
                           valueFrom: {
@@ -230,10 +230,9 @@ export class DeliveryCheck extends pulumi.ComponentResource {
                           },
                         },
                       ],
-                      resources: ROS_RESOURCES,
-                    },
+                    ),
                   ],
-                })),
+                },
               },
             },
           },

@@ -46,6 +46,22 @@ export function heardBy(
   return new Map([...reports.values()].filter(accept).map((r) => [r.listener, r.heard]));
 }
 
+/** Kubernetes object names that become label values (a Job's name does) end at 63 characters. */
+export const MAX_NAME = 63;
+
+/** `<prefix><node>`, or, where that is too long, the node name cut short and a stable hash of
+ * it, so that every node keeps its own object across runs. */
+export function perNodeName(prefix: string, node: string): string {
+  const name = `${prefix}${node}`;
+  if (name.length <= MAX_NAME) return name;
+  const hash = createHash("sha256").update(node).digest("hex").slice(0, 8);
+  const room = MAX_NAME - prefix.length - hash.length - 1;
+  return `${prefix}${node.slice(0, room).replace(/[-.]+$/, "")}-${hash}`;
+}
+
+/** The check Job of `node`. */
+export const jobName = (node: string): string => perNodeName("delivery-check-", node);
+
 /** A short stable hash of what the check Jobs run (image, nodes, mode, ...). */
 export function specHash(spec: unknown): string {
   return createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 10);
@@ -149,8 +165,7 @@ export function evaluateDelivery(
       `ROS 2 delivery check failed with ros.discovery = ${mode}: ${failed.length} of ${results.length} node pairs did not hear each other:`,
       ...lines.map((l) => `  - ${l}`),
       ...silent.map(
-        (l) =>
-          `  (the check on ${l} reported nothing: kubectl -n rosfleet logs job/delivery-check-${l})`,
+        (l) => `  (the check on ${l} reported nothing: kubectl -n rosfleet logs job/${jobName(l)})`,
       ),
       `Hint: ${HINTS[mode]}.`,
       "The next pulumi up runs the check again (new check Jobs); nothing else needs to change.",

@@ -1,6 +1,9 @@
 // Pure renderers for the ROS 2 stage: the environment each discovery mode needs, and the pod
-// specs of the workloads, the discovery server and the delivery check.
+// specs of the workloads, the discovery server and the delivery check. Specs are plain objects
+// with the image as their one input: a rebuild (or an image unknown at preview) leaves every
+// other field known, so `pulumi preview --diff` shows exactly what changes.
 import * as k8s from "@pulumi/kubernetes";
+import type * as pulumi from "@pulumi/pulumi";
 import { ContainerRole, DemoLang, DiscoveryMode, Workload } from "../config";
 
 type EnvVar = k8s.types.input.core.v1.EnvVar;
@@ -15,10 +18,13 @@ export const DISCOVERY_PORT = 11811;
 export const DISCOVERY_ADDRESS = `${DISCOVERY_NAME}.${NAMESPACE}.svc.cluster.local:${DISCOVERY_PORT}`;
 /** The Multus NetworkAttachmentDefinition pods are attached to in `multus` mode. */
 export const MULTUS_NETWORK = "ros-macvlan";
+/** The name Multus gives a pod's first extra interface. */
+export const MULTUS_INTERFACE = "net1";
 
 /** Where a ROS container stands: everything its pod spec depends on. */
 export interface RosContext {
-  readonly image: string;
+  /** The ros_demo reference; known only after the build on a first `up`. */
+  readonly image: pulumi.Input<string>;
   readonly domainId: number;
   readonly discovery: DiscoveryMode;
 }
@@ -27,8 +33,16 @@ export interface RosContext {
  * The environment of one ROS container. `superClient`: command-line tools (`ros2 topic ...`)
  * must see the whole graph, which a plain discovery-server client does not.
  */
-export function rosEnv(ctx: RosContext, superClient: boolean): EnvVar[] {
-  const env: EnvVar[] = [{ name: "ROS_DOMAIN_ID", value: String(ctx.domainId) }];
+export function rosEnv(
+  ctx: Pick<RosContext, "domainId" | "discovery">,
+  superClient: boolean,
+): EnvVar[] {
+  const env: EnvVar[] = [
+    { name: "ROS_DOMAIN_ID", value: String(ctx.domainId) },
+    // The root filesystem is read-only and the user has no home: logs and caches go to /tmp.
+    { name: "HOME", value: SCRATCH },
+    { name: "ROS_LOG_DIR", value: `${SCRATCH}/ros-log` },
+  ];
   switch (ctx.discovery) {
     case "discovery-server":
       env.push(
@@ -67,17 +81,67 @@ export const ROS_RESOURCES = {
   limits: { cpu: "500m", memory: "256Mi" },
 };
 
-/** One container running one ROS node (`args`, so the image's ros_entrypoint.sh stays). */
+/** The one writable directory of a ROS container (an emptyDir). */
+export const SCRATCH = "/tmp";
+/** The user every ROS container runs as: not root, whatever the image's USER says. */
+export const ROS_USER = 1000;
+
+/** Pod-level security of every rosfleet pod: a non-root user, the runtime's seccomp profile. */
+export const podSecurity = (user: number) => ({
+  runAsNonRoot: true,
+  runAsUser: user,
+  runAsGroup: user,
+  seccompProfile: { type: "RuntimeDefault" },
+});
+
+/** Container-level security: no privilege, no capability, nothing written outside volumes. */
+export const containerSecurity = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ["ALL"] },
+};
+
+const scratchVolume = { name: "scratch", emptyDir: { sizeLimit: "64Mi" } };
+const scratchMount = { name: "scratch", mountPath: SCRATCH };
+
+/** A ROS container: the image's entrypoint kept (`args`, never `command`), locked down. */
+export function rosContainerOf(
+  name: string,
+  image: pulumi.Input<string>,
+  args: string[],
+  env: EnvVar[],
+): Container {
+  return {
+    name,
+    image,
+    args,
+    env,
+    resources: ROS_RESOURCES,
+    securityContext: containerSecurity,
+    volumeMounts: [scratchMount],
+  };
+}
+
+/** The ServiceAccount of ROS pods (components/ros/workloads.ts declares it). */
+export const ROS_ACCOUNT = "rosfleet-ros";
+
+/** What every ROS pod spec has besides its containers: its account without an API token,
+ * security, the scratch volume. */
+export const rosPodBase = (): Pick<
+  PodSpec,
+  "serviceAccountName" | "automountServiceAccountToken" | "securityContext" | "volumes"
+> => ({
+  serviceAccountName: ROS_ACCOUNT,
+  automountServiceAccountToken: false,
+  securityContext: podSecurity(ROS_USER),
+  volumes: [scratchVolume],
+});
+
+/** One container running one ROS node. */
 export function rosContainer(role: ContainerRole, lang: DemoLang, ctx: RosContext): Container {
   const args =
     role === "toolbox" ? ["sleep", "infinity"] : ["ros2", "run", `demo_nodes_${lang}`, role];
-  return {
-    name: role,
-    image: ctx.image,
-    args,
-    env: rosEnv(ctx, role === "toolbox"),
-    resources: ROS_RESOURCES,
-  };
+  return rosContainerOf(role, ctx.image, args, rosEnv(ctx, role === "toolbox"));
 }
 
 /** Node selector of a workload's placement. */
@@ -93,6 +157,7 @@ export function workloadPodSpec(w: Workload, ctx: RosContext): PodSpec {
   const selector = nodeSelector(w);
   return {
     ...podNetworking(ctx.discovery).spec,
+    ...rosPodBase(),
     ...(Object.keys(selector).length === 0 ? {} : { nodeSelector: selector }),
     containers: w.containers.map((role) => rosContainer(role, w.lang, ctx)),
   };

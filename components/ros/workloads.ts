@@ -5,16 +5,22 @@ import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
 import type { ClusterAccess } from "../cluster/kubeconfig";
 import { Lookup, MULTUS_CRD, crdLookup } from "../cluster/probe";
+import { dockerConfigJson } from "../image/pull";
+import { perNodeName } from "./delivery";
 import { appLabels, deploymentArgs } from "../k8s";
 import { MULTUS_CHART, macvlanConfig, multusValues } from "./multus";
 import {
   DISCOVERY_NAME,
+  MULTUS_INTERFACE,
   MULTUS_NETWORK,
   DISCOVERY_PORT,
   NAMESPACE,
-  ROS_RESOURCES,
+  ROS_ACCOUNT,
   RosContext,
+  SCRATCH,
   podNetworking,
+  rosContainerOf,
+  rosPodBase,
   workloadPodSpec,
 } from "./render";
 
@@ -27,7 +33,30 @@ export interface RosWorkloadsArgs {
   readonly k3sVersion: string | undefined;
   /** An existing cluster's API server and credentials: is Multus there? (undefined: k3s). */
   readonly access: pulumi.Input<ClusterAccess> | undefined;
+  /** Registry login for the nodes (`registryUsername`/`registryPassword`), if any. */
+  readonly pull?: PullCredentials;
+  /** The schedulable nodes: with Multus, workloads wait until it is ready on each of them. */
+  readonly nodes: readonly string[];
 }
+
+/** Exits 0 once the pod has its Multus interface; fails (and the Job retries in a new pod,
+ * so a new network setup) while Multus has not configured the node yet. */
+export const MULTUS_READY_SCRIPT = `if ip -o link show ${MULTUS_INTERFACE} >/dev/null 2>&1; then
+  echo "$NODE_NAME: ${MULTUS_INTERFACE} attached, Multus is ready"
+else
+  echo "$NODE_NAME: no ${MULTUS_INTERFACE} yet: Multus has not configured this node" >&2
+  exit 1
+fi`;
+
+export interface PullCredentials {
+  /** The registry of `image.repository` (docker.io when it names none). */
+  readonly registry: string;
+  readonly username: string;
+  readonly password: pulumi.Input<string>;
+}
+
+/** The `kubernetes.io/dockerconfigjson` Secret it lists. */
+export const PULL_SECRET = "rosfleet-registry";
 
 /** Fails with the way to add Multus when the cluster lacks it; warns when it could not ask. */
 export function requireMultus(found: Lookup, resource: pulumi.Resource): void {
@@ -50,7 +79,11 @@ export class RosWorkloads extends pulumi.ComponentResource {
   public readonly discovery: readonly pulumi.Resource[];
   public readonly workloads: readonly (k8s.core.v1.Pod | k8s.apps.v1.Deployment)[];
   /** The context every ROS container is rendered in (image, domain, mode). */
-  public readonly context: pulumi.Output<RosContext>;
+  public readonly context: RosContext;
+  /** The ServiceAccount ROS pods run as; they are declared after it. */
+  public readonly account: k8s.core.v1.ServiceAccount;
+  /** The registry login Secret, for other ServiceAccounts whose pods run the image. */
+  public readonly pullSecrets: { name: pulumi.Output<string> }[];
 
   constructor(name: string, args: RosWorkloadsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("rosfleet:ros:Workloads", name, {}, opts);
@@ -61,9 +94,18 @@ export class RosWorkloads extends pulumi.ComponentResource {
       { parent: this },
     );
     const ns = this.namespace.metadata.name;
-    this.context = pulumi
-      .output(args.image)
-      .apply((image) => ({ image, domainId: ros.domainId, discovery: ros.discovery }));
+    this.context = { image: args.image, domainId: ros.domainId, discovery: ros.discovery };
+    const pullSecret = args.pull === undefined ? undefined : this.pullSecret(name, ns, args.pull);
+    this.pullSecrets = pullSecret === undefined ? [] : [{ name: pullSecret.metadata.name }];
+    this.account = new k8s.core.v1.ServiceAccount(
+      `${name}-account`,
+      {
+        metadata: { name: ROS_ACCOUNT, namespace: ns, labels: appLabels(ROS_ACCOUNT) },
+        automountServiceAccountToken: false,
+        imagePullSecrets: this.pullSecrets,
+      },
+      { parent: this },
+    );
 
     this.discovery =
       ros.discovery === "discovery-server"
@@ -71,11 +113,11 @@ export class RosWorkloads extends pulumi.ComponentResource {
         : ros.discovery === "multus"
           ? this.multus(name, ns, ros.multus, args)
           : [];
-    const after = [...this.discovery];
+    const after = [this.account, ...this.discovery];
 
     const { annotations } = podNetworking(ros.discovery);
     this.workloads = ros.workloads.map((w) => {
-      const spec = this.context.apply((ctx) => workloadPodSpec(w, ctx));
+      const spec = workloadPodSpec(w, this.context);
       const resourceOpts = { parent: this, dependsOn: after };
       const metadata = { name: w.name, namespace: ns, labels: appLabels(w.name), annotations };
       return w.kind === "pod"
@@ -89,12 +131,33 @@ export class RosWorkloads extends pulumi.ComponentResource {
     this.registerOutputs({});
   }
 
+  /** The registry login as a `kubernetes.io/dockerconfigjson` Secret (secret in state). */
+  private pullSecret(
+    name: string,
+    ns: pulumi.Output<string>,
+    pull: PullCredentials,
+  ): k8s.core.v1.Secret {
+    return new k8s.core.v1.Secret(
+      `${name}-registry`,
+      {
+        metadata: { name: PULL_SECRET, namespace: ns, labels: appLabels(PULL_SECRET) },
+        type: "kubernetes.io/dockerconfigjson",
+        stringData: {
+          ".dockerconfigjson": pulumi
+            .secret(pull.password)
+            .apply((p) => dockerConfigJson(pull.registry, pull.username, p)),
+        },
+      },
+      { parent: this, additionalSecretOutputs: ["data", "stringData"] },
+    );
+  }
+
   /** Multus + whereabouts (unless already installed) and the macvlan attachment. */
   private multus(
     name: string,
     ns: pulumi.Output<string>,
     multus: LabSettings["ros"]["multus"],
-    { k3sVersion, access }: Pick<RosWorkloadsArgs, "k3sVersion" | "access">,
+    { k3sVersion, access, nodes, image }: RosWorkloadsArgs,
   ): pulumi.Resource[] {
     const range = multus.range;
     if (range === undefined) throw new Error("ros.multus.range is validated with the config");
@@ -139,7 +202,52 @@ export class RosWorkloads extends pulumi.ComponentResource {
       // The CRD comes with the chart: the provider retries until it is there.
       { parent: this, dependsOn: install },
     );
-    return [...install, attachment];
+    // A pod that starts before Multus has written its CNI config on its node comes up without
+    // its second interface, and keeps it that way. One Job per node proves the attachment works
+    // there before any workload starts.
+    const ready = nodes.map(
+      (node) =>
+        new k8s.batch.v1.Job(
+          `${name}-multus-ready-${node}`,
+          {
+            metadata: {
+              name: perNodeName("multus-ready-", node),
+              namespace: ns,
+              labels: appLabels("multus-ready"),
+            },
+            spec: {
+              backoffLimit: 6,
+              activeDeadlineSeconds: 900,
+              template: {
+                metadata: {
+                  labels: appLabels("multus-ready"),
+                  annotations: podNetworking("multus").annotations,
+                },
+                spec: {
+                  ...rosPodBase(),
+                  restartPolicy: "Never",
+                  nodeSelector: { "kubernetes.io/hostname": node },
+                  tolerations: [{ operator: "Exists" }],
+                  containers: [
+                    rosContainerOf(
+                      "multus-ready",
+                      image,
+                      ["bash", "-c", MULTUS_READY_SCRIPT],
+                      [{ name: "NODE_NAME", value: node }],
+                    ),
+                  ],
+                },
+              },
+            },
+          },
+          {
+            parent: this,
+            dependsOn: [attachment, this.account],
+            customTimeouts: { create: "20m", update: "20m" },
+          },
+        ),
+    );
+    return [...install, attachment, ...ready];
   }
 
   /** The Fast DDS discovery server: a Deployment and its ClusterIP Service (UDP 11811). */
@@ -151,26 +259,20 @@ export class RosWorkloads extends pulumi.ComponentResource {
     const server = new k8s.apps.v1.Deployment(
       `${name}-discovery-server`,
       deploymentArgs(DISCOVERY_NAME, ns, {
+        ...rosPodBase(),
         containers: [
           {
-            name: "discovery-server",
-            image,
-            args: [
-              "fastdds",
-              "discovery",
-              "-i",
-              "0",
-              "-l",
-              "0.0.0.0",
-              "-p",
-              String(DISCOVERY_PORT),
-            ],
+            ...rosContainerOf(
+              "discovery-server",
+              image,
+              ["fastdds", "discovery", "-i", "0", "-l", "0.0.0.0", "-p", String(DISCOVERY_PORT)],
+              [{ name: "HOME", value: SCRATCH }],
+            ),
             ports: [{ name: "discovery", containerPort: DISCOVERY_PORT, protocol: "UDP" }],
-            resources: ROS_RESOURCES,
           },
         ],
       }),
-      { parent: this },
+      { parent: this, dependsOn: [this.account] },
     );
     const service = new k8s.core.v1.Service(
       `${name}-discovery`,

@@ -78,8 +78,13 @@ const isSecretValue = (v: unknown): v is { value: unknown } =>
   (v as Record<string, unknown>)[SECRET_SIG] === "1b47061264138c4ac30d75fd1eb44270";
 
 /** A docker-build Image's outputs: its first tag with a digest of its inputs (a new build → new digest). */
-function builtImage(inputs: Record<string, unknown>): Record<string, unknown> {
-  const digest = `sha256:${createHash("sha256").update(JSON.stringify(inputs)).digest("hex")}`;
+function builtImage(inputs: Record<string, unknown>, options: RunOptions): Record<string, unknown> {
+  // At preview docker-build leaves digest and ref unknown (buildOnPreview: false): the mocks
+  // make a property the state lacks unknown.
+  if (options.preview === true) return inputs;
+  const digest =
+    options.imageDigest ??
+    `sha256:${createHash("sha256").update(JSON.stringify(inputs)).digest("hex")}`;
   const tags = (inputs["tags"] as string[] | undefined) ?? [];
   return { ...inputs, digest, ref: `${tags[0]}@${digest}` };
 }
@@ -187,6 +192,8 @@ interface Monitor {
 export interface RunOptions {
   readonly stack?: string;
   readonly preview?: boolean;
+  /** The digest the registry gives the pushed build (default: a hash of the build's inputs). */
+  readonly imageDigest?: string;
   /** Short config keys to mark secret (as `pulumi config set --secret` would). */
   readonly secretKeys?: readonly string[];
   /** Delivery check pairs ("talker->listener") whose /chatter the fake cluster loses. */
@@ -255,7 +262,7 @@ export async function runProgram(
               state: args.type.startsWith("command:")
                 ? { ...args.inputs, stdout: cannedStdout(args.name, args.inputs), stderr: "" }
                 : args.type === "docker-build:index:Image"
-                  ? builtImage(args.inputs)
+                  ? builtImage(args.inputs, options)
                   : args.inputs["type"] === "kubernetes.io/service-account-token"
                     ? // Kubernetes fills in the token of a service-account-token Secret.
                       {

@@ -1,0 +1,276 @@
+// The engine tier: rosfleet's program run by the real Pulumi CLI and kubernetes provider
+// (scripts/toolchain.sh) through the Automation API, against a real kube-apiserver whose nodes
+// kwok simulates, on the existing-cluster mode (cluster.kubeconfig). What mocks cannot show:
+// the engine's diffs and replacements, the provider's awaits, secrets in the real state, the
+// delete order of `destroy`. Run with `npm run test:engine`.
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import {
+  ConfigMap,
+  EngineEvent,
+  LocalWorkspace,
+  OpType,
+  PulumiCommand,
+  Stack,
+} from "@pulumi/pulumi/automation";
+import { ControlPlane, startControlPlane } from "./controlplane";
+import { REPO_ROOT } from "../helpers/stack";
+
+const BIN = process.env.ROSFLEET_TOOLCHAIN_BIN ?? "";
+const STACK = "engine";
+/** The lab: one amd64 laptop, one arm64 Pi (kwok nodes of these names and arches). */
+const MACHINES = [
+  { name: "engine-laptop", arch: "amd64", kind: "laptop" },
+  { name: "engine-pi", arch: "arm64", kind: "pi" },
+] as const;
+/** Pinned by digest so the image stage declares nothing (no docker-build plugin here). */
+const IMAGE = `registry.invalid/rosfleet/ros_demo@sha256:${"a".repeat(64)}`;
+const WORKLOADS = [
+  { name: "ros-talker", kind: "deployment", replicas: 1, containers: ["talker"] },
+  { name: "ros-listener", kind: "deployment", arch: "arm64", containers: ["listener"] },
+  { name: "demo-listener", kind: "pod", containers: ["listener", "toolbox"] },
+];
+
+/** Each run loads the program afresh: index.ts declares its resources when it is loaded. */
+function program(): Promise<Record<string, unknown>> {
+  for (const file of Object.keys(require.cache))
+    if (file.startsWith(REPO_ROOT) && !file.includes(`${path.sep}node_modules${path.sep}`))
+      // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- a module cache entry
+      delete require.cache[file];
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return Promise.resolve({ ...(require(path.join(REPO_ROOT, "index.ts")) as object) });
+}
+
+/** What an operation did: resource URN → op, without reads and unchanged resources. */
+function changesOf(events: readonly EngineEvent[]): Map<string, OpType> {
+  const changes = new Map<string, OpType>();
+  for (const e of events) {
+    const m = e.resourcePreEvent?.metadata;
+    if (m === undefined || m.type === "pulumi:pulumi:Stack") continue;
+    if (m.op === "same" || m.op === "read" || m.op === "refresh") continue;
+    // A replacement is reported as its steps (create-replacement, replace, delete-replaced).
+    changes.set(
+      m.urn,
+      m.op.endsWith("replacement") || m.op.endsWith("replaced") ? "replace" : m.op,
+    );
+  }
+  return changes;
+}
+
+const nameOf = (urn: string) => urn.split("::").at(-1) ?? urn;
+
+describe("engine: the program under the real Pulumi engine and kube-apiserver", function () {
+  this.timeout(15 * 60_000);
+  let cp: ControlPlane | undefined;
+  let stack: Stack;
+  let home: string;
+  let env: Record<string, string>;
+  const config = (overrides: Record<string, unknown> = {}): ConfigMap => {
+    const values: Record<string, unknown> = {
+      cluster: { kubeconfig: cp?.kubeconfig },
+      machines: MACHINES,
+      image: { build: false, repository: IMAGE },
+      ros: { domainId: 3, workloads: WORKLOADS },
+      dashboard: { enabled: true, access: "view" },
+      deliveryCheck: { enabled: false },
+      ...overrides,
+    };
+    return Object.fromEntries(
+      Object.entries(values).map(([k, v]) => [`rosfleet:${k}`, { value: JSON.stringify(v) }]),
+    );
+  };
+  const run = async <T>(op: (events: EngineEvent[]) => Promise<T>) => {
+    const events: EngineEvent[] = [];
+    const result = await op(events);
+    return { result, changes: changesOf(events) };
+  };
+
+  before(async function () {
+    if (BIN === "" || !fs.existsSync(path.join(BIN, "pulumi")))
+      throw new Error(
+        "the engine tier needs the toolchain: run `npm run test:engine` (it builds it with scripts/toolchain.sh)",
+      );
+    cp = await startControlPlane(BIN);
+    for (const m of MACHINES) await cp.addNode(m.name, { "kubernetes.io/arch": m.arch });
+    home = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-pulumi-"));
+    fs.mkdirSync(path.join(home, "state"));
+    env = {
+      PULUMI_HOME: path.join(home, "home"),
+      PULUMI_BACKEND_URL: `file://${path.join(home, "state")}`,
+      PULUMI_CONFIG_PASSPHRASE: "rosfleet-engine-test",
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+      // The provider built by the toolchain is found on PATH (an ambient plugin).
+      PATH: `${BIN}${path.delimiter}${process.env.PATH ?? ""}`,
+    };
+    Object.assign(process.env, { PULUMI_CONFIG_PASSPHRASE: env.PULUMI_CONFIG_PASSPHRASE });
+    const pulumiCommand = await PulumiCommand.get({
+      root: path.dirname(BIN),
+      skipVersionCheck: true,
+    });
+    stack = await LocalWorkspace.createOrSelectStack(
+      { stackName: STACK, projectName: "rosfleet", program },
+      {
+        workDir: fs.mkdtempSync(path.join(home, "work-")),
+        envVars: env,
+        pulumiCommand,
+        secretsProvider: "passphrase",
+        projectSettings: {
+          name: "rosfleet",
+          runtime: "nodejs",
+          backend: { url: env.PULUMI_BACKEND_URL },
+        },
+      },
+    );
+  });
+
+  after(async function () {
+    if (cp === undefined) return;
+    if (this.currentTest?.state === "failed") console.error(cp.logs());
+    await cp.stop();
+    if (home !== undefined) fs.rmSync(home, { recursive: true, force: true });
+  });
+
+  it("fails the delivery check naming every pair when no ROS container runs (kwok)", async () => {
+    await stack.setAllConfig(config({ deliveryCheck: { enabled: true, timeoutSeconds: 10 } }));
+    const err = await stack.up({ color: "never" }).then(
+      () => assert.fail("up passed a delivery check no container ran"),
+      (e: unknown) => e as Error,
+    );
+    const text = err.message;
+    assert.match(text, /ROS 2 delivery check failed with ros.discovery = discovery-server: 2 of 2/);
+    for (const talker of MACHINES)
+      for (const listener of MACHINES)
+        if (talker !== listener)
+          assert.ok(
+            text.includes(`no /chatter from ${talker.name} reached ${listener.name}`),
+            `names ${talker.name} → ${listener.name}`,
+          );
+    for (const listener of MACHINES)
+      assert.ok(
+        text.includes(`the check on ${listener.name} reported nothing`),
+        `names the silent ${listener.name}`,
+      );
+  });
+
+  it("up converges the lab and reports the cluster's nodes", async () => {
+    await stack.setAllConfig(config());
+    const { result } = await run((events) => stack.up({ onEvent: (e) => events.push(e) }));
+    assert.equal(result.summary.result, "succeeded");
+    const nodes = result.outputs.nodes?.value as { name: string; arch: string }[];
+    assert.deepEqual(
+      nodes.map((n) => [n.name, n.arch]).sort(),
+      MACHINES.map((m) => [m.name, m.arch]).sort(),
+    );
+    const talker = await cp?.api.get<{ status: { readyReplicas?: number } }>(
+      "/apis/apps/v1/namespaces/rosfleet/deployments/ros-talker",
+    );
+    assert.equal(talker?.status.readyReplicas, 1);
+  });
+
+  it("a second preview shows no changes", async () => {
+    const { result, changes } = await run((events) =>
+      stack.preview({ expectNoChanges: true, onEvent: (e) => events.push(e) }),
+    );
+    assert.deepEqual([...changes], []);
+    assert.equal(result.changeSummary.create ?? 0, 0);
+  });
+
+  it("a change of domain id and replicas updates only the workloads", async () => {
+    const workloads = WORKLOADS.map((w) => (w.name === "ros-talker" ? { ...w, replicas: 2 } : w));
+    await stack.setAllConfig(config({ ros: { domainId: 7, workloads } }));
+    const { changes } = await run((events) => stack.up({ onEvent: (e) => events.push(e) }));
+    const changed = [...changes].map(([urn, op]) => `${nameOf(urn)}:${op}`).sort();
+    // A pod's env cannot be updated in place: the pod is replaced; Deployments are updated.
+    assert.deepEqual(changed, [
+      "ros-demo-listener:replace",
+      "ros-ros-listener:update",
+      "ros-ros-talker:update",
+    ]);
+    const talker = await cp?.api.get<{
+      spec: {
+        replicas: number;
+        template: { spec: { containers: { env?: { name: string; value?: string }[] }[] } };
+      };
+    }>("/apis/apps/v1/namespaces/rosfleet/deployments/ros-talker");
+    assert.equal(talker?.spec.replicas, 2);
+    const env = talker?.spec.template.spec.containers[0]?.env ?? [];
+    assert.equal(env.find((e) => e.name === "ROS_DOMAIN_ID")?.value, "7");
+  });
+
+  it("the state holds no plaintext token or cluster credential", async () => {
+    // What `pulumi stack export` prints (the Automation API's exportStack shows secrets), and
+    // the state file itself.
+    const exported = execFileSync(path.join(BIN, "pulumi"), ["stack", "export", "--stack", STACK], {
+      cwd: stack.workspace.workDir,
+      env: { ...process.env, ...env },
+      encoding: "utf8",
+    });
+    const files = fs
+      .readdirSync(path.join(home, "state"), { recursive: true, encoding: "utf8" })
+      .filter((f) => f.endsWith(".json") && f.includes(`stacks${path.sep}rosfleet${path.sep}`));
+    assert.ok(files.length > 0, "the file backend holds the stack's state");
+    const state = [
+      exported,
+      ...files.map((f) => fs.readFileSync(path.join(home, "state", f), "utf8")),
+    ].join("\n");
+    assert.ok(state.includes("4dabf18193072939515e22adb298388d"), "secrets are there, encrypted");
+    const secret = await cp?.api.get<{ data?: { token?: string } }>(
+      "/api/v1/namespaces/headlamp/secrets/dashboard-view-token",
+    );
+    const token = Buffer.from(secret?.data?.token ?? "", "base64").toString("utf8");
+    assert.ok(token.length > 20, "the dashboard token was issued");
+    const at = state.indexOf(token);
+    assert.ok(
+      at < 0,
+      `no plaintext dashboard token: ${state.slice(Math.max(0, at - 600), at + 80)}`,
+    );
+    assert.ok(!state.includes(secret?.data?.token ?? "-"), "no base64 dashboard token");
+    const key = cp?.adminKey ?? "";
+    const keyBody = key
+      .split("\n")
+      .filter((l) => l !== "" && !l.startsWith("-----"))
+      .join("");
+    assert.ok(!state.includes(keyBody.slice(0, 40)), "no client key");
+    assert.ok(
+      !state.includes(Buffer.from(key).toString("base64").slice(0, 40)),
+      "no client key (base64)",
+    );
+  });
+
+  it("destroy leaves nothing of rosfleet in the API", async () => {
+    const state = (await stack.exportStack()).deployment as {
+      resources?: {
+        type: string;
+        external?: boolean;
+        outputs?: {
+          apiVersion?: string;
+          kind?: string;
+          metadata?: { name?: string; namespace?: string };
+        };
+      }[];
+    };
+    const objects = (state.resources ?? [])
+      // Reads (the cluster's Nodes) are not rosfleet's to delete.
+      .filter((r) => r.type.startsWith("kubernetes:") && r.external !== true)
+      .map((r) => r.outputs)
+      .filter((o) => o?.kind !== undefined && o.metadata?.name !== undefined);
+    assert.ok(objects.length > 10, `the lab's objects are in state (${objects.length})`);
+    await stack.destroy();
+    const left: string[] = [];
+    for (const o of objects) {
+      const group = o?.apiVersion?.includes("/")
+        ? `/apis/${o.apiVersion}`
+        : `/api/${o?.apiVersion}`;
+      // Every kind rosfleet declares has the regular plural.
+      const plural = `${o?.kind?.toLowerCase()}s`;
+      const ns = o?.metadata?.namespace === undefined ? "" : `/namespaces/${o.metadata.namespace}`;
+      const url = `${group}${ns}/${plural}/${o?.metadata?.name}`;
+      if ((await cp?.api.request("GET", url))?.status !== 404) left.push(url);
+    }
+    assert.deepEqual(left, []);
+  });
+});
