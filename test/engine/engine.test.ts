@@ -28,6 +28,7 @@ const MACHINES = [
 ] as const;
 /** Pinned by digest so the image stage declares nothing (no docker-build plugin here). */
 const IMAGE = `registry.invalid/rosfleet/ros_demo@sha256:${"a".repeat(64)}`;
+const REGISTRY_PASSWORD = "engine-registry-password-3f9a";
 const WORKLOADS = [
   { name: "ros-talker", kind: "deployment", replicas: 1, containers: ["talker"] },
   { name: "ros-listener", kind: "deployment", arch: "arm64", containers: ["listener"] },
@@ -78,9 +79,14 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
       deliveryCheck: { enabled: false },
       ...overrides,
     };
-    return Object.fromEntries(
-      Object.entries(values).map(([k, v]) => [`rosfleet:${k}`, { value: JSON.stringify(v) }]),
-    );
+    return {
+      ...Object.fromEntries(
+        Object.entries(values).map(([k, v]) => [`rosfleet:${k}`, { value: JSON.stringify(v) }]),
+      ),
+      // A private registry: the nodes pull with this login.
+      "rosfleet:registryUsername": { value: "lab" },
+      "rosfleet:registryPassword": { value: REGISTRY_PASSWORD, secret: true },
+    };
   };
   const run = async <T>(op: (events: EngineEvent[]) => Promise<T>) => {
     const events: EngineEvent[] = [];
@@ -169,6 +175,21 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
       "/apis/apps/v1/namespaces/rosfleet/deployments/ros-talker",
     );
     assert.equal(talker?.status.readyReplicas, 1);
+    // Pods get the registry login from their ServiceAccount (the API server's admission).
+    const pods = await cp?.api.get<{
+      items: { spec: { imagePullSecrets?: { name: string }[] } }[];
+    }>("/api/v1/namespaces/rosfleet/pods?labelSelector=app.kubernetes.io%2Fname%3Dros-talker");
+    assert.equal(pods?.items.length, 1);
+    assert.deepEqual(pods?.items[0]?.spec.imagePullSecrets, [{ name: "rosfleet-registry" }]);
+    const secret = await cp?.api.get<{ type: string; data: Record<string, string> }>(
+      "/api/v1/namespaces/rosfleet/secrets/rosfleet-registry",
+    );
+    assert.equal(secret?.type, "kubernetes.io/dockerconfigjson");
+    const login = JSON.parse(
+      Buffer.from(secret?.data[".dockerconfigjson"] ?? "", "base64").toString("utf8"),
+    ) as { auths: Record<string, { username: string; password: string }> };
+    assert.deepEqual(Object.keys(login.auths), ["registry.invalid"]);
+    assert.equal(login.auths["registry.invalid"]?.password, REGISTRY_PASSWORD);
   });
 
   it("a second preview shows no changes", async () => {
@@ -229,6 +250,11 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
       `no plaintext dashboard token: ${state.slice(Math.max(0, at - 600), at + 80)}`,
     );
     assert.ok(!state.includes(secret?.data?.token ?? "-"), "no base64 dashboard token");
+    assert.ok(!state.includes(REGISTRY_PASSWORD), "no plaintext registry password");
+    assert.ok(
+      !state.includes(Buffer.from(`lab:${REGISTRY_PASSWORD}`).toString("base64")),
+      "no registry auth",
+    );
     const key = cp?.adminKey ?? "";
     const keyBody = key
       .split("\n")
