@@ -52,6 +52,22 @@ wrapper() {
   printf '%s\n' "$dir"
 }
 
+# go_main NAME MODULE VERSION PACKAGE: builds the main package PACKAGE of MODULE@VERSION as NAME.
+go_main() {
+  local dir
+  dir=$(wrapper "$1")
+  cd "$dir"
+  printf 'package tools\n\nimport _ "%s"\n' "$4" >tools.go
+  go mod edit -require="$2@$3"
+  go mod tidy
+  go build -trimpath -o "$BIN/$1" "$4"
+}
+
+# module_field MODULE@VERSION FIELD: a field (Dir, GoMod) of the downloaded module.
+module_field() {
+  go mod download -json "$1" | sed -n "s/^[[:space:]]*\"$2\": \"\\(.*\\)\",\$/\\1/p"
+}
+
 build_pulumi() {
   local dir
   dir=$(wrapper pulumi)
@@ -70,7 +86,7 @@ build_kubernetes() {
   local dir src
   dir=$(wrapper kubernetes)
   cd "$dir"
-  src=$(go mod download -json "$K8S_PROVIDER_MODULE@$K8S_PROVIDER_PSEUDO" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  src=$(module_field "$K8S_PROVIDER_MODULE@$K8S_PROVIDER_PSEUDO" Dir)
   # The provider's main embeds schema files that its generate.go writes (they are gitignored).
   cp -r "$src"/cmd/pulumi-resource-kubernetes/. .
   chmod -R u+w .
@@ -89,7 +105,7 @@ build_control_plane() {
   printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler"\n)\n' >tools.go
   # k8s.io/kubernetes replaces its staging modules (k8s.io/api, …) with folders of its own
   # repository; from the proxy each is the matching v0.x release.
-  gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  gomod=$(module_field "k8s.io/kubernetes@$KUBERNETES_VERSION" GoMod)
   while read -r module; do
     staging+=("-replace=$module=$module@v0.${KUBERNETES_VERSION#v1.}")
   done < <(sed -n 's|^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*|\1|p' "$gomod")
@@ -109,28 +125,14 @@ build_control_plane() {
     k8s.io/kubernetes/cmd/kube-scheduler
 }
 
-build_etcd() {
-  local dir
-  dir=$(wrapper etcd)
-  cd "$dir"
-  printf 'package tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >tools.go
-  go mod edit -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION"
-  go mod tidy
-  go build -trimpath -o "$BIN/etcd" go.etcd.io/etcd/server/v3
-}
+build_etcd() { go_main etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3; }
 
 build_kwok() {
-  local dir
-  dir=$(wrapper kwok)
-  cd "$dir"
-  printf 'package tools\n\nimport _ "sigs.k8s.io/kwok/cmd/kwok"\n' >tools.go
-  go mod edit -require="sigs.k8s.io/kwok@$KWOK_VERSION"
-  go mod tidy
-  go build -trimpath -o "$BIN/kwok" sigs.k8s.io/kwok/cmd/kwok
+  go_main kwok sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
   # kwok has no built-in behaviour: its Stages (from its own release) say what happens to nodes
   # (initialised, heartbeats) and pods (ready; a Job's pods complete; deleted pods go).
   local src stage
-  src=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  src=$(module_field "sigs.k8s.io/kwok@$KWOK_VERSION" Dir)
   for stage in node/fast/node-initialize node/heartbeat/node-heartbeat pod/fast/pod-ready \
     pod/fast/pod-complete pod/fast/pod-delete; do
     printf -- '---\n'

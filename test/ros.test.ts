@@ -532,15 +532,19 @@ describe("ros: how every rosfleet pod runs", () => {
       assert.ok(run.dependsOn(r, account), `${r.name} waits for its ServiceAccount`);
   });
 
-  it("pulls a private image.repository with the registry login, kept secret", async () => {
-    const priv = await runProgram(
+  /** The lab-notes stack with `repository` and a registry login. */
+  const withLogin = (repository: string) =>
+    runProgram(
       clover((c) => {
-        c["image"] = { repository: "registry.lab.example:5000/clover/ros_demo" };
+        c["image"] = { repository };
         c["registryUsername"] = "clover";
         c["registryPassword"] = "hunter2";
       }),
       { secretKeys: ["registryPassword"] },
     );
+
+  it("pulls a private image.repository with the registry login, kept secret", async () => {
+    const priv = await withLogin("registry.lab.example:5000/clover/ros_demo");
     const secret = priv.get("kubernetes:core/v1:Secret", "ros-registry");
     assert.equal(secret.inputs["type"], "kubernetes.io/dockerconfigjson");
     assert.ok(secret.secretInputs.includes("stringData"), "the login is a secret in state");
@@ -559,14 +563,7 @@ describe("ros: how every rosfleet pod runs", () => {
       assert.deepEqual(priv.get(SERVICEACCOUNT, name).inputs["imagePullSecrets"], [
         { name: "rosfleet-registry" },
       ]);
-    const docker = await runProgram(
-      clover((c) => {
-        c["image"] = { repository: "clover/ros_demo" };
-        c["registryUsername"] = "clover";
-        c["registryPassword"] = "hunter2";
-      }),
-      { secretKeys: ["registryPassword"] },
-    );
+    const docker = await withLogin("clover/ros_demo");
     const hub = docker.get("kubernetes:core/v1:Secret", "ros-registry");
     const auths = o(JSON.parse(String(o(hub.inputs["stringData"])[".dockerconfigjson"])))["auths"];
     assert.deepEqual(Object.keys(o(auths)), ["https://index.docker.io/v1/"]);
