@@ -8,6 +8,24 @@ export const appLabels = (name: string): Record<string, string> => ({
   "app.kubernetes.io/part-of": "rosfleet",
 });
 
+/** Pod-level security of every rosfleet pod: a non-root user, the runtime's seccomp profile. */
+export const podSecurity = (user: number, group: number = user) => ({
+  runAsNonRoot: true,
+  runAsUser: user,
+  runAsGroup: group,
+  seccompProfile: { type: "RuntimeDefault" },
+});
+
+/** Container-level security: no privilege, no capability, nothing written outside volumes. */
+export const containerSecurity = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ["ALL"] },
+};
+
+/** Pods that must run on their node whatever its taints (per-node checks, beacons). */
+export const tolerateAll = [{ operator: "Exists" }];
+
 export interface DeploymentOptions {
   readonly replicas?: number;
   /** Pod annotations (e.g. the Multus network). */

@@ -5,7 +5,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { DashboardAccess } from "../config";
-import { appLabels, deploymentArgs } from "../k8s";
+import { appLabels, containerSecurity, deploymentArgs, podSecurity } from "../k8s";
 
 export const HEADLAMP_IMAGE = "ghcr.io/headlamp-k8s/headlamp:v0.39.0";
 export const HEADLAMP_NAMESPACE = "headlamp";
@@ -71,12 +71,7 @@ export class Dashboard extends pulumi.ComponentResource {
       `${name}-headlamp`,
       deploymentArgs("headlamp", ns, {
         automountServiceAccountToken: false,
-        securityContext: {
-          runAsNonRoot: true,
-          runAsUser: HEADLAMP_USER,
-          runAsGroup: HEADLAMP_GROUP,
-          seccompProfile: { type: "RuntimeDefault" },
-        },
+        securityContext: podSecurity(HEADLAMP_USER, HEADLAMP_GROUP),
         volumes: [
           {
             name: "in-cluster",
@@ -110,11 +105,7 @@ export class Dashboard extends pulumi.ComponentResource {
             image: HEADLAMP_IMAGE,
             // In-cluster: users log in with a token; Headlamp acts with that token's RBAC.
             args: ["-in-cluster", "-plugins-dir=/headlamp/plugins"],
-            securityContext: {
-              allowPrivilegeEscalation: false,
-              readOnlyRootFilesystem: true,
-              capabilities: { drop: ["ALL"] },
-            },
+            securityContext: containerSecurity,
             volumeMounts: [
               { name: "in-cluster", mountPath: SA_DIR, readOnly: true },
               { name: "tmp", mountPath: "/tmp" },

@@ -24,7 +24,7 @@ import {
   reportsOf,
   specHash,
 } from "./delivery";
-import { appLabels } from "../k8s";
+import { appLabels, tolerateAll } from "../k8s";
 import { RosContext, podNetworking, rosContainerOf, rosEnv, rosPodBase } from "./render";
 
 /** The ConfigMap the check Jobs write their reports to (data: node name → report line). */
@@ -46,8 +46,6 @@ export interface DeliveryCheckArgs {
   /** Checked after these: the workloads and the discovery infrastructure. */
   readonly after: readonly pulumi.Resource[];
 }
-
-const tolerateAll = [{ operator: "Exists" }];
 
 /** The script a check Job runs for `node`. */
 export function checkScript(

@@ -5,6 +5,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import { ContainerRole, DemoLang, DiscoveryMode, Workload } from "../config";
+import { containerSecurity, podSecurity } from "../k8s";
 
 type EnvVar = k8s.types.input.core.v1.EnvVar;
 type Container = k8s.types.input.core.v1.Container;
@@ -85,21 +86,6 @@ export const ROS_RESOURCES = {
 export const SCRATCH = "/tmp";
 /** The user every ROS container runs as: not root, whatever the image's USER says. */
 export const ROS_USER = 1000;
-
-/** Pod-level security of every rosfleet pod: a non-root user, the runtime's seccomp profile. */
-export const podSecurity = (user: number) => ({
-  runAsNonRoot: true,
-  runAsUser: user,
-  runAsGroup: user,
-  seccompProfile: { type: "RuntimeDefault" },
-});
-
-/** Container-level security: no privilege, no capability, nothing written outside volumes. */
-export const containerSecurity = {
-  allowPrivilegeEscalation: false,
-  readOnlyRootFilesystem: true,
-  capabilities: { drop: ["ALL"] },
-};
 
 const scratchVolume = { name: "scratch", emptyDir: { sizeLimit: "64Mi" } };
 const scratchMount = { name: "scratch", mountPath: SCRATCH };

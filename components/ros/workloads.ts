@@ -7,7 +7,7 @@ import type { ClusterAccess } from "../cluster/kubeconfig";
 import { Lookup, MULTUS_CRD, crdLookup } from "../cluster/probe";
 import { dockerConfigJson } from "../image/pull";
 import { perNodeName } from "./delivery";
-import { appLabels, deploymentArgs } from "../k8s";
+import { appLabels, deploymentArgs, tolerateAll } from "../k8s";
 import { MULTUS_CHART, macvlanConfig, multusValues } from "./multus";
 import {
   DISCOVERY_NAME,
@@ -227,7 +227,7 @@ export class RosWorkloads extends pulumi.ComponentResource {
                   ...rosPodBase(),
                   restartPolicy: "Never",
                   nodeSelector: { "kubernetes.io/hostname": node },
-                  tolerations: [{ operator: "Exists" }],
+                  tolerations: tolerateAll,
                   containers: [
                     rosContainerOf(
                       "multus-ready",

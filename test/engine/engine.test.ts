@@ -112,7 +112,6 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
       // The provider built by the toolchain is found on PATH (an ambient plugin).
       PATH: `${BIN}${path.delimiter}${process.env.PATH ?? ""}`,
     };
-    Object.assign(process.env, { PULUMI_CONFIG_PASSPHRASE: env.PULUMI_CONFIG_PASSPHRASE });
     const pulumiCommand = await PulumiCommand.get({
       root: path.dirname(BIN),
       skipVersionCheck: true,
