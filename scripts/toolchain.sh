@@ -4,6 +4,7 @@
 #   pulumi                        the Pulumi CLI (no language host: tests use inline programs)
 #   pulumi-resource-kubernetes    the kubernetes provider, used as an ambient plugin on PATH
 #   kube-apiserver, kube-controller-manager, kube-scheduler   a control plane (Kubernetes release)
+#   kubectl                       of the same release (the e2e tier's k3s stand-in runs it)
 #   etcd                          the API server's store
 #   kwok                          nodes and pods simulated: no kubelet, no containers
 # Usage: scripts/toolchain.sh [tool...]   (default: all). Prints the bin directory last.
@@ -98,11 +99,18 @@ build_kubernetes() {
     -ldflags "-X $K8S_PROVIDER_MODULE/pkg/version.Version=$K8S_PROVIDER_VERSION" .
 }
 
-build_control_plane() {
-  local dir gomod staging=() module
-  dir=$(wrapper control-plane)
+# kubernetes_build NAME PACKAGE...: builds main packages of k8s.io/kubernetes into $BIN, in a
+# wrapper module NAME.
+kubernetes_build() {
+  local name=$1 dir gomod staging=() module pkg
+  shift
+  dir=$(wrapper "$name")
   cd "$dir"
-  printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler"\n)\n' >tools.go
+  {
+    printf 'package tools\n\nimport (\n'
+    for pkg in "$@"; do printf '\t_ "%s"\n' "$pkg"; done
+    printf ')\n'
+  } >tools.go
   # k8s.io/kubernetes replaces its staging modules (k8s.io/api, …) with folders of its own
   # repository; from the proxy each is the matching v0.x release.
   gomod=$(module_field "k8s.io/kubernetes@$KUBERNETES_VERSION" GoMod)
@@ -117,13 +125,19 @@ build_control_plane() {
   go mod tidy
   local minor=${KUBERNETES_VERSION#v1.}
   minor=${minor%%.*}
-  local pkg=k8s.io/component-base/version
+  pkg=k8s.io/component-base/version
   # The provider and kubectl read the server's version; an unstamped build reports v0.0.0.
   go build -trimpath -o "$BIN/" -ldflags "-X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 \
-    -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler
+    -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean" "$@"
 }
+
+build_control_plane() {
+  kubernetes_build control-plane k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
+}
+
+# The e2e tier's k3s stand-in serves `k3s kubectl` with it.
+build_kubectl() { kubernetes_build kubectl k8s.io/kubernetes/cmd/kubectl; }
 
 build_etcd() { go_main etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3; }
 
@@ -140,7 +154,7 @@ build_kwok() {
   done >"$BIN/kwok-stages.yaml"
 }
 
-ALL=(pulumi kubernetes control-plane etcd kwok)
+ALL=(pulumi kubernetes control-plane kubectl etcd kwok)
 tools=("$@")
 [ "${#tools[@]}" -gt 0 ] || tools=("${ALL[@]}")
 for tool in "${tools[@]}"; do
@@ -148,6 +162,7 @@ for tool in "${tools[@]}"; do
   pulumi) (timed pulumi "$PULUMI_VERSION" build_pulumi) ;;
   kubernetes) (timed pulumi-resource-kubernetes "$K8S_PROVIDER_PSEUDO" build_kubernetes) ;;
   control-plane) (timed kube-apiserver "$KUBERNETES_VERSION" build_control_plane) ;;
+  kubectl) (timed kubectl "$KUBERNETES_VERSION" build_kubectl) ;;
   etcd) (timed etcd "$ETCD_VERSION" build_etcd) ;;
   kwok) (timed kwok "$KWOK_VERSION" build_kwok) ;;
   *)

@@ -492,7 +492,7 @@ describe("scripts: node reconcile and removal (on the server)", () => {
     assert.equal(r.calls.filter((c) => c === "sleep 2").length, 2);
     assert.deepEqual(kubectl(r), [
       "k3s kubectl label --overwrite node/clover1 robot=clover1",
-      "k3s kubectl taint --overwrite node/clover1 gpu=true:NoSchedule",
+      "k3s kubectl taint --overwrite nodes clover1 gpu=true:NoSchedule",
       "k3s kubectl annotate --overwrite node/clover1 rosfleet.dev/labels=robot rosfleet.dev/taints=gpu:NoSchedule",
       "k3s kubectl cordon node/clover1",
     ]);
@@ -504,7 +504,7 @@ describe("scripts: node reconcile and removal (on the server)", () => {
     const r = m.run(labelled({ zone: "b" }, []));
     assert.deepEqual(kubectl(r), [
       "k3s kubectl label node/clover1 robot-",
-      "k3s kubectl taint node/clover1 gpu:NoSchedule-",
+      "k3s kubectl taint nodes clover1 gpu:NoSchedule-",
       "k3s kubectl label --overwrite node/clover1 zone=b",
       "k3s kubectl annotate --overwrite node/clover1 rosfleet.dev/labels=zone rosfleet.dev/taints=",
       "k3s kubectl uncordon node/clover1",

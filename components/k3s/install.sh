@@ -97,6 +97,9 @@ changed=false
 if put "$conf_dir/config.yaml" "$CONFIG_YAML"; then changed=true; fi
 if [ -n "$JOIN_SCRIPT" ]; then put "$conf_dir/rosfleet-join.sh" "$JOIN_SCRIPT" || true; fi
 
+# What runs here now, before an air-gap binary replaces it.
+installed=$("$K3S" --version 2>/dev/null | awk 'NR == 1 { print $3 }' || true)
+
 # Air-gapped: put the binary (and images) in place; a different binary means the installer
 # must run again.
 reinstall=false
@@ -115,7 +118,6 @@ if [ -n "$AIRGAP_BINARY" ]; then
 fi
 
 # The installer never starts k3s here (INSTALL_K3S_SKIP_START): a start is bounded below.
-installed=$("$K3S" --version 2>/dev/null | awk 'NR == 1 { print $3 }' || true)
 if [ "$reinstall" = true ] || [ "$installed" != "$K3S_VERSION" ] || ! systemctl cat "$service" >/dev/null 2>&1; then
   echo "installing k3s $K3S_VERSION ($ROLE) on $NODE_NAME (found: ${installed:-none})"
   # Bounded: the installer downloads k3s (~70 MB) with no time limit of its own.

@@ -12,6 +12,7 @@
 #   ROOT          filesystem prefix ("" on a real machine; a temp dir in tests)
 
 kubectl() { "$K3S" kubectl "$@"; }
+# `kubectl taint` takes the type and the name apart ("nodes NAME"); it rejects "node/NAME".
 node="node/$NODE_NAME"
 
 wait_node_ready "$NODE_NAME" "$WAIT_SECONDS" \
@@ -32,11 +33,11 @@ for key in "${old_labels[@]}"; do
 done
 IFS=, read -r -a old_taints <<<"$(annotation taints)"
 for key in "${old_taints[@]}"; do
-  case ",$taint_keys," in *",$key,"*) ;; *) kubectl taint "$node" "$key-" ;; esac
+  case ",$taint_keys," in *",$key,"*) ;; *) kubectl taint nodes "$NODE_NAME" "$key-" ;; esac
 done
 
 if [ "${#desired_labels[@]}" -gt 0 ]; then kubectl label --overwrite "$node" "${desired_labels[@]}"; fi
-if [ "${#desired_taints[@]}" -gt 0 ]; then kubectl taint --overwrite "$node" "${desired_taints[@]}"; fi
+if [ "${#desired_taints[@]}" -gt 0 ]; then kubectl taint --overwrite nodes "$NODE_NAME" "${desired_taints[@]}"; fi
 kubectl annotate --overwrite "$node" "rosfleet.dev/labels=$label_keys" "rosfleet.dev/taints=$taint_keys"
 
 if [ "$CORDON" = true ]; then kubectl cordon "$node"; else kubectl uncordon "$node"; fi

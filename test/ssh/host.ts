@@ -31,16 +31,50 @@ export interface SshRun {
   readonly stderr: string;
 }
 
-async function waitForPort(port: number, seconds: number): Promise<void> {
+/** Where and as whom an SSH exec request goes. */
+export interface SshTarget {
+  readonly key: string;
+  readonly port: number;
+  readonly user: string;
+  readonly host: string;
+}
+
+/** Sends `commandLine` as an SSH exec request (what the command provider does), `stdin` as its input. */
+export function sshRun(to: SshTarget, commandLine: string, stdin = ""): Promise<SshRun> {
+  return new Promise((resolve, reject) => {
+    const ssh = spawn(
+      "ssh",
+      [
+        ...["-i", to.key, "-p", String(to.port), "-o", "BatchMode=yes"],
+        ...["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"],
+        ...["-o", "LogLevel=ERROR", `${to.user}@${to.host}`, commandLine],
+      ],
+      { stdio: ["pipe", "pipe", "pipe"] },
+    );
+    let stdout = "";
+    let stderr = "";
+    ssh.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    ssh.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    ssh.once("error", reject);
+    ssh.once("close", (status) => resolve({ status, stdout, stderr }));
+    ssh.stdin.end(stdin);
+  });
+}
+
+export async function waitForPort(
+  port: number,
+  seconds: number,
+  host = "127.0.0.1",
+): Promise<void> {
   const deadline = Date.now() + seconds * 1000;
   for (;;) {
     const open = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, "127.0.0.1");
+      const socket = net.connect(port, host);
       socket.once("connect", () => (socket.destroy(), resolve(true)));
       socket.once("error", () => resolve(false));
     });
     if (open) return;
-    if (Date.now() > deadline) throw new Error(`sshd did not listen on 127.0.0.1:${port}`);
+    if (Date.now() > deadline) throw new Error(`sshd did not listen on ${host}:${port}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -112,24 +146,11 @@ export class SshHost {
   /** Sends `commandLine` as an SSH exec request, `stdin` as its input. */
   run(commandLine: string, stdin = ""): Promise<SshRun> {
     fs.writeFileSync(this.log, "");
-    return new Promise((resolve, reject) => {
-      const ssh = spawn(
-        "ssh",
-        [
-          ...["-i", this.key, "-p", String(PORT), "-o", "BatchMode=yes"],
-          ...["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"],
-          ...["-o", "LogLevel=ERROR", `${SSH_USER}@127.0.0.1`, commandLine],
-        ],
-        { stdio: ["pipe", "pipe", "pipe"] },
-      );
-      let stdout = "";
-      let stderr = "";
-      ssh.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-      ssh.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-      ssh.once("error", reject);
-      ssh.once("close", (status) => resolve({ status, stdout, stderr }));
-      ssh.stdin.end(stdin);
-    });
+    return sshRun(
+      { key: this.key, port: PORT, user: SSH_USER, host: "127.0.0.1" },
+      commandLine,
+      stdin,
+    );
   }
 
   /** The SSH user's home, where CopyToRemote puts files. */

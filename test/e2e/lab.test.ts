@@ -1,0 +1,236 @@
+// The lab tier: rosfleet's k3s steps on a lab of separate machines (Docker containers, one of
+// them arm64 under emulation; see lab.ts) that reach each other over a network, with a real
+// API server behind the k3s stand-in — the same command lines and stdin the Pulumi program's
+// steps send, over SSH, in the order it runs them: preflight, air-gap copies, server install,
+// token read, agent install + join, node labels, a second run that changes nothing, agent
+// removal, uninstall. What it proves is the lab itself (the harness `npm run test:e2e` drives
+// through Pulumi) and the scripts across machines: the join over the network with the real
+// token, labels and taints by the real kubectl, drain and delete of a real Node. Run with
+// `npm run test:lab` (root; builds the toolchain's control plane and kubectl).
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import { airgapPlan } from "../../components/k3s/airgap";
+import { renderK3sConfig, SERVER_TOKEN } from "../../components/k3s/render";
+import {
+  installScript,
+  joinProgram,
+  nodeScript,
+  removeNodeScript,
+  uninstallScript,
+} from "../../components/k3s/scripts";
+import { preflightScript } from "../../components/machine/machine";
+import { Airgap, Machine } from "../../components/config";
+import { StepScripts, bundleLine, programLine, scriptBundle } from "../../components/shell";
+import { machine } from "../helpers/machine";
+import { LAB_USER, Lab, LabHost, missingPrerequisite } from "./lab";
+
+const VERSION = "v1.33.5+k3s1";
+const BIN = process.env.ROSFLEET_TOOLCHAIN_BIN ?? "";
+const MACHINES = [
+  { name: "e2e-laptop", arch: "amd64", role: "server", kind: "laptop" },
+  { name: "e2e-arm", arch: "arm64", role: "agent", kind: "vm" },
+  { name: "e2e-vm", arch: "amd64", role: "agent", kind: "vm" },
+] as const;
+
+describe("lab: the k3s steps on separate machines, with a real API server behind k3s", function () {
+  this.timeout(10 * 60_000);
+  const lab = new Lab(MACHINES, BIN);
+  const [laptop, arm, vm] = lab.hosts as [LabHost, LabHost, LabHost];
+  const stack = new Map<string, Machine>(
+    MACHINES.map((m, i) => [
+      m.name,
+      machine({ ...m, host: lab.hosts[i]?.ip, user: LAB_USER, labels: {}, taints: [] }),
+    ]),
+  );
+  const m = (h: LabHost) => stack.get(h.name) as Machine;
+  let airgap: Airgap;
+  let token = "";
+
+  /** A step as the provider sends it: the fixed line, the bundle (or the token) on stdin. */
+  const send = async (
+    h: LabHost,
+    scripts: StepScripts,
+    opts: { asRoot?: boolean; action?: "create" | "delete" } = {},
+  ) => {
+    const line = bundleLine(opts.action ?? "create", {
+      asRoot: opts.asRoot ?? true,
+      user: LAB_USER,
+    });
+    const r = await lab.ssh(h, line, scriptBundle(scripts));
+    assert.equal(r.status, 0, `${h.name}: ${r.stdout}${r.stderr}\n${lab.logs()}`);
+    return r.stdout;
+  };
+  const installOf = (h: LabHost): StepScripts => {
+    const joinHost = h === laptop ? undefined : laptop.ip;
+    const plan = airgapPlan(airgap, m(h));
+    return {
+      create: installScript({
+        machine: m(h),
+        version: VERSION,
+        configYaml: renderK3sConfig({ machine: m(h), joinHost, clusterInit: false, extraArgs: [] }),
+        joinHost,
+        airgap: plan?.params,
+      }),
+      delete: uninstallScript(m(h), plan),
+    };
+  };
+  const join = async (h: LabHost) => {
+    const r = await lab.ssh(h, programLine(joinProgram(), { asRoot: true, user: LAB_USER }), token);
+    assert.equal(r.status, 0, `${h.name}: ${r.stdout}${r.stderr}\n${lab.logs()}`);
+    return r.stdout;
+  };
+  const kubectl = (args: string) => {
+    const r = lab.root(laptop, `/usr/local/bin/k3s kubectl ${args}`);
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  };
+  /** What k3s or rosfleet left on a machine: its files, and the air-gap copies. */
+  const leftovers = (h: LabHost) =>
+    lab
+      .root(
+        h,
+        "find /usr/local/bin /etc/rancher /var/lib/rancher ~lab -mindepth 1 -not -path '*/.*' 2>/dev/null",
+      )
+      .stdout.trim();
+  // Unanchored: under emulation a process's command line starts with qemu's.
+  const running = (h: LabHost) => lab.root(h, "pgrep -f 'bin/k3s (server|agent)$'").status === 0;
+
+  before(async function () {
+    const missing = missingPrerequisite(MACHINES);
+    if (missing !== undefined) {
+      if (process.env["CI"] === "true") throw new Error(`the lab cannot run: ${missing}`);
+      console.log(`    lab tests skipped: ${missing}`);
+      this.skip();
+    }
+    if (!fs.existsSync(`${BIN}/kube-apiserver`) || !fs.existsSync(`${BIN}/kubectl`))
+      throw new Error("the lab needs the toolchain: run `npm run test:lab` (it builds it)");
+    await lab.start();
+    airgap = {
+      ...lab.airgapFiles(VERSION),
+      images: {},
+    };
+  });
+  after(async function () {
+    if (this.currentTest?.state === "failed") console.error(lab.logs());
+    await lab.stop();
+  });
+
+  it("passes preflight on each machine, and tells an arm64 machine declared amd64", async () => {
+    for (const h of lab.hosts) {
+      const out = await send(
+        h,
+        { create: preflightScript(m(h), { airgapped: true }) },
+        { asRoot: false },
+      );
+      assert.match(out, new RegExp(`^preflight ok: ${h.name} arch=${h.arch} nic=eth0\\n$`));
+    }
+    const r = await lab.ssh(
+      arm,
+      bundleLine("create", { asRoot: false, user: LAB_USER }),
+      scriptBundle({ create: preflightScript({ ...m(arm), arch: "amd64" }, { airgapped: true }) }),
+    );
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /the stack declares amd64 but uname -m says aarch64 \(arm64\)/);
+  });
+
+  it("installs the server from the air-gap files: a Ready node, a token, a kubeconfig", async () => {
+    // Copied to the SSH user's home as CopyToRemote does.
+    for (const h of lab.hosts)
+      for (const f of airgapPlan(airgap, m(h))?.copies ?? []) {
+        const r = await lab.ssh(h, `cat >${f.remote}`, fs.readFileSync(f.local, "utf8"));
+        assert.equal(r.status, 0, r.stderr);
+      }
+    const out = await send(laptop, installOf(laptop));
+    assert.match(out, /installing k3s v1\.33\.5\+k3s1 \(server\) on e2e-laptop \(found: none\)/);
+    assert.match(out, /node e2e-laptop is Ready/);
+    const read = await lab.ssh(
+      laptop,
+      programLine(["cat", SERVER_TOKEN], { asRoot: true, user: LAB_USER }),
+    );
+    token = read.stdout.trim();
+    assert.match(token, /^K10[0-9a-f]{64}::server:[0-9a-f]{32}$/);
+    const kubeconfig = await lab.ssh(
+      laptop,
+      programLine(["cat", "/etc/rancher/k3s/k3s.yaml"], { asRoot: true, user: LAB_USER }),
+    );
+    assert.match(kubeconfig.stdout, /server: https:\/\/127\.0\.0\.1:6443/);
+    assert.equal(lab.root(laptop, "stat -c %a /etc/rancher/k3s/k3s.yaml").stdout.trim(), "600");
+  });
+
+  it("joins both agents over the network with the cluster token; labels and taints by kubectl", async () => {
+    for (const h of [arm, vm]) {
+      const out = await send(h, installOf(h));
+      assert.match(out, new RegExp(`it starts when ${h.name}-join gives it the cluster token`));
+      assert.match(
+        await join(h),
+        new RegExp(`k3s \\(agent\\) on ${h.name} runs with the cluster token`),
+      );
+    }
+    stack.set(arm.name, {
+      ...m(arm),
+      labels: { robot: "arm-1" },
+      taints: ["robot=arm:NoSchedule"],
+    });
+    for (const h of lab.hosts) await send(laptop, { create: nodeScript(m(h)) });
+    const nodes = kubectl(
+      "get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.labels.kubernetes\\.io/arch} {.metadata.labels.robot} {.spec.taints[*].key}{\"\\n\"}{end}'",
+    );
+    assert.deepEqual(
+      nodes
+        .trim()
+        .split("\n")
+        .map((l) => l.trim())
+        .sort(),
+      ["e2e-arm arm64 arm-1 robot", "e2e-laptop amd64", "e2e-vm amd64"],
+    );
+  });
+
+  it("changes nothing the second time", async () => {
+    assert.match(
+      await send(laptop, installOf(laptop)),
+      /k3s v1\.33\.5\+k3s1 \(server\) on e2e-laptop is up to date/,
+    );
+    for (const h of [arm, vm]) {
+      assert.match(
+        await send(h, installOf(h)),
+        new RegExp(`\\(agent\\) on ${h.name} is up to date`),
+      );
+      assert.match(
+        await join(h),
+        new RegExp(`k3s-agent on ${h.name} already runs with this cluster token`),
+      );
+    }
+  });
+
+  it("a label change is one update of the node; a removed label goes", async () => {
+    stack.set(arm.name, { ...m(arm), labels: { zone: "bench" }, taints: [] });
+    await send(laptop, { create: nodeScript(m(arm)) });
+    const labels = JSON.parse(
+      kubectl("get node e2e-arm -o jsonpath='{.metadata.labels}'"),
+    ) as Record<string, string>;
+    assert.equal(labels.zone, "bench");
+    assert.equal(labels.robot, undefined);
+    assert.equal(kubectl("get node e2e-arm -o jsonpath='{.spec.taints}'"), "");
+  });
+
+  it("removes an agent: drained and deleted on the server, then uninstalled on its machine", async () => {
+    assert.match(
+      await send(laptop, { create: removeNodeScript(m(vm)) }),
+      /node\/e2e-vm (drained|deleted)/,
+    );
+    assert.doesNotMatch(kubectl("get nodes -o name"), /e2e-vm/);
+    await send(vm, installOf(vm), { action: "delete" });
+    assert.equal(running(vm), false, "no k3s process on e2e-vm");
+    assert.equal(leftovers(vm), "");
+    assert.ok(running(arm), "the other agent still runs");
+  });
+
+  it("uninstalls the rest, and then has nothing left to do", async () => {
+    for (const h of [arm, laptop]) {
+      await send(h, installOf(h), { action: "delete" });
+      assert.equal(running(h), false, `no k3s process on ${h.name}`);
+      assert.equal(leftovers(h), "");
+      assert.match(await send(h, installOf(h), { action: "delete" }), /is not installed on/);
+    }
+  });
+});
