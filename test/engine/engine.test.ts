@@ -4,20 +4,18 @@
 // the engine's diffs and replacements, the provider's awaits, secrets in the real state, the
 // delete order of `destroy`. Run with `npm run test:engine`.
 import * as assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import {
-  ConfigMap,
-  EngineEvent,
-  LocalWorkspace,
-  OpType,
-  PulumiCommand,
-  Stack,
-} from "@pulumi/pulumi/automation";
+import { ConfigMap, Stack } from "@pulumi/pulumi/automation";
 import { ControlPlane, startControlPlane } from "./controlplane";
-import { REPO_ROOT } from "../helpers/stack";
+import {
+  AutomationStack,
+  automationStack,
+  changeList,
+  rosfleetConfig,
+  stateText,
+  withChanges,
+} from "../helpers/automation";
 
 const BIN = process.env.ROSFLEET_TOOLCHAIN_BIN ?? "";
 const STACK = "engine";
@@ -35,64 +33,26 @@ const WORKLOADS = [
   { name: "demo-listener", kind: "pod", containers: ["listener", "toolbox"] },
 ];
 
-/** Each run loads the program afresh: index.ts declares its resources when it is loaded. */
-function program(): Promise<Record<string, unknown>> {
-  for (const file of Object.keys(require.cache))
-    if (file.startsWith(REPO_ROOT) && !file.includes(`${path.sep}node_modules${path.sep}`))
-      // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- a module cache entry
-      delete require.cache[file];
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return Promise.resolve({ ...(require(path.join(REPO_ROOT, "index.ts")) as object) });
-}
-
-/** What an operation did: resource URN → op, without reads and unchanged resources. */
-function changesOf(events: readonly EngineEvent[]): Map<string, OpType> {
-  const changes = new Map<string, OpType>();
-  for (const e of events) {
-    const m = e.resourcePreEvent?.metadata;
-    if (m === undefined || m.type === "pulumi:pulumi:Stack") continue;
-    if (m.op === "same" || m.op === "read" || m.op === "refresh") continue;
-    // A replacement is reported as its steps (create-replacement, replace, delete-replaced).
-    changes.set(
-      m.urn,
-      m.op.endsWith("replacement") || m.op.endsWith("replaced") ? "replace" : m.op,
-    );
-  }
-  return changes;
-}
-
-const nameOf = (urn: string) => urn.split("::").at(-1) ?? urn;
-
 describe("engine: the program under the real Pulumi engine and kube-apiserver", function () {
   this.timeout(15 * 60_000);
   let cp: ControlPlane | undefined;
   let stack: Stack;
-  let home: string;
-  let env: Record<string, string>;
-  const config = (overrides: Record<string, unknown> = {}): ConfigMap => {
-    const values: Record<string, unknown> = {
-      cluster: { kubeconfig: cp?.kubeconfig },
-      machines: MACHINES,
-      image: { build: false, repository: IMAGE },
-      ros: { domainId: 3, workloads: WORKLOADS },
-      dashboard: { enabled: true, access: "view" },
-      deliveryCheck: { enabled: false },
-      ...overrides,
-    };
-    return {
-      ...Object.fromEntries(
-        Object.entries(values).map(([k, v]) => [`rosfleet:${k}`, { value: JSON.stringify(v) }]),
-      ),
-      // A private registry: the nodes pull with this login.
-      "rosfleet:registryUsername": { value: "lab" },
-      "rosfleet:registryPassword": { value: REGISTRY_PASSWORD, secret: true },
-    };
-  };
-  const run = async <T>(op: (events: EngineEvent[]) => Promise<T>) => {
-    const events: EngineEvent[] = [];
-    const result = await op(events);
-    return { result, changes: changesOf(events) };
-  };
+  let pulumi: AutomationStack | undefined;
+  const config = (overrides: Record<string, unknown> = {}): ConfigMap =>
+    rosfleetConfig(
+      {
+        cluster: { kubeconfig: cp?.kubeconfig },
+        machines: MACHINES,
+        image: { build: false, repository: IMAGE },
+        ros: { domainId: 3, workloads: WORKLOADS },
+        dashboard: { enabled: true, access: "view" },
+        deliveryCheck: { enabled: false },
+        ...overrides,
+        // A private registry: the nodes pull with this login.
+        registryUsername: "lab",
+      },
+      { registryPassword: REGISTRY_PASSWORD },
+    );
 
   before(async function () {
     if (BIN === "" || !fs.existsSync(path.join(BIN, "pulumi")))
@@ -101,42 +61,16 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
       );
     cp = await startControlPlane(BIN);
     for (const m of MACHINES) await cp.addNode(m.name, { "kubernetes.io/arch": m.arch });
-    home = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-pulumi-"));
-    fs.mkdirSync(path.join(home, "state"));
-    env = {
-      PULUMI_HOME: path.join(home, "home"),
-      PULUMI_BACKEND_URL: `file://${path.join(home, "state")}`,
-      PULUMI_CONFIG_PASSPHRASE: "rosfleet-engine-test",
-      PULUMI_SKIP_UPDATE_CHECK: "true",
-      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-      // The provider built by the toolchain is found on PATH (an ambient plugin).
-      PATH: `${BIN}${path.delimiter}${process.env.PATH ?? ""}`,
-    };
-    const pulumiCommand = await PulumiCommand.get({
-      root: path.dirname(BIN),
-      skipVersionCheck: true,
-    });
-    stack = await LocalWorkspace.createOrSelectStack(
-      { stackName: STACK, projectName: "rosfleet", program },
-      {
-        workDir: fs.mkdtempSync(path.join(home, "work-")),
-        envVars: env,
-        pulumiCommand,
-        secretsProvider: "passphrase",
-        projectSettings: {
-          name: "rosfleet",
-          runtime: "nodejs",
-          backend: { url: env.PULUMI_BACKEND_URL },
-        },
-      },
-    );
+    // The provider built by the toolchain is found on PATH (an ambient plugin).
+    pulumi = await automationStack(BIN, STACK, [BIN]);
+    stack = pulumi.stack;
   });
 
   after(async function () {
     if (cp === undefined) return;
     if (this.currentTest?.state === "failed") console.error(cp.logs());
     await cp.stop();
-    if (home !== undefined) fs.rmSync(home, { recursive: true, force: true });
+    pulumi?.cleanup();
   });
 
   it("fails the delivery check naming every pair when no ROS container runs (kwok)", async () => {
@@ -163,7 +97,7 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
 
   it("up converges the lab and reports the cluster's nodes", async () => {
     await stack.setAllConfig(config());
-    const { result } = await run((events) => stack.up({ onEvent: (e) => events.push(e) }));
+    const { result } = await withChanges((onEvent) => stack.up({ onEvent }));
     assert.equal(result.summary.result, "succeeded");
     const nodes = result.outputs.nodes?.value as { name: string; arch: string }[];
     assert.deepEqual(
@@ -192,8 +126,8 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
   });
 
   it("a second preview shows no changes", async () => {
-    const { result, changes } = await run((events) =>
-      stack.preview({ expectNoChanges: true, onEvent: (e) => events.push(e) }),
+    const { result, changes } = await withChanges((onEvent) =>
+      stack.preview({ expectNoChanges: true, onEvent }),
     );
     assert.deepEqual([...changes], []);
     assert.equal(result.changeSummary.create ?? 0, 0);
@@ -202,8 +136,8 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
   it("a change of domain id and replicas updates only the workloads", async () => {
     const workloads = WORKLOADS.map((w) => (w.name === "ros-talker" ? { ...w, replicas: 2 } : w));
     await stack.setAllConfig(config({ ros: { domainId: 7, workloads } }));
-    const { changes } = await run((events) => stack.up({ onEvent: (e) => events.push(e) }));
-    const changed = [...changes].map(([urn, op]) => `${nameOf(urn)}:${op}`).sort();
+    const { changes } = await withChanges((onEvent) => stack.up({ onEvent }));
+    const changed = changeList(changes);
     // A pod's env cannot be updated in place: the pod is replaced; Deployments are updated.
     assert.deepEqual(changed, [
       "ros-demo-listener:replace",
@@ -222,21 +156,7 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
   });
 
   it("the state holds no plaintext token or cluster credential", async () => {
-    // What `pulumi stack export` prints (the Automation API's exportStack shows secrets), and
-    // the state file itself.
-    const exported = execFileSync(path.join(BIN, "pulumi"), ["stack", "export", "--stack", STACK], {
-      cwd: stack.workspace.workDir,
-      env: { ...process.env, ...env },
-      encoding: "utf8",
-    });
-    const files = fs
-      .readdirSync(path.join(home, "state"), { recursive: true, encoding: "utf8" })
-      .filter((f) => f.endsWith(".json") && f.includes(`stacks${path.sep}rosfleet${path.sep}`));
-    assert.ok(files.length > 0, "the file backend holds the stack's state");
-    const state = [
-      exported,
-      ...files.map((f) => fs.readFileSync(path.join(home, "state", f), "utf8")),
-    ].join("\n");
+    const state = stateText(pulumi as AutomationStack, BIN);
     assert.ok(state.includes("4dabf18193072939515e22adb298388d"), "secrets are there, encrypted");
     const secret = await cp?.api.get<{ data?: { token?: string } }>(
       "/api/v1/namespaces/headlamp/secrets/dashboard-view-token",
