@@ -63,7 +63,7 @@ const EMULATOR = "/proc/sys/fs/binfmt_misc/qemu-aarch64";
 /** Why this machine cannot run the lab, or undefined when it can. */
 export function missingPrerequisite(machines: readonly LabMachine[]): string | undefined {
   if (process.getuid?.() !== 0) return "it must run as root (Docker, debootstrap, chroot)";
-  if (!ok("docker", ["version", "--format", "{{.Client.Version}}"]))
+  if (!ok("sh", ["-c", "command -v docker"]))
     return "docker is missing (apt-get install docker.io)";
   if (!ok("docker", ["info"]) && !ok("sh", ["-c", "command -v dockerd"]))
     return "no Docker engine runs and dockerd is missing (apt-get install docker.io)";
