@@ -68,18 +68,8 @@ describe("e2e: the whole lab through Pulumi, over SSH, on container machines", f
     assert.equal(run.result.summary.result, "succeeded");
     return run;
   };
-  const kubectl = (args: string) => {
-    const r = lab.root(laptop, `/usr/local/bin/k3s kubectl ${args}`);
-    assert.equal(r.status, 0, r.stderr);
-    return r.stdout;
-  };
-  const leftovers = (h: LabHost) =>
-    lab
-      .root(
-        h,
-        "find /usr/local/bin /etc/rancher /var/lib/rancher ~lab -mindepth 1 -not -path '*/.*' 2>/dev/null; pgrep -af 'bin/k3s (server|agent)$'",
-      )
-      .stdout.trim();
+  const kubectl = (args: string) => lab.kubectl(laptop, args);
+  const leftovers = (h: LabHost) => lab.leftovers(h);
 
   before(async function () {
     if (

@@ -79,20 +79,8 @@ describe("lab: the k3s steps on separate machines, with a real API server behind
     assert.equal(r.status, 0, `${h.name}: ${r.stdout}${r.stderr}\n${lab.logs()}`);
     return r.stdout;
   };
-  const kubectl = (args: string) => {
-    const r = lab.root(laptop, `/usr/local/bin/k3s kubectl ${args}`);
-    assert.equal(r.status, 0, r.stderr);
-    return r.stdout;
-  };
-  /** What k3s or rosfleet left on a machine: its files, and the air-gap copies. */
-  const leftovers = (h: LabHost) =>
-    lab
-      .root(
-        h,
-        "find /usr/local/bin /etc/rancher /var/lib/rancher ~lab -mindepth 1 -not -path '*/.*' 2>/dev/null",
-      )
-      .stdout.trim();
-  // Unanchored: under emulation a process's command line starts with qemu's.
+  const kubectl = (args: string) => lab.kubectl(laptop, args);
+  const leftovers = (h: LabHost) => lab.leftovers(h);
   const running = (h: LabHost) => lab.root(h, "pgrep -f 'bin/k3s (server|agent)$'").status === 0;
 
   before(async function () {

@@ -223,6 +223,22 @@ export class Lab {
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 
+  /** `k3s kubectl ARGS` (a shell word list) on `server`, as root; throws when it fails. */
+  kubectl(server: LabHost, args: string): string {
+    const r = this.root(server, `/usr/local/bin/k3s kubectl ${args}`);
+    if (r.status !== 0) throw new Error(`kubectl ${args}: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** What k3s or rosfleet left on a machine: its files, the air-gap copies, a k3s process. */
+  leftovers(host: LabHost): string {
+    // Unanchored: under emulation a process's command line starts with qemu's.
+    return this.root(
+      host,
+      "find /usr/local/bin /etc/rancher /var/lib/rancher ~lab -mindepth 1 -not -path '*/.*' 2>/dev/null; pgrep -af 'bin/k3s (server|agent)$'",
+    ).stdout.trim();
+  }
+
   /** What the machines' services logged: for a failure message. */
   logs(): string {
     return this.hosts
