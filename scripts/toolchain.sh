@@ -28,13 +28,19 @@ mkdir -p "$BIN" "$CACHE/src"
 
 log() { printf 'toolchain: %s\n' "$*" >&2; }
 
-# built NAME STAMP: true when $BIN/NAME was built from exactly STAMP.
-built() { [ -x "$BIN/$1" ] && [ "$(cat "$BIN/.$1.stamp" 2>/dev/null)" = "$2" ]; }
+# built NAME STAMP [OUTPUT...]: true when $BIN/NAME was built from exactly STAMP and the other
+# outputs of the same build are there too.
+built() {
+  local output
+  for output in "$1" "${@:3}"; do [ -x "$BIN/$output" ] || return 1; done
+  [ "$(cat "$BIN/.$1.stamp" 2>/dev/null)" = "$2" ]
+}
 
-# timed NAME STAMP FUNCTION: runs FUNCTION unless NAME is built from STAMP; reports the time.
+# timed NAME STAMP FUNCTION [OUTPUT...]: runs FUNCTION unless NAME (and the other OUTPUTs it
+# makes) is built from STAMP; reports the time.
 timed() {
   local name=$1 stamp=$2 build=$3 start
-  if built "$name" "$stamp"; then
+  if built "$name" "$stamp" "${@:4}"; then
     log "$name $stamp: cached"
     return 0
   fi
@@ -161,7 +167,7 @@ for tool in "${tools[@]}"; do
   case $tool in
   pulumi) (timed pulumi "$PULUMI_VERSION" build_pulumi) ;;
   kubernetes) (timed pulumi-resource-kubernetes "$K8S_PROVIDER_PSEUDO" build_kubernetes) ;;
-  control-plane) (timed kube-apiserver "$KUBERNETES_VERSION" build_control_plane) ;;
+  control-plane) (timed kube-apiserver "$KUBERNETES_VERSION" build_control_plane kube-controller-manager kube-scheduler) ;;
   kubectl) (timed kubectl "$KUBERNETES_VERSION" build_kubectl) ;;
   etcd) (timed etcd "$ETCD_VERSION" build_etcd) ;;
   kwok) (timed kwok "$KWOK_VERSION" build_kwok) ;;
