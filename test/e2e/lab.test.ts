@@ -8,9 +8,11 @@
 // token, labels and taints by the real kubectl, drain and delete of a real Node. Run with
 // `npm run test:lab` (root; builds the toolchain's control plane and kubectl).
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { airgapPlan } from "../../components/k3s/airgap";
-import { renderK3sConfig, SERVER_TOKEN } from "../../components/k3s/render";
+import { renderK3sConfig, rewriteKubeconfig, SERVER_TOKEN } from "../../components/k3s/render";
 import {
   installScript,
   joinProgram,
@@ -142,6 +144,18 @@ describe("lab: the k3s steps on separate machines, with a real API server behind
       programLine(["cat", "/etc/rancher/k3s/k3s.yaml"], { asRoot: true, user: LAB_USER }),
     );
     assert.match(kubeconfig.stdout, /server: https:\/\/127\.0\.0\.1:6443/);
+    // Rewritten as the program does, it works from the laptop's side over the network, with
+    // the server's certificate checked (its tls-san is the machine's host).
+    const file = path.join(lab.dir, "lab.kubeconfig");
+    fs.writeFileSync(file, rewriteKubeconfig(kubeconfig.stdout, laptop.ip, "lab"), { mode: 0o600 });
+    const nodes = execFileSync(
+      path.join(BIN, "kubectl"),
+      ["--kubeconfig", file, "get", "nodes", "-o", "name"],
+      {
+        encoding: "utf8",
+      },
+    );
+    assert.equal(nodes, "node/e2e-laptop\n");
     assert.equal(lab.root(laptop, "stat -c %a /etc/rancher/k3s/k3s.yaml").stdout.trim(), "600");
   });
 
