@@ -17,17 +17,18 @@ import {
   stateText,
   withChanges,
 } from "../helpers/automation";
-import { LAB_USER, Lab, LabHost, missingPrerequisite } from "./lab";
+import {
+  LAB_K3S_VERSION as VERSION,
+  LAB_MACHINES as MACHINES,
+  LAB_USER,
+  Lab,
+  LabHost,
+  missingPrerequisite,
+} from "./lab";
 
 const BIN = process.env.ROSFLEET_TOOLCHAIN_BIN ?? "";
 /** The folder of the command provider plugin (`pulumi-resource-command`), from scripts/e2e.sh. */
 const COMMAND_PLUGIN = process.env.ROSFLEET_COMMAND_PLUGIN_DIR ?? "";
-const VERSION = "v1.33.5+k3s1";
-const MACHINES = [
-  { name: "e2e-laptop", arch: "amd64", role: "server", kind: "laptop" },
-  { name: "e2e-arm", arch: "arm64", role: "agent", kind: "vm" },
-  { name: "e2e-vm", arch: "amd64", role: "agent", kind: "vm" },
-] as const;
 /** Pinned by digest so the image stage declares nothing (kwok pulls no image). */
 const IMAGE = `registry.invalid/rosfleet/ros_demo@sha256:${"e".repeat(64)}`;
 const WORKLOADS = [

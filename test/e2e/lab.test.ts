@@ -24,15 +24,16 @@ import { preflightScript } from "../../components/machine/machine";
 import { Airgap, Machine } from "../../components/config";
 import { StepScripts, bundleLine, programLine, scriptBundle } from "../../components/shell";
 import { machine } from "../helpers/machine";
-import { LAB_USER, Lab, LabHost, missingPrerequisite } from "./lab";
+import {
+  LAB_K3S_VERSION as VERSION,
+  LAB_MACHINES as MACHINES,
+  LAB_USER,
+  Lab,
+  LabHost,
+  missingPrerequisite,
+} from "./lab";
 
-const VERSION = "v1.33.5+k3s1";
 const BIN = process.env.ROSFLEET_TOOLCHAIN_BIN ?? "";
-const MACHINES = [
-  { name: "e2e-laptop", arch: "amd64", role: "server", kind: "laptop" },
-  { name: "e2e-arm", arch: "arm64", role: "agent", kind: "vm" },
-  { name: "e2e-vm", arch: "amd64", role: "agent", kind: "vm" },
-] as const;
 
 describe("lab: the k3s steps on separate machines, with a real API server behind k3s", function () {
   this.timeout(10 * 60_000);
@@ -48,7 +49,7 @@ describe("lab: the k3s steps on separate machines, with a real API server behind
   let airgap: Airgap;
   let token = "";
 
-  /** A step as the provider sends it: the fixed line, the bundle (or the token) on stdin. */
+  /** A script step as the provider sends it: the fixed line, the bundle on stdin. */
   const send = async (
     h: LabHost,
     scripts: StepScripts,

@@ -27,6 +27,14 @@ export interface LabHost extends LabMachine {
 }
 
 export const LAB_USER = "lab";
+/** The k3s release the stand-in reports, as the stacks of the lab and e2e tiers pin it. */
+export const LAB_K3S_VERSION = "v1.33.5+k3s1";
+/** The lab of the lab and e2e tiers: the laptop serves, an arm64 and an amd64 agent join. */
+export const LAB_MACHINES = [
+  { name: "e2e-laptop", arch: "amd64", role: "server", kind: "laptop" },
+  { name: "e2e-arm", arch: "arm64", role: "agent", kind: "vm" },
+  { name: "e2e-vm", arch: "amd64", role: "agent", kind: "vm" },
+] as const;
 const NETWORK = "rosfleet-e2e";
 /** The lab's bridge: the host is .1, machines from .10. */
 const SUBNET = "172.31.252";
