@@ -7,6 +7,8 @@
 #   kubectl                       of the same release (the e2e tier's k3s stand-in runs it)
 #   etcd                          the API server's store
 #   kwok                          nodes and pods simulated: no kubelet, no containers
+#   kubelet, kube-proxy           real nodes for the cluster tier (same Kubernetes release)
+#   containerd, containerd-shim-runc-v2, ctr   their container runtime (runc is Debian's)
 # Usage: scripts/toolchain.sh [tool...]   (default: all). Prints the bin directory last.
 # Cache: $ROSFLEET_TOOLCHAIN, else ${XDG_CACHE_HOME:-~/.cache}/rosfleet-toolchain.
 set -euo pipefail
@@ -19,6 +21,7 @@ K8S_PROVIDER_VERSION=4.24.0
 KUBERNETES_VERSION=v1.37.2
 ETCD_VERSION=v3.7.3
 KWOK_VERSION=v0.8.0
+CONTAINERD_VERSION=v2.4.2
 
 CACHE=${ROSFLEET_TOOLCHAIN:-${XDG_CACHE_HOME:-$HOME/.cache}/rosfleet-toolchain}
 BIN=$CACHE/bin
@@ -145,6 +148,27 @@ build_control_plane() {
 # The e2e tier's k3s stand-in serves `k3s kubectl` with it.
 build_kubectl() { kubernetes_build kubectl k8s.io/kubernetes/cmd/kubectl; }
 
+# The cluster tier's nodes: kubelet and kube-proxy of the control plane's release.
+build_node() { kubernetes_build node k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy; }
+
+# containerd 2.x (Debian's 1.6 works only through a kubelet fallback marked for removal). No
+# btrfs snapshotter: it needs cgo and headers; overlayfs is what the nodes use.
+build_containerd() {
+  local dir module=github.com/containerd/containerd/v2 pkg
+  dir=$(wrapper containerd)
+  cd "$dir"
+  {
+    printf 'package tools\n\nimport (\n'
+    for pkg in containerd containerd-shim-runc-v2 ctr; do printf '\t_ "%s/cmd/%s"\n' "$module" "$pkg"; done
+    printf ')\n'
+  } >tools.go
+  go mod edit -go=1.26.6 -require="$module@$CONTAINERD_VERSION"
+  go mod tidy
+  go build -trimpath -tags no_btrfs -o "$BIN/" \
+    -ldflags "-X $module/version.Version=$CONTAINERD_VERSION" \
+    "$module/cmd/containerd" "$module/cmd/containerd-shim-runc-v2" "$module/cmd/ctr"
+}
+
 build_etcd() { go_main etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3; }
 
 build_kwok() {
@@ -160,7 +184,7 @@ build_kwok() {
   done >"$BIN/kwok-stages.yaml"
 }
 
-ALL=(pulumi kubernetes control-plane kubectl etcd kwok)
+ALL=(pulumi kubernetes control-plane kubectl etcd kwok node containerd)
 tools=("$@")
 [ "${#tools[@]}" -gt 0 ] || tools=("${ALL[@]}")
 for tool in "${tools[@]}"; do
@@ -171,6 +195,8 @@ for tool in "${tools[@]}"; do
   kubectl) (timed kubectl "$KUBERNETES_VERSION" build_kubectl) ;;
   etcd) (timed etcd "$ETCD_VERSION" build_etcd) ;;
   kwok) (timed kwok "$KWOK_VERSION" build_kwok) ;;
+  node) (timed kubelet "$KUBERNETES_VERSION" build_node kube-proxy) ;;
+  containerd) (timed containerd "$CONTAINERD_VERSION" build_containerd containerd-shim-runc-v2 ctr) ;;
   *)
     log "unknown tool $tool (${ALL[*]})"
     exit 2

@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { DockerfileParser } from "dockerfile-ast";
 import { validate } from "dockerfile-utils";
 import { ProgramRun, Registration, runProgram } from "./helpers/program";
+import { NO_LOG_FILE } from "../components/ros/render";
 import { REPO_ROOT, readStackConfig } from "./helpers/stack";
 
 const BUILD = "docker-build:index:Image";
@@ -137,7 +138,13 @@ describe("image: the build", () => {
     const pod = run.get("kubernetes:core/v1:Pod", "ros-demo-listener");
     const [listener] = containersOf(pod);
     assert.equal(listener["image"], UNKNOWN);
-    assert.deepEqual(listener["args"], ["ros2", "run", "demo_nodes_cpp", "listener"]);
+    assert.deepEqual(listener["args"], [
+      "ros2",
+      "run",
+      "demo_nodes_cpp",
+      "listener",
+      ...NO_LOG_FILE,
+    ]);
     const known = JSON.stringify({ ...pod.inputs, spec: "checked below" });
     assert.ok(!known.includes(UNKNOWN), known);
     for (const r of run.resources.filter((x) => POD_KINDS.includes(x.type)))

@@ -16,7 +16,8 @@ import {
   reportsOf,
 } from "../components/ros/delivery";
 import { FakeApi, startFakeApi } from "./helpers/apiserver";
-import { ProgramRun, Registration, runProgram } from "./helpers/program";
+import { FAKE_CLUSTER_IP, ProgramRun, Registration, runProgram } from "./helpers/program";
+import { NO_LOG_FILE } from "../components/ros/render";
 import { readStackConfig } from "./helpers/stack";
 
 const POD = "kubernetes:core/v1:Pod";
@@ -97,8 +98,8 @@ describe("ros: default workloads on the lab-notes stack", () => {
         c["command"],
       ]),
       [
-        ["listener", ["ros2", "run", "demo_nodes_cpp", "listener"], undefined],
-        ["talker", ["ros2", "run", "demo_nodes_cpp", "talker"], undefined],
+        ["listener", ["ros2", "run", "demo_nodes_cpp", "listener", ...NO_LOG_FILE], undefined],
+        ["talker", ["ros2", "run", "demo_nodes_cpp", "talker", ...NO_LOG_FILE], undefined],
         ["toolbox", ["sleep", "infinity"], undefined],
       ],
     );
@@ -126,7 +127,8 @@ describe("ros: default workloads on the lab-notes stack", () => {
         assert.deepEqual(env(c), {
           ...SCRATCH_ENV,
           ROS_DOMAIN_ID: "0",
-          ROS_DISCOVERY_SERVER: "ros-discovery.rosfleet.svc.cluster.local:11811",
+          // By the Service's address: no DNS lookup, which Fast DDS makes once only.
+          ROS_DISCOVERY_SERVER: `${FAKE_CLUSTER_IP}:11811`,
           FASTDDS_BUILTIN_TRANSPORTS: "UDPv4",
           ...(c["name"] === "toolbox" ? { ROS_SUPER_CLIENT: "TRUE" } : {}),
         });
@@ -260,7 +262,13 @@ describe("ros: discovery modes and scaling", () => {
     );
     const talkers = run.get(DEPLOYMENT, "ros-talkers");
     assert.equal(o(talkers.inputs["spec"])["replicas"], 10);
-    assert.deepEqual(containers(talkers)[0]["args"], ["ros2", "run", "demo_nodes_py", "talker"]);
+    assert.deepEqual(containers(talkers)[0]["args"], [
+      "ros2",
+      "run",
+      "demo_nodes_py",
+      "talker",
+      ...NO_LOG_FILE,
+    ]);
     assert.deepEqual(podSpec(run.get(POD, "ros-pi-listener"))["nodeSelector"], {
       "kubernetes.io/hostname": "clover1",
     });
@@ -401,7 +409,7 @@ describe("ros: the delivery check", () => {
     );
     const error = silent.outputErrors["delivery"];
     assert.ok(error instanceof Error);
-    assert.match(error.message, /no \/chatter from laptop reached clover1/);
+    assert.match(error.message, /no ROS 2 message from laptop reached clover1/);
     assert.match(
       error.message,
       /the check on clover1 reported nothing: kubectl -n rosfleet logs job\/delivery-check-clover1/,
@@ -419,8 +427,8 @@ describe("ros: the delivery check", () => {
       error.message.replace(/^error serializing property "\w+": /, ""),
       [
         "ROS 2 delivery check failed with ros.discovery = multicast: 2 of 6 node pairs did not hear each other:",
-        "  - no /chatter from laptop reached clover1",
-        "  - no /chatter from vm1 reached clover1",
+        "  - no ROS 2 message from laptop reached clover1",
+        "  - no ROS 2 message from vm1 reached clover1",
         "Hint: multicast is the negative control: flannel does not carry multicast between nodes; use discovery-server.",
         "The next pulumi up runs the check again (new check Jobs); nothing else needs to change.",
       ].join("\n"),
@@ -651,7 +659,7 @@ describe("ros: the delivery decision", () => {
     assert.equal(verdict.ok, true);
     assert.equal(
       verdict.message,
-      "/chatter crossed nodes in all 2 directions with ros.discovery = discovery-server",
+      "ROS 2 messages crossed nodes in all 2 directions with ros.discovery = discovery-server",
     );
   });
 
@@ -664,7 +672,7 @@ describe("ros: the delivery decision", () => {
     assert.equal(verdict.ok, true);
     assert.equal(
       verdict.message,
-      "one-node lab: /chatter checked within solo only (no other node to cross to), ros.discovery = host-network",
+      "one-node lab: ROS 2 messages checked within solo only (no other node to cross to), ros.discovery = host-network",
     );
   });
 
@@ -686,10 +694,10 @@ describe("ros: the delivery decision", () => {
       verdict.message,
       [
         "ROS 2 delivery check failed with ros.discovery = discovery-server: 4 of 6 node pairs did not hear each other:",
-        "  - no /chatter from a reached b",
-        "  - no /chatter from c reached b",
-        "  - no /chatter from a reached c",
-        "  - no /chatter from b reached c",
+        "  - no ROS 2 message from a reached b",
+        "  - no ROS 2 message from c reached b",
+        "  - no ROS 2 message from a reached c",
+        "  - no ROS 2 message from b reached c",
         "  (the check on c reported nothing: kubectl -n rosfleet logs job/delivery-check-c)",
         "Hint: check the discovery server (kubectl -n rosfleet logs deploy/ros-discovery) and that flannel's 8472/udp is open between the nodes.",
         "The next pulumi up runs the check again (new check Jobs); nothing else needs to change.",
@@ -755,7 +763,7 @@ describe("ros: the check script (run by bash and python3, ros2 faked, a TLS API)
       stdout,
       "ROSFLEET_DELIVERY listener=laptop heard=clover1,vm1 run=abc-1 job=uid-7\n",
     );
-    assert.ok(calls.includes("ros2 topic echo /chatter std_msgs/msg/String"));
+    assert.ok(calls.includes("ros2 topic echo /rosfleet/beacon std_msgs/msg/String"));
     // Humble's echo has no --timeout: the machine's own timeout bounds it.
     assert.match(
       checkScript("laptop", ["vm1"], 30),

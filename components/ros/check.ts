@@ -1,5 +1,5 @@
 // The delivery check: a beacon talker on every checked node publishes "rosfleet-beacon from
-// <node>" on /chatter; one Job per node, pinned there, listens with the workloads' image, env and
+// <node>" on its own topic (BEACON_TOPIC: the demo listeners do not hear it); one Job per node, pinned there, listens with the workloads' image, env and
 // network mode, and writes whom it heard to a ConfigMap (its ServiceAccount may patch exactly
 // that one). Pulumi waits for the Jobs, reads the ConfigMap through the Kubernetes API, judges
 // the reports with `evaluateDelivery`, and a failure fails `pulumi up` by name. No SSH: the same
@@ -25,7 +25,14 @@ import {
   specHash,
 } from "./delivery";
 import { appLabels, tolerateAll } from "../k8s";
-import { RosContext, podNetworking, rosContainerOf, rosEnv, rosPodBase } from "./render";
+import {
+  BEACON_TOPIC,
+  RosContext,
+  podNetworking,
+  rosContainerOf,
+  rosEnv,
+  rosPodBase,
+} from "./render";
 
 /** The ConfigMap the check Jobs write their reports to (data: node name → report line). */
 export const REPORTS_CONFIGMAP = "rosfleet-delivery";
@@ -57,6 +64,7 @@ export function checkScript(
     NODE_NAME: node,
     EXPECTED: expected.join(","),
     TIMEOUT_SECONDS: timeoutSeconds,
+    TOPIC: BEACON_TOPIC,
     REPORTS: REPORTS_CONFIGMAP,
     PUBLISH_PY: readScript(path.join(__dirname, "publish.py")),
   });
@@ -75,7 +83,7 @@ export const CHECK_RULES = [
 /** The cross-node proof (`rosfleet:ros:DeliveryCheck`). */
 export class DeliveryCheck extends pulumi.ComponentResource {
   public readonly jobs: readonly k8s.batch.v1.Job[];
-  /** Every (talker node → listener node) pair and whether /chatter arrived; fails the update when any did not. */
+  /** Every (talker node → listener node) pair and whether the beacon arrived; fails the update when any did not. */
   public readonly results: pulumi.Output<DeliveryResult[]>;
 
   constructor(name: string, args: DeliveryCheckArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -123,10 +131,11 @@ export class DeliveryCheck extends pulumi.ComponentResource {
     // The last run's reports, read before the Jobs are declared (unknown on the first preview,
     // when the ConfigMap does not exist yet).
     const last = k8s.core.v1.ConfigMap.get(`${name}-last`, reports.id, { parent: this });
-    const run = pulumi.all([last.data, args.context.image]).apply(([data, image]) =>
+    const ctx = pulumi.all([args.context.image, args.context.discoveryServer]);
+    const run = pulumi.all([last.data, ctx]).apply(([data, [image, discoveryServer]]) =>
       checkRun(
         specHash({
-          ctx: { ...args.context, image },
+          ctx: { ...args.context, image, discoveryServer },
           nodes: args.nodes,
           timeoutSeconds: args.timeoutSeconds,
         }),
@@ -171,7 +180,7 @@ export class DeliveryCheck extends pulumi.ComponentResource {
                   args.context.image,
                   // Kubernetes expands $(NODE_NAME) from the env below.
                   [
-                    ...["ros2", "topic", "pub", "-r", "2", "/chatter", "std_msgs/msg/String"],
+                    ...["ros2", "topic", "pub", "-r", "2", BEACON_TOPIC, "std_msgs/msg/String"],
                     "{data: 'rosfleet-beacon from $(NODE_NAME)'}",
                   ],
                   [

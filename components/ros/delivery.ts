@@ -91,7 +91,7 @@ export function checkRun(
 }
 
 export interface DeliveryPair {
-  /** Node whose beacon talker published on /chatter. */
+  /** Node whose beacon talker published. */
   readonly talker: string;
   /** Node whose check Job listened. */
   readonly listener: string;
@@ -108,7 +108,7 @@ export interface DeliveryVerdict {
 }
 
 /**
- * Every ordered pair of different nodes: a pass then means /chatter crossed nodes. A one-node
+ * Every ordered pair of different nodes: a pass then means ROS 2 messages crossed nodes. A one-node
  * lab has nothing to cross to, so its node is checked against itself.
  */
 export function deliveryPairs(nodes: readonly string[]): DeliveryPair[] {
@@ -153,11 +153,11 @@ export function evaluateDelivery(
       results,
       ok,
       message: within
-        ? `one-node lab: /chatter checked within ${nodes[0]} only (no other node to cross to), ros.discovery = ${mode}`
-        : `/chatter crossed nodes in all ${results.length} directions with ros.discovery = ${mode}`,
+        ? `one-node lab: ROS 2 messages checked within ${nodes[0]} only (no other node to cross to), ros.discovery = ${mode}`
+        : `ROS 2 messages crossed nodes in all ${results.length} directions with ros.discovery = ${mode}`,
     };
   const silent = [...new Set(failed.map((f) => f.listener))].filter((l) => !reports.has(l));
-  const lines = failed.map((f) => `no /chatter from ${f.talker} reached ${f.listener}`);
+  const lines = failed.map((f) => `no ROS 2 message from ${f.talker} reached ${f.listener}`);
   return {
     results,
     ok,

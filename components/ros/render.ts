@@ -15,8 +15,9 @@ type PodSpec = k8s.types.input.core.v1.PodSpec;
 export const NAMESPACE = "rosfleet";
 export const DISCOVERY_NAME = "ros-discovery";
 export const DISCOVERY_PORT = 11811;
-/** Fast DDS discovery server address, as a name resolved once when a participant starts. */
-export const DISCOVERY_ADDRESS = `${DISCOVERY_NAME}.${NAMESPACE}.svc.cluster.local:${DISCOVERY_PORT}`;
+/** The topic of the delivery check's beacons: their own, so the demo listeners never hear (and
+ * log) them. */
+export const BEACON_TOPIC = "/rosfleet/beacon";
 /** The Multus NetworkAttachmentDefinition pods are attached to in `multus` mode. */
 export const MULTUS_NETWORK = "ros-macvlan";
 /** The name Multus gives a pod's first extra interface. */
@@ -28,6 +29,12 @@ export interface RosContext {
   readonly image: pulumi.Input<string>;
   readonly domainId: number;
   readonly discovery: DiscoveryMode;
+  /**
+   * `discovery-server` mode: the server's Service as `<cluster IP>:<port>`. An address, not a
+   * DNS name: Fast DDS resolves `ROS_DISCOVERY_SERVER` once, when a participant starts, and a
+   * pod that starts while cluster DNS does not answer would hear nobody for ever.
+   */
+  readonly discoveryServer?: pulumi.Input<string>;
 }
 
 /**
@@ -35,7 +42,7 @@ export interface RosContext {
  * must see the whole graph, which a plain discovery-server client does not.
  */
 export function rosEnv(
-  ctx: Pick<RosContext, "domainId" | "discovery">,
+  ctx: Pick<RosContext, "domainId" | "discovery" | "discoveryServer">,
   superClient: boolean,
 ): EnvVar[] {
   const env: EnvVar[] = [
@@ -46,8 +53,10 @@ export function rosEnv(
   ];
   switch (ctx.discovery) {
     case "discovery-server":
+      if (ctx.discoveryServer === undefined)
+        throw new Error("discovery-server mode: the ROS context has no discovery server address");
       env.push(
-        { name: "ROS_DISCOVERY_SERVER", value: DISCOVERY_ADDRESS },
+        { name: "ROS_DISCOVERY_SERVER", value: ctx.discoveryServer },
         // Pods on one node share no /dev/shm: shared-memory transport would lose data.
         { name: "FASTDDS_BUILTIN_TRANSPORTS", value: "UDPv4" },
       );
@@ -112,21 +121,37 @@ export function rosContainerOf(
 export const ROS_ACCOUNT = "rosfleet-ros";
 
 /** What every ROS pod spec has besides its containers: its account without an API token,
- * security, the scratch volume. */
+ * security, the scratch volume, and a shared process namespace — so the pod's PID 1 is the
+ * sandbox, not `ros2` or `sleep`, which as PID 1 ignore SIGTERM (no handler: the kernel drops
+ * it) and make every rollout and `destroy` wait out the grace period, pod by pod. */
 export const rosPodBase = (): Pick<
   PodSpec,
-  "serviceAccountName" | "automountServiceAccountToken" | "securityContext" | "volumes"
+  | "serviceAccountName"
+  | "automountServiceAccountToken"
+  | "securityContext"
+  | "volumes"
+  | "shareProcessNamespace"
 > => ({
   serviceAccountName: ROS_ACCOUNT,
   automountServiceAccountToken: false,
+  shareProcessNamespace: true,
   securityContext: podSecurity(ROS_USER),
   volumes: [scratchVolume],
 });
 
+/**
+ * rcl's file logger off: every node otherwise writes each line it logs (a listener: every
+ * message it hears) to a file under ROS_LOG_DIR, the 64 Mi scratch volume, until the pod is
+ * evicted. Its console output stays (the container log, which the kubelet rotates).
+ */
+export const NO_LOG_FILE = ["--ros-args", "--disable-external-lib-logs"];
+
 /** One container running one ROS node. */
 export function rosContainer(role: ContainerRole, lang: DemoLang, ctx: RosContext): Container {
   const args =
-    role === "toolbox" ? ["sleep", "infinity"] : ["ros2", "run", `demo_nodes_${lang}`, role];
+    role === "toolbox"
+      ? ["sleep", "infinity"]
+      : ["ros2", "run", `demo_nodes_${lang}`, role, ...NO_LOG_FILE];
   return rosContainerOf(role, ctx.image, args, rosEnv(ctx, role === "toolbox"));
 }
 

@@ -94,7 +94,6 @@ export class RosWorkloads extends pulumi.ComponentResource {
       { parent: this },
     );
     const ns = this.namespace.metadata.name;
-    this.context = { image: args.image, domainId: ros.domainId, discovery: ros.discovery };
     const pullSecret = args.pull === undefined ? undefined : this.pullSecret(name, ns, args.pull);
     this.pullSecrets = pullSecret === undefined ? [] : [{ name: pullSecret.metadata.name }];
     this.account = new k8s.core.v1.ServiceAccount(
@@ -107,12 +106,24 @@ export class RosWorkloads extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    const server =
+      ros.discovery === "discovery-server" ? this.discoveryServer(name, ns, args.image) : undefined;
     this.discovery =
-      ros.discovery === "discovery-server"
-        ? this.discoveryServer(name, ns, args.image)
+      server !== undefined
+        ? [server.deployment, server.service]
         : ros.discovery === "multus"
           ? this.multus(name, ns, ros.multus, args)
           : [];
+    this.context = {
+      image: args.image,
+      domainId: ros.domainId,
+      discovery: ros.discovery,
+      ...(server === undefined
+        ? {}
+        : {
+            discoveryServer: pulumi.interpolate`${server.service.spec.clusterIP}:${DISCOVERY_PORT}`,
+          }),
+    };
     const after = [this.account, ...this.discovery];
 
     const { annotations } = podNetworking(ros.discovery);
@@ -250,12 +261,13 @@ export class RosWorkloads extends pulumi.ComponentResource {
     return [...install, attachment, ...ready];
   }
 
-  /** The Fast DDS discovery server: a Deployment and its ClusterIP Service (UDP 11811). */
+  /** The Fast DDS discovery server: a Deployment and its ClusterIP Service (UDP 11811). The
+   * server's own context needs no discovery address: it is the server. */
   private discoveryServer(
     name: string,
     ns: pulumi.Output<string>,
     image: pulumi.Input<string>,
-  ): pulumi.Resource[] {
+  ): { deployment: k8s.apps.v1.Deployment; service: k8s.core.v1.Service } {
     const server = new k8s.apps.v1.Deployment(
       `${name}-discovery-server`,
       deploymentArgs(DISCOVERY_NAME, ns, {
@@ -293,6 +305,6 @@ export class RosWorkloads extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    return [server, service];
+    return { deployment: server, service };
   }
 }

@@ -25,6 +25,8 @@ export interface ControlPlane {
   readonly kubeconfig: string;
   readonly server: string;
   readonly api: KubeApi;
+  /** Where its CA (`ca.crt`, `ca.key`) is: to issue the nodes' certificates. */
+  readonly dir: string;
   /** The PEM of the admin's client key: a credential that must never reach state. */
   readonly adminKey: string;
   /** A node kwok simulates: Ready, with these labels. */
@@ -36,11 +38,11 @@ export interface ControlPlane {
 
 const KWOK_ANNOTATION = "kwok.x-k8s.io/node";
 
-async function freePort(): Promise<number> {
+export async function freePort(host = "127.0.0.1"): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
+    server.listen(0, host, () => {
       const { port } = server.address() as net.AddressInfo;
       server.close(() => resolve(port));
     });
@@ -49,48 +51,51 @@ async function freePort(): Promise<number> {
 
 const openssl = (args: readonly string[]) => execFileSync("openssl", args, { stdio: "pipe" });
 
-/** A CA, the API server's certificate, the admin's client certificate, the SA signing key. */
-function makeCertificates(dir: string): void {
-  const f = (name: string) => path.join(dir, name);
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+/** Signs a key pair `<name>.key`/`<name>.crt` in `dir` with the test CA (`ca.key`). */
+export function issueCertificate(dir: string, name: string, subject: string, ext: string): void {
+  const f = (file: string) => path.join(dir, file);
+  openssl(["req", ...EC, "-keyout", f(`${name}.key`), "-out", f(`${name}.csr`), "-subj", subject]);
+  fs.writeFileSync(f(`${name}.ext`), ext);
   openssl(
-    ["req", "-x509", ...ec, "-keyout", f("ca.key"), "-out", f("ca.crt")].concat([
+    ["x509", "-req", "-in", f(`${name}.csr`), "-CA", f("ca.crt"), "-CAkey", f("ca.key")].concat([
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-out",
+      f(`${name}.crt`),
+      "-extfile",
+      f(`${name}.ext`),
+    ]),
+  );
+}
+
+const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
+/** A CA, the API server's certificate (valid for `addresses`), the admin's client certificate,
+ * the SA signing key. */
+function makeCertificates(dir: string, addresses: readonly string[]): void {
+  const f = (name: string) => path.join(dir, name);
+  openssl(
+    ["req", "-x509", ...EC, "-keyout", f("ca.key"), "-out", f("ca.crt")].concat([
       "-days",
       "1",
       "-subj",
       "/CN=rosfleet-engine-test-ca",
     ]),
   );
-  const leaf = (name: string, subject: string, ext: string) => {
-    openssl([
-      "req",
-      ...ec,
-      "-keyout",
-      f(`${name}.key`),
-      "-out",
-      f(`${name}.csr`),
-      "-subj",
-      subject,
-    ]);
-    fs.writeFileSync(f(`${name}.ext`), ext);
-    openssl(
-      ["x509", "-req", "-in", f(`${name}.csr`), "-CA", f("ca.crt"), "-CAkey", f("ca.key")].concat([
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-out",
-        f(`${name}.crt`),
-        "-extfile",
-        f(`${name}.ext`),
-      ]),
-    );
-  };
-  leaf(
+  const sans = ["DNS:localhost", ...addresses.map((a) => `IP:${a}`)].join(",");
+  issueCertificate(
+    dir,
     "apiserver",
     "/CN=kube-apiserver",
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    `subjectAltName=${sans}\nextendedKeyUsage=serverAuth\n`,
   );
-  leaf("admin", "/O=system:masters/CN=rosfleet-engine-test-admin", "extendedKeyUsage=clientAuth\n");
+  issueCertificate(
+    dir,
+    "admin",
+    "/O=system:masters/CN=rosfleet-engine-test-admin",
+    "extendedKeyUsage=clientAuth\n",
+  );
   openssl([
     "genpkey",
     "-algorithm",
@@ -126,7 +131,7 @@ function writeKubeconfig(dir: string, server: string): string {
   return file;
 }
 
-function kubeApi(dir: string, port: number): KubeApi {
+function kubeApi(dir: string, host: string, port: number): KubeApi {
   const agent = new https.Agent({
     ca: fs.readFileSync(path.join(dir, "ca.crt")),
     cert: fs.readFileSync(path.join(dir, "admin.crt")),
@@ -137,7 +142,7 @@ function kubeApi(dir: string, port: number): KubeApi {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const req = https.request(
         {
-          host: "127.0.0.1",
+          host,
           port,
           path: urlPath,
           method,
@@ -183,9 +188,27 @@ async function waitFor(
   }
 }
 
+export interface ControlPlaneOptions {
+  /**
+   * Real nodes (the cluster tier): the API server listens on this address, which the nodes
+   * reach, not on loopback; it is the `kubernetes` Service's endpoint, authorizes kubelets as
+   * nodes, and reaches them by InternalIP for exec and logs. No kwok.
+   */
+  readonly address?: string;
+}
+
+/** The `kubernetes` Service's address in `SERVICE_CIDR`: pods reach the API server there. */
+export const SERVICE_CIDR = "10.96.0.0/16";
+export const KUBERNETES_SERVICE_IP = "10.96.0.1";
+
 /** Starts the control plane; `bin` holds the toolchain's binaries. */
-export async function startControlPlane(bin: string): Promise<ControlPlane> {
+export async function startControlPlane(
+  bin: string,
+  options: ControlPlaneOptions = {},
+): Promise<ControlPlane> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-engine-"));
+  const host = options.address ?? "127.0.0.1";
+  const realNodes = options.address !== undefined;
   const procs: { name: string; proc: ChildProcess; log: string[] }[] = [];
   const logs = () =>
     procs
@@ -218,9 +241,13 @@ export async function startControlPlane(bin: string): Promise<ControlPlane> {
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
-    makeCertificates(dir);
+    makeCertificates(dir, ["127.0.0.1", host, KUBERNETES_SERVICE_IP]);
     const f = (name: string) => path.join(dir, name);
-    const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    const [etcdPort, peerPort, apiPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(host),
+    ];
     const etcd = `http://127.0.0.1:${etcdPort}`;
     run("etcd", [
       ...["--data-dir", f("etcd"), "--name", "engine", "--unsafe-no-fsync"],
@@ -231,19 +258,27 @@ export async function startControlPlane(bin: string): Promise<ControlPlane> {
       ...["--listen-metrics-urls", ""],
     ]);
     run("kube-apiserver", [
-      ...["--etcd-servers", etcd, "--bind-address", "127.0.0.1", "--secure-port", String(apiPort)],
-      ...["--advertise-address", "127.0.0.1", "--endpoint-reconciler-type", "none"],
+      ...["--etcd-servers", etcd, "--bind-address", host, "--secure-port", String(apiPort)],
+      ...["--advertise-address", host],
+      ...(realNodes
+        ? [
+            ...["--authorization-mode", "Node,RBAC"],
+            ...["--kubelet-preferred-address-types", "InternalIP,Hostname"],
+            ...["--kubelet-client-certificate", f("admin.crt")],
+            ...["--kubelet-client-key", f("admin.key")],
+          ]
+        : ["--endpoint-reconciler-type", "none", "--authorization-mode", "RBAC"]),
       ...["--tls-cert-file", f("apiserver.crt"), "--tls-private-key-file", f("apiserver.key")],
       ...["--client-ca-file", f("ca.crt"), "--cert-dir", f("apiserver-certs")],
       ...["--service-account-issuer", "https://kubernetes.default.svc.cluster.local"],
       ...["--service-account-key-file", f("sa.pub")],
       ...["--service-account-signing-key-file", f("sa.key")],
-      ...["--service-cluster-ip-range", "10.96.0.0/16", "--authorization-mode", "RBAC"],
+      ...["--service-cluster-ip-range", SERVICE_CIDR],
       "--allow-privileged=true",
     ]);
-    const server = `https://127.0.0.1:${apiPort}`;
+    const server = `https://${host}:${apiPort}`;
     const kubeconfig = writeKubeconfig(dir, server);
-    const api = kubeApi(dir, apiPort);
+    const api = kubeApi(dir, host, apiPort);
     await waitFor(
       "kube-apiserver",
       async () => (await api.request("GET", "/readyz")).status === 200,
@@ -258,14 +293,15 @@ export async function startControlPlane(bin: string): Promise<ControlPlane> {
     run("kube-scheduler", [
       ...["--kubeconfig", kubeconfig, "--leader-elect=false", "--secure-port", "0"],
     ]);
-    run("kwok", [
-      ...["--kubeconfig", kubeconfig, "--config", path.join(bin, "kwok-stages.yaml")],
-      ...[
-        "--manage-all-nodes=false",
-        `--manage-nodes-with-annotation-selector=${KWOK_ANNOTATION}=fake`,
-      ],
-      ...["--cidr", "10.244.0.0/16", "--node-ip", "127.0.0.1"],
-    ]);
+    if (!realNodes)
+      run("kwok", [
+        ...["--kubeconfig", kubeconfig, "--config", path.join(bin, "kwok-stages.yaml")],
+        ...[
+          "--manage-all-nodes=false",
+          `--manage-nodes-with-annotation-selector=${KWOK_ANNOTATION}=fake`,
+        ],
+        ...["--cidr", "10.244.0.0/16", "--node-ip", "127.0.0.1"],
+      ]);
     // The namespace controller has run once the default ServiceAccount exists.
     await waitFor(
       "kube-controller-manager",
@@ -275,6 +311,7 @@ export async function startControlPlane(bin: string): Promise<ControlPlane> {
       logs,
     );
     return {
+      dir,
       kubeconfig,
       server,
       api,

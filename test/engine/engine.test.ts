@@ -85,7 +85,7 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
       for (const listener of MACHINES)
         if (talker !== listener)
           assert.ok(
-            text.includes(`no /chatter from ${talker.name} reached ${listener.name}`),
+            text.includes(`no ROS 2 message from ${talker.name} reached ${listener.name}`),
             `names ${talker.name} → ${listener.name}`,
           );
     for (const listener of MACHINES)

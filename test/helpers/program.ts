@@ -7,6 +7,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { REPO_ROOT, configValues } from "./stack";
 
 /** What a fake k3s server prints for `cat /var/lib/rancher/k3s/server/token`. */
+/** The cluster IP the fake API server gives every Service. */
+export const FAKE_CLUSTER_IP = "10.43.0.17";
+
 export const FAKE_TOKEN = "K10fakefakefakefake::server:fake-secret-for-tests";
 /** A k3s.yaml as k3s writes it (the credentials are placeholders). */
 export const FAKE_K3S_YAML = `apiVersion: v1
@@ -134,6 +137,9 @@ export class FakeRos {
         .split(",")
         .map((v) => JSON.parse(v) as string);
     }
+    // The API server gives a ClusterIP Service its address.
+    if (type === "kubernetes:core/v1:Service")
+      return { ...inputs, spec: { ...(inputs["spec"] as Obj), clusterIP: FAKE_CLUSTER_IP } };
     if (type !== "kubernetes:batch/v1:Job") return inputs;
     // Unique across runs, as Kubernetes uids are.
     const uid = `job-uid-${++jobUids}`;
