@@ -140,9 +140,9 @@ describe("ros: default workloads on the lab-notes stack", () => {
       { name: "discovery", port: 11811, targetPort: 11811, protocol: "UDP" },
     ]);
     const server = run.get(DEPLOYMENT, "ros-discovery-server");
+    // The server binary itself, which leaves orderly on SIGTERM (see the cluster tier).
     assert.deepEqual(containers(server)[0]["args"], [
-      "fastdds",
-      "discovery",
+      "fast-discovery-server",
       "-i",
       "0",
       "-l",

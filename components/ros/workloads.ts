@@ -277,7 +277,11 @@ export class RosWorkloads extends pulumi.ComponentResource {
             ...rosContainerOf(
               "discovery-server",
               image,
-              ["fastdds", "discovery", "-i", "0", "-l", "0.0.0.0", "-p", String(DISCOVERY_PORT)],
+              // The server itself, not `fastdds discovery`: that Python wrapper dies of SIGTERM
+              // and leaves the server to be killed, so it never says goodbye (DATA[Up]); the
+              // clients then take its restart, under the same GUID, for the old server and
+              // never announce themselves to it again: new pods hear nobody.
+              ["fast-discovery-server", "-i", "0", "-l", "0.0.0.0", "-p", String(DISCOVERY_PORT)],
               [{ name: "HOME", value: SCRATCH }],
             ),
             ports: [{ name: "discovery", containerPort: DISCOVERY_PORT, protocol: "UDP" }],

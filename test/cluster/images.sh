@@ -41,7 +41,15 @@ build_ros() {
     chroot "$root" /opt/ros/jazzy/bin/pip install -q --no-cache-dir "${WHEELS[@]}"
   rm -f "$root/tmp/ca.crt"
   install -m 0755 "$HERE/rosimage/ros2" "$root/opt/ros/jazzy/bin/ros2"
-  install -m 0644 "$HERE/rosimage/setup.bash" "$root/opt/ros/jazzy/setup.bash"
+  # Like a ROS distro's setup.bash, it puts the libraries on LD_LIBRARY_PATH (here the wheels'
+  # own folders, which their Python bootstrapper would otherwise add for Python alone), so the
+  # C++ tools run, fast-discovery-server among them.
+  {
+    cat "$HERE/rosimage/setup.bash"
+    # shellcheck disable=SC2016 # expanded when setup.bash is sourced
+    printf 'export LD_LIBRARY_PATH=%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}\n' \
+      "$(chroot "$root" /opt/ros/jazzy/bin/python3 -c 'import os; print(os.environ["LD_LIBRARY_PATH"])')"
+  } >"$root/opt/ros/jazzy/setup.bash"
   install -m 0755 "$HERE/rosimage/ros_entrypoint.sh" "$root/ros_entrypoint.sh"
   install -D -m 0644 "$HERE/rosimage/demo_node.py" "$root/opt/ros/jazzy/share/rosfleet-test/demo_node.py"
   local lang role
@@ -55,6 +63,8 @@ build_ros() {
   done
   : >"$root/etc/resolv.conf"
   rm -rf "$root/var/cache/apt/archives"/*.deb "$root/var/lib/apt/lists"/* "$root/root/.cache"
+  # mktemp made the root 0700: the image's / must be open to the non-root user pods run as.
+  chmod 0755 "$root"
   layer_of "$root" "$OUT.tmp/ros.layer"
   python3 "$HERE/oci.py" "$OUT.tmp/ros.layer" "$ROS_NAME" \
     '{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","LANG=C.UTF-8","ROS_DISTRO=jazzy"],"Entrypoint":["/ros_entrypoint.sh"],"Cmd":["bash"]}' \
@@ -80,6 +90,8 @@ if [ ! -s "$OUT/ros-jazzy.digest" ] || [ ! -s "$OUT/pause.digest" ]; then
   build_ros "$root"
   build_pause
   rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
+  # Images of other inputs are not used again.
+  find "$CACHE" -mindepth 1 -maxdepth 1 ! -path "$OUT" -exec rm -rf {} +
   log "cached in $OUT"
 fi
 printf '%s %s %s\n' "$OUT/ros-jazzy.tar" "$ROS_NAME" "$(cat "$OUT/ros-jazzy.digest")"

@@ -13,7 +13,7 @@
 import { ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ControlPlane, issueCertificate } from "../engine/controlplane";
+import { ControlPlane, SERVICE_CIDR, issueCertificate } from "../engine/controlplane";
 
 /** The hub network: the host at .1, nodes from .11. */
 const HUB_NET = "10.201.0";
@@ -75,6 +75,9 @@ export function missingPrerequisite(bin: string): string | undefined {
   return undefined;
 }
 
+const netnsNames = (): string[] =>
+  fs.existsSync("/run/netns") ? fs.readdirSync("/run/netns") : [];
+
 /** The cgroup hierarchies of this host: each v1 controller, or the one v2 root. */
 function cgroupRoots(): string[] {
   if (fs.existsSync(`${CGROUP_FS}/cgroup.procs`)) return [CGROUP_FS];
@@ -113,6 +116,8 @@ export class Nodes {
   private readonly procs: Proc[] = [];
   private readonly sysctls = new Map<string, string>();
   private readonly newHostPaths = HOST_PATHS.filter((p) => !fs.existsSync(p));
+  /** Pods' network namespaces (containerd's `cni-*`) that were there before. */
+  private readonly oldNetns = new Set(netnsNames());
 
   constructor(
     names: readonly string[],
@@ -161,8 +166,11 @@ export class Nodes {
       inNs(n.netns, "ip", ["addr", "add", `${n.ip}/24`, "dev", "eth0"]);
       inNs(n.netns, "ip", ["link", "set", "eth0", "up"]);
       inNs(n.netns, "ip", ["link", "set", "lo", "up"]);
-      // Multicast leaves by eth0 (host-network pods' LAN), as on a machine's default route.
-      inNs(n.netns, "ip", ["route", "add", "default", "via", HOST_IP]);
+      // No default route: nothing on a node reaches past this host's test network. Multicast
+      // (host-network pods' LAN) and Service addresses (rewritten by kube-proxy after the
+      // route lookup) leave by eth0.
+      inNs(n.netns, "ip", ["route", "add", "224.0.0.0/4", "dev", "eth0"]);
+      inNs(n.netns, "ip", ["route", "add", SERVICE_CIDR, "dev", "eth0"]);
       inNs(n.netns, "sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
       // kube-proxy's Service rules must see bridged pod-to-pod traffic on the node.
       inNs(n.netns, "sysctl", ["-qw", "net.bridge.bridge-nf-call-iptables=1"]);
@@ -185,9 +193,9 @@ export class Nodes {
     this.procs.push({ name, proc, log });
   }
 
-  /** containerd, kubelet and kube-proxy on every node, registered with `cp`; the images in each. */
+  /** containerd, kubelet and kube-proxy on every node (after `network()`), registered with
+   * `cp`; the images in each. */
   async start(cp: ControlPlane, images: readonly string[]): Promise<void> {
-    this.network();
     const roots = cgroupRoots();
     for (const n of this.nodes) {
       const d = path.join(this.dir, n.name);
@@ -333,6 +341,9 @@ export class Nodes {
   }
 
   private removeNetwork(): void {
+    // Pods killed without their CNI teardown leave their namespaces behind.
+    for (const ns of netnsNames())
+      if (ns.startsWith("cni-") && !this.oldNetns.has(ns)) quiet("ip", ["netns", "delete", ns]);
     // Deleting a namespace deletes its interfaces; the host's end and routes go with them.
     for (const n of this.nodes) quiet("ip", ["netns", "delete", n.netns]);
     quiet("ip", ["netns", "delete", HUB]);

@@ -50,6 +50,9 @@ manifest = {
     ],
 }
 manifest_digest, manifest_bytes = blob(json.dumps(manifest, sort_keys=True).encode())
+# Two names for the one manifest: the tag, and `<repository>@sha256:<digest>`, which is how
+# pods refer to it (containerd's CRI finds a digest reference only under that name).
+repository = name.rsplit(":", 1)[0]
 index = {
     "schemaVersion": 2,
     "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -59,11 +62,9 @@ index = {
             "digest": "sha256:" + manifest_digest,
             "size": len(manifest_bytes),
             "platform": {"architecture": "amd64", "os": "linux"},
-            "annotations": {
-                "io.containerd.image.name": name,
-                "org.opencontainers.image.ref.name": name.rsplit(":", 1)[-1],
-            },
+            "annotations": {"io.containerd.image.name": ref},
         }
+        for ref in (name, "%s@sha256:%s" % (repository, manifest_digest))
     ],
 }
 

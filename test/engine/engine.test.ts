@@ -12,7 +12,9 @@ import {
   AutomationStack,
   automationStack,
   changeList,
+  leftInCluster,
   rosfleetConfig,
+  stateObjects,
   stateText,
   withChanges,
 } from "../helpers/automation";
@@ -187,35 +189,9 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
   });
 
   it("destroy leaves nothing of rosfleet in the API", async () => {
-    const state = (await stack.exportStack()).deployment as {
-      resources?: {
-        type: string;
-        external?: boolean;
-        outputs?: {
-          apiVersion?: string;
-          kind?: string;
-          metadata?: { name?: string; namespace?: string };
-        };
-      }[];
-    };
-    const objects = (state.resources ?? [])
-      // Reads (the cluster's Nodes) are not rosfleet's to delete.
-      .filter((r) => r.type.startsWith("kubernetes:") && r.external !== true)
-      .map((r) => r.outputs)
-      .filter((o) => o?.kind !== undefined && o.metadata?.name !== undefined);
+    const objects = await stateObjects(stack);
     assert.ok(objects.length > 10, `the lab's objects are in state (${objects.length})`);
     await stack.destroy();
-    const left: string[] = [];
-    for (const o of objects) {
-      const group = o?.apiVersion?.includes("/")
-        ? `/apis/${o.apiVersion}`
-        : `/api/${o?.apiVersion}`;
-      // Every kind rosfleet declares has the regular plural.
-      const plural = `${o?.kind?.toLowerCase()}s`;
-      const ns = o?.metadata?.namespace === undefined ? "" : `/namespaces/${o.metadata.namespace}`;
-      const url = `${group}${ns}/${plural}/${o?.metadata?.name}`;
-      if ((await cp?.api.request("GET", url))?.status !== 404) left.push(url);
-    }
-    assert.deepEqual(left, []);
+    assert.deepEqual(await leftInCluster(objects, (url) => cp?.api.request("GET", url)), []);
   });
 });

@@ -146,3 +146,38 @@ export function stateText(a: AutomationStack, bin: string): string {
     "\n",
   );
 }
+
+/** A Kubernetes object rosfleet declared, as its state records it. */
+export interface StateObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string };
+}
+
+/** The Kubernetes objects the stack created (not the ones it only reads, like Nodes). */
+export async function stateObjects(stack: Stack): Promise<StateObject[]> {
+  const state = (await stack.exportStack()).deployment as {
+    resources?: { type: string; external?: boolean; outputs?: StateObject }[];
+  };
+  return (state.resources ?? [])
+    .filter((r) => r.type.startsWith("kubernetes:") && r.external !== true)
+    .map((r) => r.outputs)
+    .filter((o): o is StateObject => o?.kind !== undefined && o.metadata?.name !== undefined);
+}
+
+/** The API paths of `objects` that still answer (anything but 404) through `get`. */
+export async function leftInCluster(
+  objects: readonly StateObject[],
+  get: (url: string) => Promise<{ status: number } | undefined> | undefined,
+): Promise<string[]> {
+  const left: string[] = [];
+  for (const o of objects) {
+    const group = o.apiVersion?.includes("/") ? `/apis/${o.apiVersion}` : `/api/${o.apiVersion}`;
+    // Every kind rosfleet declares has the regular plural.
+    const plural = `${o.kind?.toLowerCase()}s`;
+    const ns = o.metadata?.namespace === undefined ? "" : `/namespaces/${o.metadata.namespace}`;
+    const url = `${group}${ns}/${plural}/${o.metadata?.name}`;
+    if ((await get(url))?.status !== 404) left.push(url);
+  }
+  return left;
+}
