@@ -10,6 +10,7 @@ const BIN = process.env.ROSFLEET_TOOLCHAIN_BIN ?? "";
 async function main(): Promise<void> {
   const lab = new ClusterLab(BIN);
   const rows: string[] = [];
+  const seen: string[] = [];
   try {
     await lab.start();
     const stack = lab.pulumi?.stack;
@@ -18,11 +19,22 @@ async function main(): Promise<void> {
       await stack.setAllConfig(lab.config(mode, 60));
       const start = Date.now();
       const verdict = await stack.up({ color: "never" }).then(
-        () => "passed",
-        (e: unknown) =>
-          /delivery check failed/.test(String(e))
-            ? `failed: ${(/(\d+ of \d+) node pairs/.exec(String(e)) ?? ["", "?"])[1]} pairs`
-            : `error: ${String(e).slice(0, 200)}`,
+        (r) => {
+          seen.push(`${mode}: delivery = ${JSON.stringify(r.outputs.delivery?.value)}`);
+          return "passed";
+        },
+        (e: unknown) => {
+          const text = String(e);
+          // The engine's diagnostics, at the end, carry the whole message once.
+          const at = text.lastIndexOf("ROS 2 delivery check failed");
+          if (at < 0) return `error: ${text.slice(0, 200)}`;
+          const message = text.slice(
+            at,
+            text.indexOf("\n", text.indexOf("The next pulumi up", at)),
+          );
+          seen.push(`${mode}: ${message.replace(/\n {4}/g, "\n")}`);
+          return `failed: ${(/(\d+ of \d+) node pairs/.exec(message) ?? ["", "?"])[1]} pairs`;
+        },
       );
       const seconds = (Date.now() - start) / 1000;
       rows.push(`| ${mode.padEnd(16)} | ${seconds.toFixed(0).padStart(7)} | ${verdict} |`);
@@ -37,6 +49,7 @@ async function main(): Promise<void> {
   console.log("| mode             | up to verdict, s | verdict |");
   console.log("| ---------------- | ---------------: | ------- |");
   for (const row of rows) console.log(row);
+  for (const line of seen) console.log(`\n${line}`);
 }
 
 main().catch((err: unknown) => {

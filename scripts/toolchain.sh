@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the tools the engine tier needs from the Go module proxy, pinned, into a cache outside
-# the repository, and reuses what is already there:
+# Builds the tools the engine, lab and cluster tiers need from the Go module proxy, pinned, into a
+# cache outside the repository, and reuses what is already there:
 #   pulumi                        the Pulumi CLI (no language host: tests use inline programs)
 #   pulumi-resource-kubernetes    the kubernetes provider, used as an ambient plugin on PATH
 #   kube-apiserver, kube-controller-manager, kube-scheduler   a control plane (Kubernetes release)
