@@ -277,10 +277,9 @@ export class RosWorkloads extends pulumi.ComponentResource {
             ...rosContainerOf(
               "discovery-server",
               image,
-              // The server itself, not `fastdds discovery`: that Python wrapper dies of SIGTERM
-              // and leaves the server to be killed, so it never says goodbye (DATA[Up]); the
-              // clients then take its restart, under the same GUID, for the old server and
-              // never announce themselves to it again: new pods hear nobody.
+              // The server itself, not the `fastdds discovery` wrapper (which runs it): the
+              // wrapper dies of SIGTERM and leaves the server to be killed, so the clients never
+              // hear its goodbye (DATA[Up]); the server leaves in order on SIGTERM.
               ["fast-discovery-server", "-i", "0", "-l", "0.0.0.0", "-p", String(DISCOVERY_PORT)],
               [{ name: "HOME", value: SCRATCH }],
             ),
