@@ -4,7 +4,6 @@ import { labCluster } from "./components/cluster";
 import { readLabConfig } from "./components/config";
 import { Dashboard } from "./components/dashboard/headlamp";
 import { RosDemoImage } from "./components/image/image";
-import { imageRegistry } from "./components/image/reference";
 import { DeliveryCheck } from "./components/ros/check";
 import { RosWorkloads } from "./components/ros/workloads";
 
@@ -25,15 +24,7 @@ const rosDemo = new RosDemoImage("ros-demo", {
 
 // Stage 5 — ros: discovery for the chosen mode, the workloads, the cross-node delivery check.
 // The nodes pull with the registry login that pushes the build, when the stack has one.
-const pull =
-  lab.registryUsername === undefined || lab.registryPassword === undefined
-    ? undefined
-    : {
-        registry: imageRegistry(lab.image.repository),
-        username: lab.registryUsername,
-        password: lab.registryPassword,
-      };
-const schedulable = lab.nodes.filter((n) => !n.cordon).map((n) => n.name);
+const schedulable = lab.schedulable;
 const ros = new RosWorkloads(
   "ros",
   {
@@ -41,7 +32,7 @@ const ros = new RosWorkloads(
     image: rosDemo.ref,
     k3sVersion: lab.k3s?.version,
     access: cluster.access,
-    pull,
+    pull: lab.pull,
     nodes: schedulable,
   },
   inCluster,

@@ -1,3 +1,4 @@
+import { pullCredentials, schedulableNodes } from "../components/config/derived";
 import assert from "node:assert/strict";
 import { LabSettings, ParseEnv, Problem, formatProblems, parseLab } from "../components/config";
 import { configValues, exampleStacks, readStackConfig } from "./helpers/stack";
@@ -553,5 +554,32 @@ describe("config: validation", () => {
         "  image.repository: required when image.build is true: where to push the image, e.g. docker.io/<you>/ros_demo",
       ].join("\n"),
     );
+  });
+});
+
+describe("config: what the stages take from it", () => {
+  it("pull credentials: the repository's registry, only with both username and password", () => {
+    const image = { repository: "ghcr.io/lab/ros_demo" };
+    assert.deepEqual(pullCredentials({ image, registryUsername: "me" }, "pw"), {
+      registry: "ghcr.io",
+      username: "me",
+      password: "pw",
+    });
+    assert.equal(
+      pullCredentials({ image: { repository: "lab/ros_demo" }, registryUsername: "me" }, "pw")
+        ?.registry,
+      "docker.io",
+    );
+    assert.equal(pullCredentials({ image, registryUsername: "me" }, undefined), undefined);
+    assert.equal(pullCredentials({ image }, "pw"), undefined);
+  });
+
+  it("schedulable nodes: every node but the cordoned ones, in order", () => {
+    const nodes = [
+      { name: "laptop", cordon: false },
+      { name: "clover1", cordon: true },
+      { name: "vm1", cordon: false },
+    ];
+    assert.deepEqual(schedulableNodes({ nodes }), ["laptop", "vm1"]);
   });
 });

@@ -8,6 +8,7 @@ import { Problem, crossChecks, isLocalHost } from "./checks";
 import { isKubeconfigText, resolveKubeconfigPath } from "./mode-checks";
 import { clusterAccess } from "../cluster/kubeconfig";
 import { Workload, defaultWorkloads, workloadWithDefaults } from "./workloads";
+import { PullCredentials, pullCredentials, schedulableNodes } from "./derived";
 import {
   Arch,
   DashboardAccess,
@@ -132,6 +133,10 @@ export interface LabConfig extends LabSettings {
   /** `cluster.kubeconfig` when it holds the kubeconfig itself rather than a path. */
   readonly clusterKubeconfig: pulumi.Output<string> | undefined;
   readonly registryPassword: pulumi.Output<string> | undefined;
+  /** The registry login the nodes pull with, when the stack has one. */
+  readonly pull: PullCredentials | undefined;
+  /** The nodes workloads and the delivery check may use (not cordoned). */
+  readonly schedulable: readonly string[];
 }
 
 export type ParseResult =
@@ -369,6 +374,7 @@ export function readLabConfig(): LabConfig {
   const result = parseLab(values, { isSecret: (key) => configKeyIsSecret(`${prefix}${key}`) });
   if (!result.ok) throw new ConfigError(result.problems);
   const config = new pulumi.Config(NAMESPACE);
+  const registryPassword = config.getSecret("registryPassword");
   return {
     ...result.settings,
     sshPrivateKey: config.getSecret("sshPrivateKey"),
@@ -376,6 +382,8 @@ export function readLabConfig(): LabConfig {
       result.settings.cluster !== undefined && result.settings.cluster.kubeconfigPath === undefined
         ? pulumi.secret(config.requireObject<{ kubeconfig: string }>("cluster").kubeconfig)
         : undefined,
-    registryPassword: config.getSecret("registryPassword"),
+    registryPassword,
+    pull: pullCredentials(result.settings, registryPassword),
+    schedulable: schedulableNodes(result.settings),
   };
 }

@@ -1,7 +1,8 @@
 // Pure renderers for the ROS 2 stage: the environment each discovery mode needs, and the pod
 // specs of the workloads, the discovery server and the delivery check. Specs are plain objects
-// with the image as their one input: a rebuild (or an image unknown at preview) leaves every
-// other field known, so `pulumi preview --diff` shows exactly what changes.
+// whose inputs are the image and (discovery-server mode) the server's Service address, known
+// once the Service exists: a rebuild (or an image unknown at preview) leaves every other field
+// known, so `pulumi preview --diff` shows exactly what changes.
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import { ContainerRole, DemoLang, DiscoveryMode, Workload } from "../config";

@@ -3,6 +3,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
+import type { PullCredentials } from "../config/derived";
 import type { ClusterAccess } from "../cluster/kubeconfig";
 import { Lookup, MULTUS_CRD, crdLookup } from "../cluster/probe";
 import { dockerConfigJson } from "../image/pull";
@@ -47,13 +48,6 @@ else
   echo "$NODE_NAME: no ${MULTUS_INTERFACE} yet: Multus has not configured this node" >&2
   exit 1
 fi`;
-
-export interface PullCredentials {
-  /** The registry of `image.repository` (docker.io when it names none). */
-  readonly registry: string;
-  readonly username: string;
-  readonly password: pulumi.Input<string>;
-}
 
 /** The `kubernetes.io/dockerconfigjson` Secret it lists. */
 export const PULL_SECRET = "rosfleet-registry";

@@ -13,7 +13,13 @@
 import { ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ControlPlane, SERVICE_CIDR, issueCertificate } from "../engine/controlplane";
+import {
+  ControlPlane,
+  SERVICE_CIDR,
+  issueCertificate,
+  stopProcess,
+  writeKubeconfig,
+} from "../engine/controlplane";
 
 /** The hub network: the host at .1, nodes from .11. */
 const HUB_NET = "10.201.0";
@@ -231,8 +237,8 @@ export class Nodes {
         `/O=system:nodes/CN=system:node:${n.name}`,
         `subjectAltName=IP:${n.ip}\nextendedKeyUsage=clientAuth,serverAuth\n`,
       );
-      const kubelet = kubeconfigFor(cp, `node-${n.name}`, path.join(d, "kubelet.kubeconfig"));
-      const proxy = kubeconfigFor(cp, "kube-proxy", path.join(d, "kube-proxy.kubeconfig"));
+      const kubelet = writeKubeconfig(cp.dir, cp.server, `node-${n.name}`);
+      const proxy = writeKubeconfig(cp.dir, cp.server, "kube-proxy");
       fs.writeFileSync(path.join(d, "resolv.conf"), "");
       fs.writeFileSync(path.join(d, "kubelet.yaml"), kubeletConfig(cp, d, n));
       this.spawn(`${n.name}-kubelet`, n.netns, path.join(this.bin, "kubelet"), [
@@ -328,16 +334,7 @@ export class Nodes {
   }
 
   private async kill(which: (p: Proc) => boolean): Promise<void> {
-    await Promise.all(
-      this.procs.filter(which).map(async ({ proc }) => {
-        if (proc.exitCode !== null || proc.signalCode !== null) return;
-        const exited = new Promise((r) => proc.once("exit", r));
-        proc.kill("SIGTERM");
-        const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-        await exited;
-        clearTimeout(timer);
-      }),
-    );
+    await Promise.all(this.procs.filter(which).map(({ proc }) => stopProcess(proc, 10_000)));
   }
 
   private removeNetwork(): void {
@@ -349,30 +346,6 @@ export class Nodes {
     quiet("ip", ["netns", "delete", HUB]);
     quiet("ip", ["link", "delete", HOST_LINK]);
   }
-}
-
-function kubeconfigFor(cp: ControlPlane, cert: string, file: string): string {
-  const b64 = (name: string) => fs.readFileSync(path.join(cp.dir, name)).toString("base64");
-  const config = {
-    apiVersion: "v1",
-    kind: "Config",
-    clusters: [
-      { name: "c", cluster: { server: cp.server, "certificate-authority-data": b64("ca.crt") } },
-    ],
-    users: [
-      {
-        name: "u",
-        user: {
-          "client-certificate-data": b64(`${cert}.crt`),
-          "client-key-data": b64(`${cert}.key`),
-        },
-      },
-    ],
-    contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
-    "current-context": "c",
-  };
-  fs.writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
-  return file;
 }
 
 /** containerd 2.x for one node: its own paths, runc from Debian, no systemd cgroups, no NRI. */

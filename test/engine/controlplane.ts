@@ -108,9 +108,14 @@ function makeCertificates(dir: string, addresses: readonly string[]): void {
   openssl(["pkey", "-in", f("sa.key"), "-pubout", "-out", f("sa.pub")]);
 }
 
-function writeKubeconfig(dir: string, server: string): string {
+/** A kubeconfig at `file` for `server`, with the client certificate `<cert>.crt`/`.key` of `dir`. */
+export function writeKubeconfig(
+  dir: string,
+  server: string,
+  cert = "admin",
+  file = path.join(dir, `${cert}.kubeconfig`),
+): string {
   const b64 = (name: string) => fs.readFileSync(path.join(dir, name)).toString("base64");
-  const file = path.join(dir, "admin.kubeconfig");
   // JSON is YAML; kubeconfig readers accept either.
   const config = {
     apiVersion: "v1",
@@ -120,15 +125,28 @@ function writeKubeconfig(dir: string, server: string): string {
     ],
     users: [
       {
-        name: "admin",
-        user: { "client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key") },
+        name: cert,
+        user: {
+          "client-certificate-data": b64(`${cert}.crt`),
+          "client-key-data": b64(`${cert}.key`),
+        },
       },
     ],
-    contexts: [{ name: "engine", context: { cluster: "engine", user: "admin" } }],
+    contexts: [{ name: "engine", context: { cluster: "engine", user: cert } }],
     "current-context": "engine",
   };
   fs.writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
   return file;
+}
+
+/** Ends `proc`: SIGTERM, then SIGKILL after `graceMs`. */
+export async function stopProcess(proc: ChildProcess, graceMs: number): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once("exit", r));
+  proc.kill("SIGTERM");
+  const timer = setTimeout(() => proc.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(timer);
 }
 
 function kubeApi(dir: string, host: string, port: number): KubeApi {
@@ -230,14 +248,7 @@ export async function startControlPlane(
   };
   const stop = async () => {
     // Reverse order: the apiserver's clients before it, etcd last.
-    for (const { proc } of [...procs].reverse()) {
-      if (proc.exitCode !== null || proc.signalCode !== null) continue;
-      const exited = new Promise((r) => proc.once("exit", r));
-      proc.kill("SIGTERM");
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
+    for (const { proc } of [...procs].reverse()) await stopProcess(proc, 5000);
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
