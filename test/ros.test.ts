@@ -16,7 +16,7 @@ import {
   reportsOf,
 } from "../components/ros/delivery";
 import { FakeApi, startFakeApi } from "./helpers/apiserver";
-import { FAKE_CLUSTER_IP, ProgramRun, Registration, runProgram } from "./helpers/program";
+import { ProgramRun, fakeClusterIp, Registration, runProgram } from "./helpers/program";
 import { NO_LOG_FILE } from "../components/ros/render";
 import { readStackConfig } from "./helpers/stack";
 
@@ -128,31 +128,42 @@ describe("ros: default workloads on the lab-notes stack", () => {
           ...SCRATCH_ENV,
           ROS_DOMAIN_ID: "0",
           // By the Service's address: no DNS lookup, which Fast DDS makes once only.
-          ROS_DISCOVERY_SERVER: `${FAKE_CLUSTER_IP}:11811`,
+          // Both servers, server 0 first.
+          ROS_DISCOVERY_SERVER: `${fakeClusterIp("ros-discovery")}:11811;${fakeClusterIp("ros-discovery-1")}:11811`,
           FASTDDS_BUILTIN_TRANSPORTS: "UDPv4",
           ...(c["name"] === "toolbox" ? { ROS_SUPER_CLIENT: "TRUE" } : {}),
         });
   });
 
-  it("creates the discovery server and its UDP Service before any workload", () => {
-    const service = run.get(SERVICE, "ros-discovery");
-    assert.deepEqual(o(service.inputs["spec"])["ports"], [
-      { name: "discovery", port: 11811, targetPort: 11811, protocol: "UDP" },
-    ]);
-    const server = run.get(DEPLOYMENT, "ros-discovery-server");
-    // The server binary itself, which leaves orderly on SIGTERM (see the cluster tier).
-    assert.deepEqual(containers(server)[0]["args"], [
-      "fast-discovery-server",
-      "-i",
-      "0",
-      "-l",
-      "0.0.0.0",
-      "-p",
-      "11811",
-    ]);
-    for (const name of ["ros-demo-listener", "ros-demo-talker"]) {
-      assert.ok(run.dependsOn(run.get(POD, name), service), name);
-      assert.ok(run.dependsOn(run.get(POD, name), server), name);
+  it("creates two discovery servers and their UDP Services, on different nodes, before any workload", () => {
+    const servers = [
+      { id: "0", app: "ros-discovery", suffix: "" },
+      { id: "1", app: "ros-discovery-1", suffix: "-1" },
+    ];
+    for (const { id, app, suffix } of servers) {
+      const service = run.get(SERVICE, `ros-discovery${suffix}`);
+      assert.equal(o(service.inputs["metadata"])["name"], app);
+      assert.deepEqual(o(service.inputs["spec"])["ports"], [
+        { name: "discovery", port: 11811, targetPort: 11811, protocol: "UDP" },
+      ]);
+      const server = run.get(DEPLOYMENT, `ros-discovery-server${suffix}`);
+      // The server binary itself, which leaves orderly on SIGTERM (see the cluster tier).
+      assert.deepEqual(containers(server)[0]["args"], [
+        "fast-discovery-server",
+        "-i",
+        id,
+        "-l",
+        "0.0.0.0",
+        "-p",
+        "11811",
+      ]);
+      const anti = JSON.stringify(podSpec(server)["affinity"]);
+      const other = servers.find((x) => x.app !== app)?.app ?? "";
+      assert.ok(anti.includes(`"values":["${other}"]`), `${app} keeps away from ${other}`);
+      for (const name of ["ros-demo-listener", "ros-demo-talker"]) {
+        assert.ok(run.dependsOn(run.get(POD, name), service), name);
+        assert.ok(run.dependsOn(run.get(POD, name), server), name);
+      }
     }
   });
 });
@@ -699,7 +710,7 @@ describe("ros: the delivery decision", () => {
         "  - no ROS 2 message from a reached c",
         "  - no ROS 2 message from b reached c",
         "  (the check on c reported nothing: kubectl -n rosfleet logs job/delivery-check-c)",
-        "Hint: check the discovery server (kubectl -n rosfleet logs deploy/ros-discovery) and that flannel's 8472/udp is open between the nodes.",
+        "Hint: check the discovery servers (kubectl -n rosfleet logs deploy/ros-discovery, deploy/ros-discovery-1) and that flannel's 8472/udp is open between the nodes.",
         "The next pulumi up runs the check again (new check Jobs); nothing else needs to change.",
       ].join("\n"),
     );

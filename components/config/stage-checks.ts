@@ -20,6 +20,7 @@ export function multusRules(raw: Dict): Problem[] {
  * same app label, and their selectors would take each other's pods. */
 const RESERVED_WHAT: Readonly<Record<string, string>> = {
   "ros-discovery": "discovery server",
+  "ros-discovery-1": "second discovery server",
   "rosfleet-beacon": "delivery-check beacons",
 };
 const RESERVED_NAMES = Object.keys(RESERVED_WHAT);

@@ -125,7 +125,7 @@ export function expectedTalkers(pairs: readonly DeliveryPair[], listener: string
 
 const HINTS: Record<DiscoveryMode, string> = {
   "discovery-server":
-    "check the discovery server (kubectl -n rosfleet logs deploy/ros-discovery) and that flannel's 8472/udp is open between the nodes",
+    "check the discovery servers (kubectl -n rosfleet logs deploy/ros-discovery, deploy/ros-discovery-1) and that flannel's 8472/udp is open between the nodes",
   "host-network":
     "host-network relies on LAN multicast: the machines must share a subnet, and firewalls must pass UDP 7400-7700",
   multus:

@@ -15,6 +15,8 @@ type PodSpec = k8s.types.input.core.v1.PodSpec;
 /** Every ROS resource lives here. */
 export const NAMESPACE = "rosfleet";
 export const DISCOVERY_NAME = "ros-discovery";
+/** The discovery servers' names (Deployment, Service, app label), by server id. */
+export const DISCOVERY_SERVERS = [DISCOVERY_NAME, `${DISCOVERY_NAME}-1`];
 export const DISCOVERY_PORT = 11811;
 /** The topic of the delivery check's beacons: their own, so the demo listeners never hear (and
  * log) them. */
@@ -31,8 +33,8 @@ export interface RosContext {
   readonly domainId: number;
   readonly discovery: DiscoveryMode;
   /**
-   * `discovery-server` mode: the server's Service as `<cluster IP>:<port>`. An address, not a
-   * DNS name: Fast DDS resolves `ROS_DISCOVERY_SERVER` once, when a participant starts, and a
+   * `discovery-server` mode: the servers' Services as `<cluster IP>:<port>;…`, by server id. An
+   * address, not a DNS name: Fast DDS resolves `ROS_DISCOVERY_SERVER` once, when a participant starts, and a
    * pod that starts while cluster DNS does not answer would hear nobody for ever.
    */
   readonly discoveryServer?: pulumi.Input<string>;

@@ -11,7 +11,7 @@ import { perNodeName } from "./delivery";
 import { appLabels, deploymentArgs, tolerateAll } from "../k8s";
 import { MULTUS_CHART, macvlanConfig, multusValues } from "./multus";
 import {
-  DISCOVERY_NAME,
+  DISCOVERY_SERVERS,
   MULTUS_INTERFACE,
   MULTUS_NETWORK,
   DISCOVERY_PORT,
@@ -100,11 +100,17 @@ export class RosWorkloads extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    const server =
-      ros.discovery === "discovery-server" ? this.discoveryServer(name, ns, args.image) : undefined;
+    // Two discovery servers, each known by its Service's address. A server that restarts
+    // comes back at a new pod address; clients that knew the old one keep talking to that, so
+    // the new one never hears of them, and pods that start later would not find them through
+    // it. The other server still knows everyone: every client uses both.
+    const servers =
+      ros.discovery === "discovery-server"
+        ? DISCOVERY_SERVERS.map((_, id) => this.discoveryServer(name, ns, args.image, id))
+        : [];
     this.discovery =
-      server !== undefined
-        ? [server.deployment, server.service]
+      servers.length > 0
+        ? servers.flatMap((s) => [s.deployment, s.service])
         : ros.discovery === "multus"
           ? this.multus(name, ns, ros.multus, args)
           : [];
@@ -112,10 +118,13 @@ export class RosWorkloads extends pulumi.ComponentResource {
       image: args.image,
       domainId: ros.domainId,
       discovery: ros.discovery,
-      ...(server === undefined
+      ...(servers.length === 0
         ? {}
         : {
-            discoveryServer: pulumi.interpolate`${server.service.spec.clusterIP}:${DISCOVERY_PORT}`,
+            // `ROS_DISCOVERY_SERVER` lists the servers by id: the first is server 0.
+            discoveryServer: pulumi
+              .all(servers.map((s) => s.service.spec.clusterIP))
+              .apply((ips) => ips.map((ip) => `${ip}:${DISCOVERY_PORT}`).join(";")),
           }),
     };
     const after = [this.account, ...this.discovery];
@@ -255,17 +264,40 @@ export class RosWorkloads extends pulumi.ComponentResource {
     return [...install, attachment, ...ready];
   }
 
-  /** The Fast DDS discovery server: a Deployment and its ClusterIP Service (UDP 11811). The
+  /** Fast DDS discovery server `id`: a Deployment and its ClusterIP Service (UDP 11811). The
    * server's own context needs no discovery address: it is the server. */
   private discoveryServer(
     name: string,
     ns: pulumi.Output<string>,
     image: pulumi.Input<string>,
+    id: number,
   ): { deployment: k8s.apps.v1.Deployment; service: k8s.core.v1.Service } {
+    const app = DISCOVERY_SERVERS[id];
+    // Server 0 keeps the names of the days of one server: an upgrade replaces nothing of it.
+    const suffix = id === 0 ? "" : `-${id}`;
+    const others = DISCOVERY_SERVERS.filter((a) => a !== app);
     const server = new k8s.apps.v1.Deployment(
-      `${name}-discovery-server`,
-      deploymentArgs(DISCOVERY_NAME, ns, {
+      `${name}-discovery-server${suffix}`,
+      deploymentArgs(app, ns, {
         ...rosPodBase(),
+        // On different nodes where the lab has them: one node's loss takes one server.
+        affinity: {
+          podAntiAffinity: {
+            preferredDuringSchedulingIgnoredDuringExecution: [
+              {
+                weight: 100,
+                podAffinityTerm: {
+                  topologyKey: "kubernetes.io/hostname",
+                  labelSelector: {
+                    matchExpressions: [
+                      { key: "app.kubernetes.io/name", operator: "In", values: others },
+                    ],
+                  },
+                },
+              },
+            ],
+          },
+        },
         containers: [
           {
             ...rosContainerOf(
@@ -274,7 +306,10 @@ export class RosWorkloads extends pulumi.ComponentResource {
               // The server itself, not the `fastdds discovery` wrapper (which runs it): the
               // wrapper dies of SIGTERM and leaves the server to be killed, so the clients never
               // hear its goodbye (DATA[Up]); the server leaves in order on SIGTERM.
-              ["fast-discovery-server", "-i", "0", "-l", "0.0.0.0", "-p", String(DISCOVERY_PORT)],
+              [
+                ...["fast-discovery-server", "-i", String(id)],
+                ...["-l", "0.0.0.0", "-p", String(DISCOVERY_PORT)],
+              ],
               [{ name: "HOME", value: SCRATCH }],
             ),
             ports: [{ name: "discovery", containerPort: DISCOVERY_PORT, protocol: "UDP" }],
@@ -284,12 +319,12 @@ export class RosWorkloads extends pulumi.ComponentResource {
       { parent: this, dependsOn: [this.account] },
     );
     const service = new k8s.core.v1.Service(
-      `${name}-discovery`,
+      `${name}-discovery${suffix}`,
       {
-        metadata: { name: DISCOVERY_NAME, namespace: ns, labels: appLabels(DISCOVERY_NAME) },
+        metadata: { name: app, namespace: ns, labels: appLabels(app) },
         spec: {
           type: "ClusterIP",
-          selector: appLabels(DISCOVERY_NAME),
+          selector: appLabels(app),
           ports: [
             {
               name: "discovery",

@@ -7,8 +7,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { REPO_ROOT, configValues } from "./stack";
 
 /** What a fake k3s server prints for `cat /var/lib/rancher/k3s/server/token`. */
-/** The cluster IP the fake API server gives every Service. */
-export const FAKE_CLUSTER_IP = "10.43.0.17";
+/** The cluster IP the fake API server gives a Service: its own for each name. */
+export const fakeClusterIp = (service: string): string =>
+  `10.43.0.${17 + (createHash("sha256").update(service).digest()[0] % 200)}`;
 
 export const FAKE_TOKEN = "K10fakefakefakefake::server:fake-secret-for-tests";
 /** A k3s.yaml as k3s writes it (the credentials are placeholders). */
@@ -139,7 +140,13 @@ export class FakeRos {
     }
     // The API server gives a ClusterIP Service its address.
     if (type === "kubernetes:core/v1:Service")
-      return { ...inputs, spec: { ...(inputs["spec"] as Obj), clusterIP: FAKE_CLUSTER_IP } };
+      return {
+        ...inputs,
+        spec: {
+          ...(inputs["spec"] as Obj),
+          clusterIP: fakeClusterIp(String((inputs["metadata"] as Obj)["name"])),
+        },
+      };
     if (type !== "kubernetes:batch/v1:Job") return inputs;
     // Unique across runs, as Kubernetes uids are.
     const uid = `job-uid-${++jobUids}`;
