@@ -5,12 +5,7 @@ import { Dict, MachineView, dict, duplicates, machineViews, str, uses } from "./
 import { ARCHES } from "./schema";
 import { ModeEnv, modeRules } from "./mode-checks";
 import { airgapRules, multusRules, workloadRules } from "./stage-checks";
-
-/** One problem: the key path it concerns and what is wrong there. */
-export interface Problem {
-  readonly path: string;
-  readonly message: string;
-}
+import type { Problem } from "./problem";
 
 /** Hosts that mean "the machine that runs pulumi": reached with local commands, not SSH. */
 export const LOCAL_HOSTS: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "::1"]);

@@ -4,7 +4,7 @@
 import * as os from "node:os";
 import * as path from "node:path";
 import { kubeconfigContexts } from "../cluster/kubeconfig";
-import type { Problem } from "./checks";
+import type { Problem } from "./problem";
 import { Dict, MachineView, dict, isDict, str } from "./raw";
 
 /** Keys that only mean something when rosfleet installs k3s over SSH. */

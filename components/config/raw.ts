@@ -1,6 +1,6 @@
 // Reading the raw (not yet validated) configuration defensively, for the cross-key rules: they
 // must run even where the schema already rejected a field, so that every problem is reported.
-import type { Problem } from "./checks";
+import type { Problem } from "./problem";
 import { defaultArch } from "./schema";
 
 export type Dict = Readonly<Record<string, unknown>>;

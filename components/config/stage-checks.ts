@@ -1,5 +1,5 @@
 // Cross-key rules of the later stages' keys: ROS workloads, Multus, air-gapped k3s.
-import type { Problem } from "./checks";
+import type { Problem } from "./problem";
 import { Dict, MachineView, dict, duplicates, isDict, str } from "./raw";
 import { ARCHES } from "./schema";
 
