@@ -1,9 +1,10 @@
 // The delivery check: a beacon talker on every checked node publishes "rosfleet-beacon from
-// <node>" on its own topic (BEACON_TOPIC: the demo listeners do not hear it); one Job per node, pinned there, listens with the workloads' image, env and
-// network mode, and writes whom it heard to a ConfigMap (its ServiceAccount may patch exactly
-// that one). Pulumi waits for the Jobs, reads the ConfigMap through the Kubernetes API, judges
-// the reports with `evaluateDelivery`, and a failure fails `pulumi up` by name. No SSH: the same
-// check runs on a k3s rosfleet installed and on a cluster it did not.
+// <node>" on a topic of its own (BEACON_TOPIC: the demo listeners do not hear it); one Job per
+// node, pinned there, listens with the workloads' image, env and network mode, and writes whom
+// it heard to a ConfigMap (its ServiceAccount may patch exactly that one). Pulumi waits for the
+// Jobs, reads the ConfigMap through the Kubernetes API, judges the reports with
+// `evaluateDelivery`, and a failure fails `pulumi up` by name. No SSH: the same check runs on a
+// k3s rosfleet installed and on a cluster it did not.
 //
 // Retrying: a failed check leaves its reports behind. The next run reads them before declaring
 // the Jobs; unless they are a pass of this very spec, the Jobs get a new run key and so are
@@ -83,7 +84,8 @@ export const CHECK_RULES = [
 /** The cross-node proof (`rosfleet:ros:DeliveryCheck`). */
 export class DeliveryCheck extends pulumi.ComponentResource {
   public readonly jobs: readonly k8s.batch.v1.Job[];
-  /** Every (talker node → listener node) pair and whether the beacon arrived; fails the update when any did not. */
+  /** Every (talker node → listener node) pair and whether the beacon arrived; fails the update
+   * when any did not. */
   public readonly results: pulumi.Output<DeliveryResult[]>;
 
   constructor(name: string, args: DeliveryCheckArgs, opts?: pulumi.ComponentResourceOptions) {

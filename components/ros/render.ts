@@ -33,9 +33,9 @@ export interface RosContext {
   readonly domainId: number;
   readonly discovery: DiscoveryMode;
   /**
-   * `discovery-server` mode: the servers' Services as `<cluster IP>:<port>;…`, by server id. An
-   * address, not a DNS name: Fast DDS resolves `ROS_DISCOVERY_SERVER` once, when a participant starts, and a
-   * pod that starts while cluster DNS does not answer would hear nobody for ever.
+   * `discovery-server` mode: the servers' Services as `<cluster IP>:<port>;…`, by server id.
+   * Addresses, not DNS names: Fast DDS resolves `ROS_DISCOVERY_SERVER` once, when a participant
+   * starts, and a pod that starts while cluster DNS does not answer would hear nobody for ever.
    */
   readonly discoveryServer?: pulumi.Input<string>;
 }
