@@ -11,6 +11,7 @@ import { Stack } from "@pulumi/pulumi/automation";
 import { changeList, leftInCluster, stateObjects, withChanges } from "../helpers/automation";
 import { REPO_ROOT } from "../helpers/stack";
 import { ClusterLab, NODES } from "./lab";
+import { podGateway } from "./nodes";
 
 const BIN = process.env.ROSFLEET_TOOLCHAIN_BIN ?? "";
 const NS = "rosfleet";
@@ -75,6 +76,12 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
   after(async function () {
     if (this.currentTest?.state === "failed") console.error(lab.logs());
     await lab.stop();
+  });
+
+  it("the nodes' own network carries multicast between nodes (what host-network pods use)", async () => {
+    const [laptop, robot] = lab.nodes?.nodes ?? [];
+    assert.equal(await lab.nodes?.multicastReaches(laptop, robot), true);
+    assert.equal(await lab.nodes?.multicastReaches(robot, laptop), true);
   });
 
   it("discovery-server: up passes, every ordered pair of nodes received", async () => {
@@ -204,6 +211,12 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
     const verdict = err.message.slice(err.message.lastIndexOf("ROS 2 delivery check failed"));
     const end = verdict.indexOf("\n", verdict.indexOf("The next pulumi up"));
     console.log(`    ${verdict.slice(0, end).replace(/\n/g, "\n    ")}`);
+    // The pods' side of a node does not pass multicast on to other nodes (nothing routes it).
+    const [laptop, robot] = lab.nodes?.nodes ?? [];
+    assert.equal(
+      await lab.nodes?.multicastReaches({ netns: laptop.netns, ip: podGateway(laptop) }, robot),
+      false,
+    );
     // Within a node multicast works: every check heard its own node's beacon, and only it.
     const reports = await lab.cp?.api.get<{ data: Record<string, string> }>(
       `/api/v1/namespaces/${NS}/configmaps/rosfleet-delivery`,

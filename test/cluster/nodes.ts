@@ -81,6 +81,28 @@ export function missingPrerequisite(bin: string): string | undefined {
   return undefined;
 }
 
+const MULTICAST_GROUP = "239.255.77.1";
+const MULTICAST_RECEIVE = `import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", 17400))
+group = struct.pack("4s4s", socket.inet_aton("${MULTICAST_GROUP}"), socket.inet_aton(sys.argv[1]))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, group)
+s.settimeout(5)
+try:
+    print(s.recv(100).decode())
+except socket.timeout:
+    print("nothing")`;
+const MULTICAST_SEND = `import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(sys.argv[1]))
+for _ in range(10):
+    s.sendto(b"rosfleet-probe", ("${MULTICAST_GROUP}", 17400))
+    time.sleep(0.2)`;
+
+/** A node's address on its pod bridge (the bridge plugin's gateway, `.1` of its range). */
+export const podGateway = (n: ClusterNode): string => n.podCidr.replace(/\.0\/24$/, ".1");
+
 const netnsNames = (): string[] =>
   fs.existsSync("/run/netns") ? fs.readdirSync("/run/netns") : [];
 
@@ -270,6 +292,28 @@ export class Nodes {
         },
         120,
       );
+  }
+
+  /** Whether a multicast datagram sent from address `from.ip` in `from`'s namespace reaches
+   * `to`'s own interface: the node's address is what host-network pods send from, its pod
+   * bridge's (`podGateway`) the pods' side. */
+  async multicastReaches(
+    from: Pick<ClusterNode, "netns" | "ip">,
+    to: ClusterNode,
+  ): Promise<boolean> {
+    const receiver = spawn(
+      "nsenter",
+      [`--net=/run/netns/${to.netns}`, "python3", "-c", MULTICAST_RECEIVE, to.ip],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    let heard = "";
+    receiver.stdout.on("data", (c: Buffer) => (heard += c.toString("utf8")));
+    const done = new Promise((r) => receiver.once("exit", r));
+    // The receiver joins the group before anything is sent.
+    await new Promise((r) => setTimeout(r, 500));
+    inNs(from.netns, "python3", ["-c", MULTICAST_SEND, from.ip]);
+    await done;
+    return heard.trim() === "rosfleet-probe";
   }
 
   ctr(n: ClusterNode, args: readonly string[]) {
