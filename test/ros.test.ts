@@ -302,6 +302,17 @@ describe("ros: the delivery check", () => {
     assert.equal(env(containers(job)[0])["ROS_SUPER_CLIENT"], "TRUE");
   });
 
+  it("tells each check pod its Job's uid by both the current and the pre-1.27 label", () => {
+    const vars = containers(run.get(JOB, "delivery-clover1"))[0]["env"] as Obj[];
+    const fieldOf = (name: string) =>
+      o(o(vars.find((v) => v["name"] === name)?.["valueFrom"])["fieldRef"])["fieldPath"];
+    assert.equal(
+      fieldOf("ROSFLEET_JOB_UID"),
+      "metadata.labels['batch.kubernetes.io/controller-uid']",
+    );
+    assert.equal(fieldOf("ROSFLEET_JOB_UID_LEGACY"), "metadata.labels['controller-uid']");
+  });
+
   it("runs a beacon talker on each checked node, after the workloads", () => {
     const beacons = run.get(DAEMONSET, "delivery-beacons");
     const affinity = o(
@@ -733,6 +744,7 @@ describe("ros: the check script (run by bash and python3, ros2 faked, a TLS API)
   async function check(
     messages: string[],
     expected: string[],
+    uid: Record<string, string> = { ROSFLEET_JOB_UID: "uid-7" },
   ): Promise<{ stdout: string; stderr: string; calls: string[] }> {
     const state = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-check-"));
     fs.writeFileSync(path.join(state, "chatter"), messages.map((m) => `${m}\n`).join(""));
@@ -751,7 +763,7 @@ describe("ros: the check script (run by bash and python3, ros2 faked, a TLS API)
       KUBERNETES_SERVICE_PORT: String(api.port),
       ROSFLEET_SA_DIR: sa,
       ROSFLEET_CHECK_RUN: "abc-1",
-      ROSFLEET_JOB_UID: "uid-7",
+      ...uid,
     });
     assert.equal(r.status, 0, r.stderr);
     return {
@@ -780,6 +792,19 @@ describe("ros: the check script (run by bash and python3, ros2 faked, a TLS API)
       checkScript("laptop", ["vm1"], 30),
       /timeout "\$TIMEOUT_SECONDS" ros2 topic echo /,
     );
+  });
+
+  it("names its Job by the pre-1.27 label on an older cluster, and by the current one when both are there", async () => {
+    const legacy = await check(["rosfleet-beacon from vm1"], ["vm1"], {
+      ROSFLEET_JOB_UID: "",
+      ROSFLEET_JOB_UID_LEGACY: "uid-old",
+    });
+    assert.match(legacy.stdout, / job=uid-old\n$/);
+    const both = await check(["rosfleet-beacon from vm1"], ["vm1"], {
+      ROSFLEET_JOB_UID: "uid-new",
+      ROSFLEET_JOB_UID_LEGACY: "uid-new",
+    });
+    assert.match(both.stdout, / job=uid-new\n$/);
   });
 
   it("writes its report to its node's key of the reports ConfigMap, as its ServiceAccount", async () => {

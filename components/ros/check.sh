@@ -10,7 +10,9 @@
 #   TOPIC            the beacons' topic
 #   REPORTS          the ConfigMap the Job's ServiceAccount may patch
 #   PUBLISH_PY       publish.py, which patches it
-# Environment (from the Job): ROSFLEET_CHECK_RUN, the run key; ROSFLEET_JOB_UID, this Job's uid.
+# Environment (from the Job): ROSFLEET_CHECK_RUN, the run key; ROSFLEET_JOB_UID, this Job's uid
+# (ROSFLEET_JOB_UID_LEGACY on clusters older than Kubernetes 1.27, which label pods only
+# controller-uid).
 
 IFS=, read -r -a want <<<"$EXPECTED"
 heard=()
@@ -27,7 +29,7 @@ while IFS= read -r line; do
   for e in "${want[@]}"; do has "$e" || missing=1; done
   [ "$missing" -eq 0 ] && break
 done < <(timeout "$TIMEOUT_SECONDS" ros2 topic echo "$TOPIC" std_msgs/msg/String 2>/dev/null || true)
-report="ROSFLEET_DELIVERY listener=$NODE_NAME heard=$(IFS=,; echo "${heard[*]}") run=${ROSFLEET_CHECK_RUN:-} job=${ROSFLEET_JOB_UID:-}"
+report="ROSFLEET_DELIVERY listener=$NODE_NAME heard=$(IFS=,; echo "${heard[*]}") run=${ROSFLEET_CHECK_RUN:-} job=${ROSFLEET_JOB_UID:-${ROSFLEET_JOB_UID_LEGACY:-}}"
 echo "$report"
 # A report that cannot be written is judged as none: the verdict then names this node's log.
 python3 -c "$PUBLISH_PY" "$REPORTS" "$NODE_NAME" "$report" || true

@@ -37,6 +37,12 @@ import {
 
 /** The ConfigMap the check Jobs write their reports to (data: node name → report line). */
 export const REPORTS_CONFIGMAP = "rosfleet-delivery";
+/** Where a check pod learns its Job's uid: env name → pod label the Job controller sets. */
+export const JOB_UID_LABELS = [
+  ["ROSFLEET_JOB_UID", "batch.kubernetes.io/controller-uid"],
+  ["ROSFLEET_JOB_UID_LEGACY", "controller-uid"],
+] as const;
+
 /** The check Jobs' ServiceAccount, Role and RoleBinding. */
 export const CHECK_ACCOUNT = "rosfleet-delivery-check";
 
@@ -230,14 +236,12 @@ export class DeliveryCheck extends pulumi.ComponentResource {
                       [
                         ...rosEnv(args.context, true),
                         { name: "ROSFLEET_CHECK_RUN", value: run },
-                        {
-                          name: "ROSFLEET_JOB_UID",
-                          valueFrom: {
-                            fieldRef: {
-                              fieldPath: "metadata.labels['batch.kubernetes.io/controller-uid']",
-                            },
-                          },
-                        },
+                        // The Job controller's label since Kubernetes 1.27, and the older one:
+                        // a label a pod lacks reads as empty, and check.sh takes either.
+                        ...JOB_UID_LABELS.map(([envName, label]) => ({
+                          name: envName,
+                          valueFrom: { fieldRef: { fieldPath: `metadata.labels['${label}']` } },
+                        })),
                       ],
                     ),
                   ],
