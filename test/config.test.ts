@@ -291,6 +291,39 @@ describe("config: multus", () => {
     );
   });
 
+  it("needs a range with room for every pod on ros-macvlan at once, and says how much", () => {
+    const three = [
+      server,
+      { name: "pi1", host: "10.0.0.2", role: "agent", kind: "pi" },
+      { name: "pi2", host: "10.0.0.3", role: "agent", kind: "pi" },
+    ];
+    const multus = (range: string, extra: Record<string, unknown> = {}) =>
+      problems({
+        ...base,
+        machines: three,
+        ros: { discovery: "multus", multus: { range }, ...extra },
+      });
+    // The default workloads: 5 pods, 2 more in a rollout, 3 per node for the check and readiness.
+    assert.deepEqual(multus("192.168.1.200/28"), [
+      "ros.multus.range: 192.168.1.200/28 gives 14 addresses, but the lab's pods on ros-macvlan need up to 16 at once (5 workload pods, 2 more while Deployments roll out, a beacon, a check Job and a Multus readiness Job on each of 3 nodes): pods past that wait in ContainerCreating; use a /27 or larger range of free LAN addresses",
+    ]);
+    assert.equal(
+      settings({
+        ...base,
+        machines: three,
+        ros: { discovery: "multus", multus: { range: "192.168.1.192/27" } },
+      }).ros.multus.range,
+      "192.168.1.192/27",
+    );
+    // Listed workloads count by their replicas (and a quarter more while rolling out).
+    const workloads = [
+      { name: "talkers", kind: "deployment", replicas: 8, containers: ["talker"] },
+    ];
+    const [wide] = multus("192.168.1.192/28", { workloads });
+    assert.match(wide ?? "", /need up to 19 at once \(8 workload pods, 2 more while/);
+    assert.match(wide ?? "", /use a \/27 or larger/);
+  });
+
   it("takes the interface and range as given", () => {
     const lab = settings({
       ...base,

@@ -197,7 +197,7 @@ describe("ros: discovery modes and scaling", () => {
 
   it("multus: installs Multus + whereabouts for k3s, attaches pods to a macvlan on the common NIC", async () => {
     const run = await runProgram(
-      withRos({ discovery: "multus", multus: { interface: "eth0", range: "192.168.1.200/28" } }),
+      withRos({ discovery: "multus", multus: { interface: "eth0", range: "192.168.1.192/27" } }),
     );
     const CR = "kubernetes:helm.cattle.io/v1:HelmChart";
     const NAD = "kubernetes:k8s.cni.cncf.io/v1:NetworkAttachmentDefinition";
@@ -216,7 +216,7 @@ describe("ros: discovery modes and scaling", () => {
       type: "macvlan",
       master: "eth0",
       mode: "bridge",
-      ipam: { type: "whereabouts", range: "192.168.1.200/28" },
+      ipam: { type: "whereabouts", range: "192.168.1.192/27" },
     });
     assert.ok(run.dependsOn(nad, chart));
     const pod = run.get(POD, "ros-demo-listener");
@@ -254,7 +254,7 @@ describe("ros: discovery modes and scaling", () => {
 
   it("multus with install: false uses the cluster's Multus", async () => {
     const run = await runProgram(
-      withRos({ discovery: "multus", multus: { range: "192.168.1.200/28", install: false } }),
+      withRos({ discovery: "multus", multus: { range: "192.168.1.192/27", install: false } }),
     );
     assert.deepEqual(run.names("kubernetes:helm.cattle.io/v1:HelmChart"), []);
     assert.deepEqual(run.names("kubernetes:k8s.cni.cncf.io/v1:NetworkAttachmentDefinition"), [

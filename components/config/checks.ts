@@ -139,7 +139,7 @@ export function crossChecks(raw: Dict, env: CheckEnv): Problem[] {
     ...machineRules(views, raw),
     ...imageRules(raw, views),
     ...workloadRules(raw, views),
-    ...multusRules(raw),
+    ...multusRules(raw, views),
     ...airgapRules(raw, views, env.isFile),
     ...secretRules(raw),
   ];

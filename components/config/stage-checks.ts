@@ -3,17 +3,67 @@ import type { Problem } from "./problem";
 import { Dict, MachineView, dict, duplicates, isDict, str } from "./raw";
 import { ARCHES } from "./schema";
 
-export function multusRules(raw: Dict): Problem[] {
+export function multusRules(raw: Dict, views: readonly MachineView[]): Problem[] {
   const ros = dict(raw, "ros");
-  if (str(ros, "discovery") !== "multus" || str(dict(ros, "multus"), "range") !== undefined)
-    return [];
+  if (str(ros, "discovery") !== "multus") return [];
+  const range = str(dict(ros, "multus"), "range");
+  if (range === undefined)
+    return [
+      {
+        path: "ros.multus.range",
+        message:
+          "required with ros.discovery multus: free addresses of the machines' LAN for the pods' second interfaces, e.g. 192.168.1.200/28",
+      },
+    ];
+  const prefix = Number(/^\d+\.\d+\.\d+\.\d+\/(\d+)$/.exec(range)?.[1]);
+  // A malformed range is the schema's to report.
+  if (!Number.isInteger(prefix) || prefix > 32) return [];
+  const need = multusAddresses(raw, views);
+  // whereabouts hands out neither the network's nor the broadcast address.
+  const has = Math.max(0, 2 ** (32 - prefix) - 2);
+  if (need.total <= has) return [];
+  // The smallest range that fits (the longest prefix).
+  let wider = 30;
+  while (wider > 8 && 2 ** (32 - wider) - 2 < need.total) wider--;
   return [
     {
       path: "ros.multus.range",
-      message:
-        "required with ros.discovery multus: free addresses of the machines' LAN for the pods' second interfaces, e.g. 192.168.1.200/28",
+      message: `${range} gives ${has} addresses, but the lab's pods on ros-macvlan need up to ${need.total} at once (${need.detail}): pods past that wait in ContainerCreating; use a /${wider} or larger range of free LAN addresses`,
     },
   ];
+}
+
+/** How many pods of the lab hold a Multus address at once, at most: the workloads' pods (the
+ * default ones: 5), one more per 4 replicas of each Deployment while it rolls out (maxSurge
+ * 25%), and per schedulable node a beacon, a check Job and a Multus readiness Job. */
+export function multusAddresses(
+  raw: Dict,
+  views: readonly MachineView[],
+): { total: number; detail: string } {
+  const list = dict(raw, "ros")?.["workloads"];
+  const workloads = Array.isArray(list)
+    ? list.filter(isDict).map((w) => ({
+        deployment: str(w, "kind") === "deployment",
+        replicas: typeof w["replicas"] === "number" ? w["replicas"] : 1,
+      }))
+    : [
+        ...Array(3).fill({ deployment: false, replicas: 1 }),
+        ...Array(2).fill({ deployment: true, replicas: 1 }),
+      ];
+  const pods = workloads.reduce((n, w) => n + (w.deployment ? w.replicas : 1), 0);
+  const surge = workloads.reduce((n, w) => n + (w.deployment ? Math.ceil(w.replicas / 4) : 0), 0);
+  const nodes = Math.max(1, views.filter((v) => !v.cordon).length);
+  const check = dict(raw, "deliveryCheck")?.["enabled"] !== false;
+  const perNode = check ? 3 : 1;
+  const total = pods + surge + perNode * nodes;
+  const detail = [
+    `${pods} workload pods`,
+    `${surge} more while Deployments roll out`,
+    check
+      ? `a beacon, a check Job and a Multus readiness Job on each of ${nodes} nodes`
+      : `a Multus readiness Job on each of ${nodes} nodes`,
+  ].join(", ");
+  return { total, detail };
 }
 
 /** rosfleet's own workloads in the ROS namespace: a workload of the same name would carry the
