@@ -2,6 +2,7 @@
 import type { Problem } from "./problem";
 import { Dict, MachineView, dict, duplicates, isDict, str } from "./raw";
 import { ARCHES } from "./schema";
+import { defaultWorkloads } from "./workloads";
 
 export function multusRules(raw: Dict, views: readonly MachineView[]): Problem[] {
   const ros = dict(raw, "ros");
@@ -23,18 +24,18 @@ export function multusRules(raw: Dict, views: readonly MachineView[]): Problem[]
   const has = Math.max(0, 2 ** (32 - prefix) - 2);
   if (need.total <= has) return [];
   // The smallest range that fits (the longest prefix).
-  let wider = 30;
-  while (wider > 8 && 2 ** (32 - wider) - 2 < need.total) wider--;
+  let fits = 30;
+  while (fits > 8 && 2 ** (32 - fits) - 2 < need.total) fits--;
   return [
     {
       path: "ros.multus.range",
-      message: `${range} gives ${has} addresses, but the lab's pods on ros-macvlan need up to ${need.total} at once (${need.detail}): pods past that wait in ContainerCreating; use a /${wider} or larger range of free LAN addresses`,
+      message: `${range} gives ${has} addresses, but the lab's pods on ros-macvlan need up to ${need.total} at once (${need.detail}): pods past that wait in ContainerCreating; use a /${fits} or larger range of free LAN addresses`,
     },
   ];
 }
 
 /** How many pods of the lab hold a Multus address at once, at most: the workloads' pods (the
- * default ones: 5), one more per 4 replicas of each Deployment while it rolls out (maxSurge
+ * listed ones, or the default ones), one more per 4 replicas of each Deployment while it rolls out (maxSurge
  * 25%), and per schedulable node a beacon, a check Job and a Multus readiness Job. */
 export function multusAddresses(
   raw: Dict,
@@ -46,10 +47,10 @@ export function multusAddresses(
         deployment: str(w, "kind") === "deployment",
         replicas: typeof w["replicas"] === "number" ? w["replicas"] : 1,
       }))
-    : [
-        ...Array(3).fill({ deployment: false, replicas: 1 }),
-        ...Array(2).fill({ deployment: true, replicas: 1 }),
-      ];
+    : defaultWorkloads([]).map((w) => ({
+        deployment: w.kind === "deployment",
+        replicas: w.replicas,
+      }));
   const pods = workloads.reduce((n, w) => n + (w.deployment ? w.replicas : 1), 0);
   const surge = workloads.reduce((n, w) => n + (w.deployment ? Math.ceil(w.replicas / 4) : 0), 0);
   const nodes = Math.max(1, views.filter((v) => !v.cordon).length);

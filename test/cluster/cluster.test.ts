@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { Stack } from "@pulumi/pulumi/automation";
 import { changeList, leftInCluster, stateObjects, withChanges } from "../helpers/automation";
 import { REPO_ROOT } from "../helpers/stack";
+import { waitFor } from "../engine/controlplane";
 import { ClusterLab, NODES } from "./lab";
 import { podGateway } from "./nodes";
 
@@ -51,15 +52,9 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
     ).items;
   const logsOf = (pod: string, container: string) =>
     lab.kubectl(["-n", NS, "logs", pod, "-c", container]).stdout;
-  /** Waits for `ok`, polling; returns the seconds it took. */
-  const within = async (what: string, seconds: number, ok: () => Promise<boolean>) => {
-    const start = Date.now();
-    while (!(await ok().catch(() => false))) {
-      if (Date.now() - start > seconds * 1000) assert.fail(`${what}: not within ${seconds} s`);
-      await sleep(500);
-    }
-    return (Date.now() - start) / 1000;
-  };
+  /** Waits for `ok` (the components' logs are printed by `after` when a test fails). */
+  const within = (what: string, seconds: number, ok: () => Promise<boolean>) =>
+    waitFor(what, ok, seconds * 1000, () => "");
   const heardLines = (pod: string, container = "listener") =>
     logsOf(pod, container)
       .split("\n")

@@ -17,7 +17,9 @@ import {
   ControlPlane,
   SERVICE_CIDR,
   issueCertificate,
+  nodeIsReady,
   stopProcess,
+  waitFor,
   writeKubeconfig,
 } from "../engine/controlplane";
 
@@ -239,7 +241,12 @@ export class Nodes {
       ]);
     }
     for (const n of this.nodes) {
-      await this.until(`${n.name}: containerd`, () => this.ctr(n, ["version"]).status === 0, 60);
+      await waitFor(
+        `${n.name}: containerd`,
+        () => Promise.resolve(this.ctr(n, ["version"]).status === 0),
+        60_000,
+        () => this.logs(),
+      );
       for (const image of images) {
         const r = this.ctr(n, ["-n", "k8s.io", "images", "import", image]);
         if (r.status !== 0) throw new Error(`${n.name}: import ${image}: ${r.stderr}`);
@@ -279,18 +286,11 @@ export class Nodes {
       ]);
     }
     for (const n of this.nodes)
-      await this.until(
+      await waitFor(
         `${n.name}: node Ready`,
-        async () => {
-          const node = await cp.api.get<{
-            status?: { conditions?: { type: string; status: string }[] };
-          }>(`/api/v1/nodes/${n.name}`);
-          return (
-            node?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ??
-            false
-          );
-        },
-        120,
+        () => nodeIsReady(cp.api, n.name),
+        120_000,
+        () => this.logs(),
       );
   }
 
@@ -320,20 +320,6 @@ export class Nodes {
     return spawnSync(path.join(this.bin, "ctr"), ["--address", n.socket, ...args], {
       encoding: "utf8",
     });
-  }
-
-  private async until(what: string, ok: () => boolean | Promise<boolean>, seconds: number) {
-    const deadline = Date.now() + seconds * 1000;
-    for (;;) {
-      if (
-        await Promise.resolve()
-          .then(ok)
-          .catch(() => false)
-      )
-        return;
-      if (Date.now() > deadline) throw new Error(`${what}: not in ${seconds} s\n${this.logs()}`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
   }
 
   /** The last lines of each node process's log. */

@@ -191,7 +191,16 @@ function kubeApi(dir: string, host: string, port: number): KubeApi {
   };
 }
 
-async function waitFor(
+/** Whether the Node `name` reports Ready. */
+export async function nodeIsReady(api: KubeApi, name: string): Promise<boolean> {
+  const node = await api.get<{ status?: { conditions?: { type: string; status: string }[] } }>(
+    `/api/v1/nodes/${name}`,
+  );
+  return node?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+}
+
+/** Polls `ok` until it holds; past `timeoutMs` fails with `what` and the components' logs. */
+export async function waitFor(
   what: string,
   ok: () => Promise<boolean>,
   timeoutMs: number,
@@ -341,20 +350,7 @@ export async function startControlPlane(
           spec: {},
         });
         if (res.status !== 201) throw new Error(`node ${name}: ${res.status} ${res.body}`);
-        await waitFor(
-          `kwok node ${name}`,
-          async () => {
-            const node = await api.get<{
-              status?: { conditions?: { type: string; status: string }[] };
-            }>(`/api/v1/nodes/${name}`);
-            return (
-              node?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ??
-              false
-            );
-          },
-          60_000,
-          logs,
-        );
+        await waitFor(`kwok node ${name}`, () => nodeIsReady(api, name), 60_000, logs);
       },
     };
   } catch (err) {

@@ -6,11 +6,11 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { REPO_ROOT, configValues } from "./stack";
 
-/** What a fake k3s server prints for `cat /var/lib/rancher/k3s/server/token`. */
 /** The cluster IP the fake API server gives a Service: its own for each name. */
 export const fakeClusterIp = (service: string): string =>
   `10.43.0.${17 + (createHash("sha256").update(service).digest()[0] % 200)}`;
 
+/** What a fake k3s server prints for `cat /var/lib/rancher/k3s/server/token`. */
 export const FAKE_TOKEN = "K10fakefakefakefake::server:fake-secret-for-tests";
 /** A k3s.yaml as k3s writes it (the credentials are placeholders). */
 export const FAKE_K3S_YAML = `apiVersion: v1
