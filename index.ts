@@ -3,69 +3,84 @@ import * as pulumi from "@pulumi/pulumi";
 import { labCluster } from "./components/cluster";
 import { readLabConfig } from "./components/config";
 import { Dashboard } from "./components/dashboard/headlamp";
+import { withBuilder } from "./components/image/builder";
+import { checkRegistryLogin } from "./components/image/login";
 import { RosDemoImage } from "./components/image/image";
 import { DeliveryCheck } from "./components/ros/check";
 import { RosWorkloads } from "./components/ros/workloads";
 
-// Stage 1 — config: validated whole before any resource is declared.
-const lab = readLabConfig();
+/** The program: async so that what `up` must check first (the registry login) is checked before
+ * any resource is declared. Its result is the stack's outputs. */
+export = async (): Promise<Record<string, unknown>> => {
+  // Stage 1 — config: validated whole before any resource is declared, the image's builder too
+  // (a builder that cannot build what the lab needs fails here, not halfway through `up`).
+  const lab = readLabConfig();
+  const imageSettings = withBuilder(lab.image);
+  // A login the registry refuses fails `up` here, before anything changes (preview stays offline).
+  if (!pulumi.runtime.isDryRun())
+    await checkRegistryLogin(imageSettings, lab.registryUsername, lab.registryPassword);
 
-// Stages 2–3 — machine and k3s over SSH, or the lab's existing cluster (cluster.kubeconfig).
-const cluster = labCluster(lab, `rosfleet-${pulumi.getStack()}`);
-const inCluster = { providers: [cluster.provider] };
+  // Stages 2–3 — machine and k3s over SSH, or the lab's existing cluster (cluster.kubeconfig).
+  const cluster = labCluster(lab, `rosfleet-${pulumi.getStack()}`);
+  const inCluster = { providers: [cluster.provider] };
 
-// Stage 4 — image: ros_demo for every platform of the lab, referenced by digest.
-const rosDemo = new RosDemoImage("ros-demo", {
-  image: lab.image,
-  distro: lab.ros.distro,
-  registryUsername: lab.registryUsername,
-  registryPassword: lab.registryPassword,
-});
+  // Stage 4 — image: ros_demo for every platform of the lab, referenced by digest.
+  const rosDemo = new RosDemoImage("ros-demo", {
+    image: imageSettings,
+    distro: lab.ros.distro,
+    registryUsername: lab.registryUsername,
+    registryPassword: lab.registryPassword,
+  });
 
-// Stage 5 — ros: discovery for the chosen mode, the workloads, the cross-node delivery check.
-// The nodes pull with the registry login that pushes the build, when the stack has one.
-const schedulable = lab.schedulable;
-const ros = new RosWorkloads(
-  "ros",
-  {
-    ros: lab.ros,
-    image: rosDemo.ref,
-    k3sVersion: lab.k3s?.version,
-    access: cluster.access,
-    pull: lab.pull,
-    nodes: schedulable,
-  },
-  inCluster,
-);
-if (lab.deliveryCheck.enabled && schedulable.length === 0)
-  pulumi.log.warn(
-    "delivery check skipped: list the cluster's nodes under machines (name, arch) so rosfleet knows which nodes to check, or set deliveryCheck.enabled false",
+  // Stage 5 — ros: discovery for the chosen mode, the workloads, the cross-node delivery check.
+  // The nodes pull with the registry login that pushes the build, when the stack has one.
+  const schedulable = lab.schedulable;
+  const ros = new RosWorkloads(
+    "ros",
+    {
+      ros: lab.ros,
+      image: rosDemo.ref,
+      k3sVersion: lab.k3s?.version,
+      access: cluster.access,
+      pull: lab.pull,
+      nodes: schedulable,
+    },
+    inCluster,
   );
-const check =
-  lab.deliveryCheck.enabled && schedulable.length > 0
-    ? new DeliveryCheck(
-        "delivery",
-        {
-          nodes: schedulable,
-          discovery: lab.ros.discovery,
-          context: ros.context,
-          pullSecrets: ros.pullSecrets,
-          namespace: ros.namespace.metadata.name,
-          timeoutSeconds: lab.deliveryCheck.timeoutSeconds,
-          after: [...ros.discovery, ...ros.workloads],
-        },
-        inCluster,
-      )
+  if (lab.deliveryCheck.enabled && schedulable.length === 0)
+    pulumi.log.warn(
+      "delivery check skipped: list the cluster's nodes under machines (name, arch) so rosfleet knows which nodes to check, or set deliveryCheck.enabled false",
+    );
+  const check =
+    lab.deliveryCheck.enabled && schedulable.length > 0
+      ? new DeliveryCheck(
+          "delivery",
+          {
+            nodes: schedulable,
+            discovery: lab.ros.discovery,
+            context: ros.context,
+            pullSecrets: ros.pullSecrets,
+            namespace: ros.namespace.metadata.name,
+            timeoutSeconds: lab.deliveryCheck.timeoutSeconds,
+            after: [...ros.discovery, ...ros.workloads],
+          },
+          inCluster,
+        )
+      : undefined;
+
+  // Stage 6 — dashboard: Headlamp and a token of the chosen access.
+  const headlamp = lab.dashboard.enabled
+    ? new Dashboard("dashboard", { access: lab.dashboard.access }, inCluster)
     : undefined;
 
-// Stage 6 — dashboard: Headlamp and a token of the chosen access.
-const headlamp = lab.dashboard.enabled
-  ? new Dashboard("dashboard", { access: lab.dashboard.access }, inCluster)
-  : undefined;
-
-export const kubeconfig = cluster.kubeconfig;
-export const serverUrl = cluster.serverUrl;
-export const nodes = cluster.nodes;
-export const image = rosDemo.ref;
-export const delivery = check?.results;
-export const dashboard = headlamp?.info;
+  // Only what the lab has: an output that is not there is left out, not exported as undefined.
+  const outputs: Record<string, unknown> = {
+    kubeconfig: cluster.kubeconfig,
+    serverUrl: cluster.serverUrl,
+    nodes: cluster.nodes,
+    image: rosDemo.ref,
+    delivery: check?.results,
+    dashboard: headlamp?.info,
+  };
+  return Object.fromEntries(Object.entries(outputs).filter(([, v]) => v !== undefined));
+};

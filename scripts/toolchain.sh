@@ -9,6 +9,8 @@
 #   kwok                          nodes and pods simulated: no kubelet, no containers
 #   kubelet, kube-proxy           real nodes for the cluster tier (same Kubernetes release)
 #   containerd, containerd-shim-runc-v2, ctr   their container runtime (runc is Debian's)
+#   pulumi-resource-docker-build  the docker-build provider (image tier), an ambient plugin too
+#   buildkitd, buildctl           BuildKit, the builder the provider's embedded buildx talks to
 # Usage: scripts/toolchain.sh [tool...]   (default: all). Prints the bin directory last.
 # Cache: $ROSFLEET_TOOLCHAIN, else ${XDG_CACHE_HOME:-~/.cache}/rosfleet-toolchain.
 set -euo pipefail
@@ -22,7 +24,10 @@ KUBERNETES_VERSION=v1.37.2
 ETCD_VERSION=v3.7.3
 KWOK_VERSION=v0.8.0
 CONTAINERD_VERSION=v2.4.2
+DOCKER_BUILD_VERSION=v0.0.22
+BUILDKIT_VERSION=v0.34.2
 
+STUBS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/stubs
 CACHE=${ROSFLEET_TOOLCHAIN:-${XDG_CACHE_HOME:-$HOME/.cache}/rosfleet-toolchain}
 BIN=$CACHE/bin
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
@@ -169,6 +174,38 @@ build_containerd() {
     "$module/cmd/containerd" "$module/cmd/containerd-shim-runc-v2" "$module/cmd/ctr"
 }
 
+# The docker-build provider, with the two SDK-codegen modules it imports replaced by our stubs
+# (scripts/stubs/README.md says why).
+build_docker_build() {
+  local dir module=github.com/pulumi/pulumi-docker-build
+  dir=$(wrapper docker-build)
+  cd "$dir"
+  cp -r "$STUBS"/pulumi-language-dotnet "$STUBS"/pulumi-java .
+  printf 'package tools\n\nimport _ "%s/provider/cmd/pulumi-resource-docker-build"\n' "$module" >tools.go
+  go mod edit -go=1.26.0 -require="$module@$DOCKER_BUILD_VERSION" \
+    -require=github.com/pulumi/pulumi-dotnet/pulumi-language-dotnet/v3@v3.107.0 \
+    -require=github.com/pulumi/pulumi-java@v1.29.0 \
+    -replace=github.com/pulumi/pulumi-dotnet/pulumi-language-dotnet/v3=./pulumi-language-dotnet \
+    -replace=github.com/pulumi/pulumi-java=./pulumi-java
+  go mod tidy
+  go build -trimpath -o "$BIN/pulumi-resource-docker-build" \
+    -ldflags "-X $module/provider.Version=${DOCKER_BUILD_VERSION#v}" \
+    "$module/provider/cmd/pulumi-resource-docker-build"
+}
+
+# BuildKit: its go.mod has exclude directives, which `go install pkg@version` refuses, so the
+# daemon and its CLI are built inside a copy of the module.
+build_buildkit() {
+  local dir src module=github.com/moby/buildkit
+  dir=$CACHE/src/buildkit
+  src=$(module_field "$module@$BUILDKIT_VERSION" Dir)
+  rm -rf "$dir" && cp -r "$src" "$dir" && chmod -R u+w "$dir"
+  cd "$dir"
+  go build -trimpath -o "$BIN/" \
+    -ldflags "-X $module/version.Version=$BUILDKIT_VERSION -X $module/version.Package=$module" \
+    ./cmd/buildkitd ./cmd/buildctl
+}
+
 build_etcd() { go_main etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3; }
 
 build_kwok() {
@@ -184,7 +221,7 @@ build_kwok() {
   done >"$BIN/kwok-stages.yaml"
 }
 
-ALL=(pulumi kubernetes control-plane kubectl etcd kwok node containerd)
+ALL=(pulumi kubernetes control-plane kubectl etcd kwok node containerd docker-build buildkit)
 tools=("$@")
 [ "${#tools[@]}" -gt 0 ] || tools=("${ALL[@]}")
 for tool in "${tools[@]}"; do
@@ -197,6 +234,12 @@ for tool in "${tools[@]}"; do
   kwok) (timed kwok "$KWOK_VERSION" build_kwok) ;;
   node) (timed kubelet "$KUBERNETES_VERSION" build_node kube-proxy) ;;
   containerd) (timed containerd "$CONTAINERD_VERSION" build_containerd containerd-shim-runc-v2 ctr) ;;
+  docker-build)
+    # The stubs are part of what is built: a change to them rebuilds the plugin.
+    stubs=$(cd "$STUBS" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)
+    (timed pulumi-resource-docker-build "$DOCKER_BUILD_VERSION-$stubs" build_docker_build)
+    ;;
+  buildkit) (timed buildkitd "$BUILDKIT_VERSION" build_buildkit buildctl) ;;
   *)
     log "unknown tool $tool (${ALL[*]})"
     exit 2

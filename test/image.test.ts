@@ -5,6 +5,8 @@ import { DockerfileParser } from "dockerfile-ast";
 import { validate } from "dockerfile-utils";
 import { ProgramRun, Registration, runProgram } from "./helpers/program";
 import { NO_LOG_FILE } from "../components/ros/render";
+import { builderPlan, readBuilders } from "../components/image/builder";
+import { Fetch, checkRegistryLogin, tryLogin } from "../components/image/login";
 import { REPO_ROOT, readStackConfig } from "./helpers/stack";
 
 const BUILD = "docker-build:index:Image";
@@ -236,5 +238,157 @@ describe("image: the Dockerfile", () => {
         .join(),
       "*",
     );
+  });
+});
+
+describe("image: the builder the build gets", () => {
+  const image = (over: Record<string, unknown> = {}) =>
+    ({
+      build: true,
+      repository: "registry.lab:5000/rosfleet/ros_demo",
+      platforms: ["linux/amd64", "linux/arm64"],
+      cache: true,
+      builder: "default",
+      ...over,
+    }) as Parameters<typeof builderPlan>[0];
+  const builders = new Map([
+    ["rosfleet", "docker-container"],
+    ["old", "docker"],
+  ]);
+
+  it("refuses a docker-driver builder (a Docker context's, or an instance) for two platforms", () => {
+    for (const name of ["default", "desktop-linux", "old"]) {
+      const plan = builderPlan(image({ builder: name }), builders);
+      assert.equal(plan.ok, false, name);
+      if (plan.ok) continue;
+      assert.equal(plan.problem.path, "image.builder");
+      assert.match(
+        plan.problem.message,
+        new RegExp(
+          `^builder "${name}" uses the docker driver, which cannot build linux/amd64 and linux/arm64 into one image nor push the build cache \\(image\\.cache\\): create one that can \\(docker buildx create --name rosfleet --driver docker-container`,
+        ),
+      );
+    }
+  });
+
+  it("builds one platform without the cache on a docker-driver builder, and says so", () => {
+    const plan = builderPlan(image({ platforms: ["linux/amd64"] }), builders);
+    assert.deepEqual(plan.ok && plan.cache, false);
+    assert.match(
+      (plan.ok && plan.warning) || "",
+      /^image\.cache skipped: builder "default" uses the docker driver/,
+    );
+    assert.deepEqual(builderPlan(image({ platforms: ["linux/amd64"], cache: false }), builders), {
+      ok: true,
+      cache: false,
+    });
+  });
+
+  it("takes a container or remote builder, no builder named, or no build as they are", () => {
+    assert.deepEqual(builderPlan(image({ builder: "rosfleet" }), builders), {
+      ok: true,
+      cache: true,
+    });
+    assert.deepEqual(builderPlan(image({ builder: undefined }), new Map()), {
+      ok: true,
+      cache: true,
+    });
+    assert.deepEqual(builderPlan(image({ build: false }), new Map()), { ok: true, cache: true });
+  });
+
+  it("reads buildx's instances, and fails the program with the config error at preview", async () => {
+    const found = readBuilders(path.join(REPO_ROOT, "test", "fixtures", "buildx"));
+    assert.deepEqual([...found], [["rosfleet-multiarch", "docker-container"]]);
+    await assert.rejects(
+      runProgram(
+        withImage("dev", { builder: "default", platforms: ["linux/amd64", "linux/arm64"] }),
+        { preview: true },
+      ),
+      /invalid rosfleet stack configuration \(1 problem\):\n {2}image\.builder: builder "default" uses the docker driver/,
+    );
+  });
+});
+
+describe("image: the registry login, tried before the build", () => {
+  const LOGIN = {
+    registry: "registry.lab:5000",
+    path: "rosfleet/ros_demo",
+    username: "lab",
+    password: "pw",
+  };
+  const basic = `Basic ${Buffer.from("lab:pw").toString("base64")}`;
+  /** A registry that wants `scheme` and accepts only lab:pw; requests are recorded. */
+  function registry(scheme: "basic" | "bearer" | "none", speaks: "https" | "http" = "https") {
+    const seen: string[] = [];
+    const fake: Fetch = (url, init) => {
+      seen.push(`${url} ${init?.headers?.Authorization ?? "-"}`);
+      if (!url.startsWith(`${speaks}:`)) return Promise.reject(new TypeError("fetch failed"));
+      const ok = init?.headers?.Authorization === basic;
+      if (url.endsWith("/v2/") && scheme === "none") return Promise.resolve(new Response("{}"));
+      if (url.endsWith("/v2/") && init?.headers === undefined)
+        return Promise.resolve(
+          new Response("", {
+            status: 401,
+            headers: {
+              "WWW-Authenticate":
+                scheme === "basic"
+                  ? 'Basic realm="lab"'
+                  : `Bearer realm="${speaks}://auth.lab/token",service="registry.lab"`,
+            },
+          }),
+        );
+      return Promise.resolve(new Response("{}", { status: ok ? 200 : 401 }));
+    };
+    return { fake, seen };
+  }
+
+  it("accepts the right login over Basic, and over a Bearer token for the push scope", async () => {
+    const b = registry("basic");
+    assert.equal(await tryLogin(LOGIN, b.fake), "accepted");
+    assert.deepEqual(b.seen, [
+      `https://registry.lab:5000/v2/ -`,
+      `https://registry.lab:5000/v2/ ${basic}`,
+    ]);
+    const t = registry("bearer");
+    assert.equal(await tryLogin(LOGIN, t.fake), "accepted");
+    assert.equal(
+      t.seen[1],
+      `https://auth.lab/token?service=registry.lab&scope=repository%3Arosfleet%2Fros_demo%3Apull%2Cpush ${basic}`,
+    );
+  });
+
+  it("finds a wrong password, also on a plain-HTTP registry", async () => {
+    assert.equal(await tryLogin({ ...LOGIN, password: "no" }, registry("basic").fake), "refused");
+    assert.equal(
+      await tryLogin({ ...LOGIN, password: "no" }, registry("bearer", "http").fake),
+      "refused",
+    );
+  });
+
+  it("leaves what it cannot ask to the build: unreachable, or no login needed", async () => {
+    assert.equal(
+      await tryLogin(LOGIN, () => Promise.reject(new TypeError("fetch failed"))),
+      "unknown",
+    );
+    assert.equal(await tryLogin(LOGIN, registry("none").fake), "accepted");
+  });
+
+  it("throws the one config error naming the registry and the keys, and checks nothing without a login", async () => {
+    const settings = {
+      build: true,
+      repository: "registry.lab:5000/rosfleet/ros_demo",
+      platforms: ["linux/amd64"],
+      cache: true,
+      builder: undefined,
+    } as Parameters<typeof checkRegistryLogin>[0];
+    await assert.rejects(
+      checkRegistryLogin(settings, "lab", "wrong", registry("basic").fake),
+      (err: Error) =>
+        err.message ===
+        'invalid rosfleet stack configuration (1 problem):\n  registryPassword: registry registry.lab:5000 (image.repository) refused the login of registryUsername "lab": set the right registryUsername and registryPassword (pulumi config set registryUsername …; pulumi config set --secret registryPassword …)',
+    );
+    const never: Fetch = () => assert.fail("no login to check");
+    await checkRegistryLogin(settings, undefined, "pw", never);
+    await checkRegistryLogin({ ...settings, build: false }, "lab", "pw", never);
   });
 });

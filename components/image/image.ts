@@ -47,14 +47,15 @@ export class RosDemoImage extends pulumi.ComponentResource {
         );
     } else {
       const registry = imageRegistry(image.repository);
+      const { registryUsername: username, registryPassword } = args;
       const credentials =
-        args.registryUsername === undefined || args.registryPassword === undefined
+        username === undefined || registryPassword === undefined
           ? []
           : [
               {
                 address: registry,
-                username: args.registryUsername,
-                password: pulumi.secret(args.registryPassword),
+                username,
+                password: pulumi.secret(registryPassword),
               },
             ];
       const cache = cacheRef(image.repository, distro);

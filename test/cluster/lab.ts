@@ -1,13 +1,16 @@
 // The cluster tier's lab, shared by its test and its bench: the toolchain's control plane on
-// the hub address, three real nodes, the ROS 2 test image in each node's containerd, and
-// rosfleet's program on the real Pulumi engine in existing-cluster mode.
-import { execFileSync, spawnSync } from "node:child_process";
+// the hub address, three real nodes, and rosfleet's program on the real Pulumi engine in
+// existing-cluster mode — its image stage building images/ros_demo/Dockerfile with BuildKit
+// (the image tier's world), pushing it behind a login to a registry on the hub address, from
+// which the nodes' containerd pulls it by digest with the pods' pull Secret.
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ConfigMap } from "@pulumi/pulumi/automation";
 import { ControlPlane, startControlPlane } from "../engine/controlplane";
 import { AutomationStack, automationStack, rosfleetConfig } from "../helpers/automation";
+import { BUILDER, ImageWorld, Login, materials } from "../image/world";
 import { HOST_IP, Nodes, missingPrerequisite } from "./nodes";
 
 export const NODES = ["cluster-laptop", "cluster-robot", "cluster-vm"] as const;
@@ -36,62 +39,54 @@ export const WORKLOADS = [
 ];
 export type Mode = "discovery-server" | "multicast" | "host-network";
 
-interface Image {
-  readonly archive: string;
-  readonly name: string;
-  readonly digest: string;
-}
-
-/** The test images (test/cluster/images.sh builds them once, then reuses them). */
-export function testImages(): { ros: Image; pause: Image } {
-  const out = execFileSync("bash", [path.join(__dirname, "images.sh")], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const [ros, pause] = out
-    .trim()
-    .split("\n")
-    .map((line) => {
-      const [archive, name, digest] = line.split(" ");
-      return { archive, name, digest };
-    });
-  return { ros, pause };
-}
+const LOGIN: Login = { username: "lab", password: "cluster-tier-registry-password-52d0" };
 
 export class ClusterLab {
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-cluster-"));
   cp: ControlPlane | undefined;
   nodes: Nodes | undefined;
   pulumi: AutomationStack | undefined;
-  /** `<repository>@sha256:<digest>` of the ROS 2 test image: what the lab deploys. */
-  image = "";
+  world: ImageWorld | undefined;
+  private restoreEnv = () => {};
 
   constructor(private readonly bin: string) {}
 
   async start(): Promise<void> {
     const missing = missingPrerequisite(this.bin);
     if (missing !== undefined) throw new Error(`the cluster tier cannot run here: ${missing}`);
-    const { ros, pause } = testImages();
-    this.image = `${ros.name.replace(/:[^:/]+$/, "")}@${ros.digest}`;
+    const m = materials();
     this.nodes = new Nodes(NODES, this.bin, this.dir);
-    // The control plane listens on the hub network the nodes reach.
+    // The control plane and the lab's registry listen on the hub network the nodes reach.
     this.nodes.network();
+    this.world = new ImageWorld(this.bin, { host: HOST_IP, login: LOGIN });
+    await this.world.start(m);
     this.cp = await startControlPlane(this.bin, { address: HOST_IP });
-    await this.nodes.start(this.cp, [pause.archive, ros.archive]);
-    this.pulumi = await automationStack(this.bin, "cluster", [this.bin]);
+    await this.nodes.start(this.cp, [m.pause.archive], this.world.lab?.address ?? "");
+    // The provider and the inline program (this process) find the builder in this environment.
+    this.restoreEnv = this.world.exportEnv();
+    this.pulumi = await automationStack(this.bin, "cluster", [this.bin], this.world.env());
   }
 
-  /** The stack's config for `mode`: the three nodes, the test image, no dashboard (Headlamp's
-   * image cannot be had here). */
+  /** The stack's config for `mode`: the three nodes, ros_demo built for their one platform and
+   * pushed with the login, no dashboard (Headlamp's image cannot be had here). */
   config(mode: Mode, timeoutSeconds = 60): ConfigMap {
-    return rosfleetConfig({
-      cluster: { kubeconfig: this.cp?.kubeconfig },
-      machines: MACHINES,
-      image: { build: false, repository: this.image },
-      ros: { distro: "jazzy", discovery: mode, workloads: WORKLOADS },
-      dashboard: { enabled: false },
-      deliveryCheck: { enabled: true, timeoutSeconds },
-    });
+    return rosfleetConfig(
+      {
+        cluster: { kubeconfig: this.cp?.kubeconfig },
+        machines: MACHINES,
+        image: {
+          build: true,
+          repository: this.world?.repository,
+          platforms: ["linux/amd64"],
+          builder: BUILDER,
+        },
+        ros: { distro: "jazzy", discovery: mode, workloads: WORKLOADS },
+        dashboard: { enabled: false },
+        deliveryCheck: { enabled: true, timeoutSeconds },
+        registryUsername: LOGIN.username,
+      },
+      { registryPassword: LOGIN.password },
+    );
   }
 
   /** `kubectl ARGS` as the cluster's admin; `timeoutMs` ends it. */
@@ -107,12 +102,14 @@ export class ClusterLab {
   }
 
   logs(): string {
-    return [this.cp?.logs() ?? "", this.nodes?.logs() ?? ""].join("\n");
+    return [this.cp?.logs() ?? "", this.nodes?.logs() ?? "", this.world?.logs() ?? ""].join("\n");
   }
 
   async stop(): Promise<void> {
     await this.nodes?.stop();
     await this.cp?.stop();
+    await this.world?.stop();
+    this.restoreEnv();
     this.pulumi?.cleanup();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }

@@ -224,8 +224,9 @@ export class Nodes {
   }
 
   /** containerd, kubelet and kube-proxy on every node (after `network()`), registered with
-   * `cp`; the images in each. */
-  async start(cp: ControlPlane, images: readonly string[]): Promise<void> {
+   * `cp`; the image archives imported in each, and `registry` (host:port) pulled from over
+   * plain HTTP. */
+  async start(cp: ControlPlane, images: readonly string[], registry: string): Promise<void> {
     const roots = cgroupRoots();
     for (const n of this.nodes) {
       const d = path.join(this.dir, n.name);
@@ -234,6 +235,13 @@ export class Nodes {
       fs.mkdirSync(run, { recursive: true });
       for (const r of roots) fs.mkdirSync(path.join(r, `rosfleet-${n.name}`), { recursive: true });
       fs.writeFileSync(path.join(d, "containerd.toml"), containerdConfig(d, run, n));
+      // containerd's hosts.toml for the lab's registry (it serves HTTP, as a LAN registry may).
+      const hosts = path.join(d, "certs.d", registry);
+      fs.mkdirSync(hosts, { recursive: true });
+      fs.writeFileSync(
+        path.join(hosts, "hosts.toml"),
+        `server = "http://${registry}"\n\n[host."http://${registry}"]\n  capabilities = ["pull", "resolve"]\n`,
+      );
       fs.writeFileSync(path.join(d, "cni", "net.d", "10-rosfleet.conflist"), cniConfig(d, n));
       this.spawn(`${n.name}-containerd`, n.netns, path.join(this.bin, "containerd"), [
         "--config",
@@ -410,6 +418,8 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.opt"]
 
 [plugins.'io.containerd.cri.v1.images']
   snapshotter = "overlayfs"
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = "${dir}/certs.d"
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
     sandbox = "rosfleet.local/pause:1"
 

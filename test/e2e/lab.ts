@@ -13,6 +13,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { SshRun, sshRun, waitForPort } from "../ssh/host";
+import { EMULATOR, ensureEmulation } from "../helpers/emulation";
 
 export type Arch = "amd64" | "arm64";
 
@@ -66,7 +67,6 @@ const ok = (cmd: string, args: readonly string[]) =>
   spawnSync(cmd, args, { stdio: "ignore" }).status === 0;
 const docker = (args: readonly string[], input?: string) =>
   execFileSync("docker", args, { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"] });
-const EMULATOR = "/proc/sys/fs/binfmt_misc/qemu-aarch64";
 
 /** Why this machine cannot run the lab, or undefined when it can. */
 export function missingPrerequisite(machines: readonly LabMachine[]): string | undefined {
@@ -88,27 +88,6 @@ export function missingPrerequisite(machines: readonly LabMachine[]): string | u
 }
 
 const hostArch = (): Arch => (process.arch === "arm64" ? "arm64" : "amd64");
-
-/**
- * Registers qemu-aarch64 with the kernel (binfmt_misc) so that arm64 programs run, sudo too:
- * Debian registers it without the C flag, and without it the kernel ignores setuid bits of
- * emulated programs (sudo: "effective uid is not 0"). Re-registers it with C (credentials from
- * the program, which implies O) and F (the emulator opened now, so it works in containers).
- * This changes the machine's binfmt_misc for every later arm64 program, as wanted here.
- */
-function ensureEmulation(): void {
-  if (!fs.existsSync("/proc/sys/fs/binfmt_misc/register"))
-    execFileSync("mount", ["-t", "binfmt_misc", "binfmt_misc", "/proc/sys/fs/binfmt_misc"]);
-  if (!fs.existsSync(EMULATOR)) execFileSync("update-binfmts", ["--enable", "qemu-aarch64"]);
-  const entry = fs.readFileSync(EMULATOR, "utf8");
-  const field = (name: string) => new RegExp(`^${name} (.*)$`, "m").exec(entry)?.[1] ?? "";
-  const flags = field("flags:");
-  if (entry.startsWith("enabled") && flags.includes("C") && flags.includes("F")) return;
-  const hex = (h: string) => h.replace(/../g, "\\x$&");
-  const rule = `:qemu-aarch64:M:${field("offset")}:${hex(field("magic"))}:${hex(field("mask"))}:${field("interpreter")}:${flags.includes("P") ? "P" : ""}CF`;
-  fs.writeFileSync(EMULATOR, "-1");
-  fs.writeFileSync("/proc/sys/fs/binfmt_misc/register", rule);
-}
 
 /** The image of a machine of `arch`: built once (debootstrap ~35 s, arm64 longer), then reused. */
 function hostImage(arch: Arch, log: (line: string) => void): string {

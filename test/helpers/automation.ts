@@ -15,14 +15,15 @@ import {
 } from "@pulumi/pulumi/automation";
 import { REPO_ROOT } from "./stack";
 
-/** Each run loads the program afresh: index.ts declares its resources when it is loaded. */
+/** Each run loads the program afresh (index.ts exports the async program: its result is the
+ * stack's outputs). */
 function program(): Promise<Record<string, unknown>> {
   for (const file of Object.keys(require.cache))
     if (file.startsWith(REPO_ROOT) && !file.includes(`${path.sep}node_modules${path.sep}`))
       // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- a module cache entry
       delete require.cache[file];
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return Promise.resolve({ ...(require(path.join(REPO_ROOT, "index.ts")) as object) });
+  return (require(path.join(REPO_ROOT, "index.ts")) as () => Promise<Record<string, unknown>>)();
 }
 
 /** What an operation did: resource URN → op, without reads and unchanged resources. */
@@ -84,12 +85,13 @@ export interface AutomationStack {
 
 /**
  * A stack `stackName` of the program on the CLI in `bin`, with `pathDirs` (provider plugins)
- * first on PATH, in a temp dir of its own.
+ * first on PATH and `extraEnv`, in a temp dir of its own.
  */
 export async function automationStack(
   bin: string,
   stackName: string,
   pathDirs: readonly string[],
+  extraEnv: Readonly<Record<string, string>> = {},
 ): Promise<AutomationStack> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-pulumi-"));
   const stateDir = path.join(home, "state");
@@ -101,15 +103,20 @@ export async function automationStack(
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
     PATH: [...pathDirs, process.env.PATH ?? ""].join(path.delimiter),
+    ...extraEnv,
   };
   const pulumiCommand = await PulumiCommand.get({
     root: path.dirname(bin),
     skipVersionCheck: true,
   });
+  // Providers run in the workspace dir: the image's build context (images/ros_demo, relative to
+  // the project as in a user's checkout) is the repository's own, through a link.
+  const workDir = fs.mkdtempSync(path.join(home, "work-"));
+  fs.symlinkSync(path.join(REPO_ROOT, "images"), path.join(workDir, "images"));
   const stack = await LocalWorkspace.createOrSelectStack(
     { stackName, projectName: "rosfleet", program },
     {
-      workDir: fs.mkdtempSync(path.join(home, "work-")),
+      workDir,
       envVars: env,
       pulumiCommand,
       secretsProvider: "passphrase",

@@ -217,6 +217,8 @@ export interface RunOptions {
   readonly lastReports?: Readonly<Record<string, string>>;
   /** An existing cluster's nodes: name → labels. */
   readonly clusterNodes?: Readonly<Record<string, Record<string, string>>>;
+  /** buildx's state dir (BUILDX_CONFIG) the program finds the builders in. */
+  readonly buildx?: string;
 }
 
 /** A read (`Resource.get`): what was read, by which name, after what. */
@@ -257,6 +259,8 @@ export async function runProgram(
   options: RunOptions = {},
 ): Promise<ProgramRun> {
   const stack = options.stack ?? "test";
+  // The laptop's buildx builders, as the program reads them (test/fixtures/buildx by default).
+  process.env.BUILDX_CONFIG = options.buildx ?? path.join(REPO_ROOT, "test", "fixtures", "buildx");
   const registrations: Registration[] = [];
   const reads: Read[] = [];
   // A resource whose input fails is never registered; the SDK leaves that error unhandled.
@@ -345,8 +349,11 @@ export async function runProgram(
     )
       Reflect.deleteProperty(require.cache, file);
   }
-  // CommonJS: this import goes through require, so the cache cleared above makes it a fresh run.
-  const program = (await import(path.join(REPO_ROOT, "index.ts"))) as Record<string, unknown>;
+  // CommonJS: this require is a fresh load once the cache is cleared above; the module is the
+  // async program, and what it resolves to the stack's outputs.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const main = require(path.join(REPO_ROOT, "index.ts")) as () => Promise<Record<string, unknown>>;
+  const program = await main();
   const outputs: Record<string, unknown> = {};
   const outputErrors: Record<string, Error> = {};
   const secretOutputs: string[] = [];

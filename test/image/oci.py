@@ -30,7 +30,7 @@ config = {
     "os": "linux",
     "config": json.loads(config_json),
     "rootfs": {"type": "layers", "diff_ids": ["sha256:" + layer_digest]},
-    "history": [{"created_by": "rosfleet cluster tier (test/cluster/images.sh)"}],
+    "history": [{"created_by": "rosfleet test images (test/image/images.sh)"}],
 }
 config_digest, config_bytes = blob(json.dumps(config, sort_keys=True).encode())
 manifest = {

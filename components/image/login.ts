@@ -1,0 +1,102 @@
+// The registry login, tried before the build: a wrong registryPassword otherwise fails `up` only
+// after the whole multi-platform build, in the provider's words ("401 Unauthorized" deep in a
+// push error). The registry API's own handshake (distribution spec, "token" auth): GET /v2/,
+// and on a 401 answer the login it asks for — Basic on /v2/ itself, or a Bearer token from the
+// realm it names, for the repository's push scope.
+import * as pulumi from "@pulumi/pulumi";
+import { ConfigError, LabSettings } from "../config";
+import { imageRegistry, parseImageReference } from "./reference";
+
+/** A fetch like the global one (a parameter so tests can stand in a registry of their own). */
+export type Fetch = (url: string, init?: { headers?: Record<string, string> }) => Promise<Response>;
+
+export interface LoginArgs {
+  /** host[:port] of image.repository. */
+  readonly registry: string;
+  /** The repository's path in it (the token scope). */
+  readonly path: string;
+  readonly username: string;
+  readonly password: string;
+}
+
+/** `WWW-Authenticate: Bearer realm="…",service="…"` → its parameters. */
+export function challenge(header: string): { scheme: string; params: Record<string, string> } {
+  const space = header.indexOf(" ");
+  const scheme = (space < 0 ? header : header.slice(0, space)).toLowerCase();
+  const params: Record<string, string> = {};
+  for (const m of header.slice(space + 1).matchAll(/(\w+)="([^"]*)"/g)) params[m[1]] = m[2];
+  return { scheme, params };
+}
+
+/** Docker Hub's API lives at registry-1.docker.io. */
+const apiHost = (registry: string): string =>
+  registry === "docker.io" || registry === "index.docker.io" ? "registry-1.docker.io" : registry;
+
+/**
+ * Whether the registry takes the login: "refused" (the problem to report), "accepted", or
+ * "unknown" when the registry cannot be asked here (unreachable, or no /v2/ API): then the
+ * build says what it finds. Over HTTPS, or plain HTTP when the registry speaks only that.
+ */
+export async function tryLogin(
+  args: LoginArgs,
+  fetchImpl: Fetch = fetch,
+): Promise<"accepted" | "refused" | "unknown"> {
+  const basic = `Basic ${Buffer.from(`${args.username}:${args.password}`, "utf8").toString("base64")}`;
+  for (const scheme of ["https", "http"]) {
+    const base = `${scheme}://${apiHost(args.registry)}/v2/`;
+    let first: Response;
+    try {
+      first = await fetchImpl(base);
+    } catch {
+      continue;
+    }
+    await first.arrayBuffer();
+    if (first.status !== 401) return first.ok ? "accepted" : "unknown";
+    const { scheme: kind, params } = challenge(first.headers.get("www-authenticate") ?? "");
+    let answer: Response;
+    if (kind === "basic") answer = await fetchImpl(base, { headers: { Authorization: basic } });
+    else if (kind === "bearer" && params.realm !== undefined) {
+      const query = new URLSearchParams({
+        ...(params.service === undefined ? {} : { service: params.service }),
+        scope: `repository:${args.path}:pull,push`,
+      });
+      answer = await fetchImpl(`${params.realm}?${query}`, { headers: { Authorization: basic } });
+    } else return "unknown";
+    await answer.arrayBuffer();
+    if (answer.status === 401 || answer.status === 403) return "refused";
+    return answer.ok ? "accepted" : "unknown";
+  }
+  return "unknown";
+}
+
+/** The one message for a refused login: the registry, and the keys to fix. */
+export const refusedLogin = (args: Omit<LoginArgs, "password">): string =>
+  `registry ${args.registry} (image.repository) refused the login of registryUsername ${JSON.stringify(args.username)}: ` +
+  "set the right registryUsername and registryPassword (pulumi config set registryUsername …; " +
+  "pulumi config set --secret registryPassword …)";
+
+/** The value of a (secret) config output, for this check only: it is never exported. */
+const valueOf = (secret: pulumi.Input<string>): Promise<string> =>
+  new Promise((resolve) => pulumi.output(secret).apply((v) => resolve(v)));
+
+/**
+ * Throws the one config error when the registry refuses the stack's login: before anything is
+ * declared, instead of after a whole multi-platform build. Nothing to check without a build or
+ * without a login.
+ */
+export async function checkRegistryLogin(
+  image: LabSettings["image"],
+  username: string | undefined,
+  password: pulumi.Input<string> | undefined,
+  fetchImpl: Fetch = fetch,
+): Promise<void> {
+  if (!image.build || username === undefined || password === undefined) return;
+  const login = {
+    registry: imageRegistry(image.repository),
+    path: parseImageReference(image.repository)?.path ?? image.repository,
+    username,
+  };
+  const answer = await tryLogin({ ...login, password: await valueOf(password) }, fetchImpl);
+  if (answer === "refused")
+    throw new ConfigError([{ path: "registryPassword", message: refusedLogin(login) }]);
+}
