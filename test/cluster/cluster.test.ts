@@ -1,9 +1,10 @@
 // The cluster tier: rosfleet's program on the real Pulumi engine against real nodes (kubelet,
 // containerd, runc, a pod network that carries unicast but not multicast between nodes,
-// kube-proxy), real pods of a ROS 2 image made from the Jazzy wheels, real Fast DDS. What no
-// other tier can show: ROS 2 messages crossing nodes (or not), the delivery check's verdict on
-// real traffic, what running pods do to their volumes, signals and DNS. The dashboard is off:
-// Headlamp's image cannot be had here. Run with `npm run test:cluster` (as root).
+// kube-proxy), real pods of the ros_demo image the image stage built from the project's
+// Dockerfile on a base made from the Jazzy wheels (pulled by digest behind a login), real
+// Fast DDS. What no other tier can show: ROS 2 messages crossing nodes (or not), the delivery
+// check's verdict on real traffic, what running pods do to their volumes, signals and DNS. The
+// dashboard is off: Headlamp's image cannot be had here. Run with `npm run test:cluster` (as root).
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -95,6 +96,31 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
       delivery.filter((d) => !d.received),
       [],
     );
+  });
+
+  it("every ROS pod runs the image the stage built, pulled from the lab registry by digest", async () => {
+    const image = String((await stack.outputs()).image?.value);
+    assert.match(image, new RegExp(`^${lab.world?.repository}:jazzy@sha256:[0-9a-f]{64}$`));
+    const all = await lab.cp?.api.get<{
+      items: {
+        metadata: { name: string };
+        spec: { containers: { image: string }[] };
+        status: { containerStatuses?: { imageID: string }[] };
+      }[];
+    }>(`/api/v1/namespaces/${NS}/pods`);
+    const pods = all?.items ?? [];
+    assert.ok(pods.length >= 5, `the lab's pods (${pods.length})`);
+    const digest = image.slice(image.indexOf("@"));
+    for (const p of pods) {
+      assert.deepEqual(
+        [...new Set(p.spec.containers.map((c) => c.image))],
+        [image],
+        p.metadata.name,
+      );
+      // What containerd pulled (through the pull Secret's login) is that digest.
+      for (const c of p.status.containerStatuses ?? [])
+        assert.ok(c.imageID.endsWith(digest), `${p.metadata.name}: ${c.imageID}`);
+    }
   });
 
   it("the demo listener logs the talker's messages, sent from another node", async () => {
