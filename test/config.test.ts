@@ -487,6 +487,26 @@ describe("config: validation", () => {
     );
   });
 
+  it("rejects a registry on localhost when other machines must pull from it", () => {
+    const two = withMachines(server, { name: "pi", host: "p", role: "agent", kind: "pi" });
+    const platforms = ["linux/amd64", "linux/arm64"];
+    assert.deepEqual(
+      problems({ ...two, image: { repository: "localhost:5000/ros_demo", platforms } }),
+      [
+        'image.repository: "localhost:5000/ros_demo" is on localhost, but the lab has 2 machines and each node pulls from itself: name the registry by an address every machine reaches (e.g. <laptop address>:5000/ros_demo)',
+      ],
+    );
+    assert.deepEqual(
+      problems({ ...two, image: { repository: "127.0.0.1:5000/lab/ros_demo", platforms } }).length,
+      1,
+    );
+    // One machine (the dev stack) pulls from the registry it runs.
+    assert.equal(
+      settings({ ...base, image: { repository: "localhost:5000/ros_demo" } }).image.repository,
+      "localhost:5000/ros_demo",
+    );
+  });
+
   it("rejects platforms that leave out a machine's arch", () => {
     assert.deepEqual(
       problems({
