@@ -70,7 +70,11 @@ export = async (): Promise<Record<string, unknown>> => {
 
   // Stage 6 — dashboard: Headlamp and a token of the chosen access.
   const headlamp = lab.dashboard.enabled
-    ? new Dashboard("dashboard", { access: lab.dashboard.access }, inCluster)
+    ? new Dashboard(
+        "dashboard",
+        { access: lab.dashboard.access, labNamespaces: [ros.namespace.metadata.name] },
+        inCluster,
+      )
     : undefined;
 
   // Only what the lab has: an output that is not there is left out, not exported as undefined.

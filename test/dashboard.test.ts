@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { FAKE_SA_TOKEN, ProgramRun, runProgram } from "./helpers/program";
+import { FAKE_SA_TOKEN, ProgramRun, Registration, runProgram } from "./helpers/program";
 import { readStackConfig } from "./helpers/stack";
 
 const BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding";
 const CLUSTERROLE = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole";
+const ROLEBINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding";
 const SECRET = "kubernetes:core/v1:Secret";
 const DEPLOYMENT = "kubernetes:apps/v1:Deployment";
 
@@ -59,14 +60,25 @@ describe("dashboard: Headlamp", () => {
     });
   });
 
-  it("admin: the built-in admin role everywhere and cordoning nodes; never cluster-admin", async () => {
+  it("admin: view everywhere, the built-in admin role in the lab's namespace only, cordoning nodes", async () => {
     const admin = await runProgram(withDashboard({ access: "admin" }));
     assert.deepEqual(grants(admin), {
-      admin: "built-in",
+      view: "built-in",
       "rosfleet-dashboard-admin-nodes": [
         { apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch", "patch"] },
       ],
     });
+    const dashboardOnly = (r: Registration) =>
+      r.type === ROLEBINDING && r.name.startsWith("dashboard-");
+    const lab = admin.resources.filter(dashboardOnly);
+    assert.deepEqual(
+      lab.map((r) => [o(r.inputs["metadata"])["namespace"], o(r.inputs["roleRef"])["name"]]),
+      [["rosfleet", "admin"]],
+    );
+    assert.deepEqual(lab[0]?.inputs["subjects"], [
+      { kind: "ServiceAccount", name: "dashboard-admin", namespace: "headlamp" },
+    ]);
+    assert.equal(view.resources.filter(dashboardOnly).length, 0);
   });
 
   it("runs Headlamp without a credential of its own, as non-root, read-only", () => {

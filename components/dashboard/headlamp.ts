@@ -13,16 +13,26 @@ export const HEADLAMP_PORT = 4466;
 /** The local port the README's port-forward uses. */
 export const LOCAL_PORT = 8080;
 
-/** What a dashboard login may do: a built-in ClusterRole, bound cluster-wide, plus the node
- * verbs it lacks (`view` and `admin` hold no cluster-scoped objects, so no nodes). */
+/** What a dashboard login may do: built-in ClusterRoles bound cluster-wide, one bound in the
+ * lab's namespaces only, and the node verbs the built-in roles lack (they hold no
+ * cluster-scoped objects). `admin` is never bound cluster-wide: there it would read every
+ * Secret, create pods and impersonate ServiceAccounts in every namespace — kube-system's Helm
+ * accounts are cluster-admin — so it would be cluster-admin in all but name. */
 export const ACCESS: Readonly<
-  Record<DashboardAccess, { readonly clusterRole: string; readonly nodeVerbs: readonly string[] }>
+  Record<
+    DashboardAccess,
+    {
+      readonly clusterRole: string;
+      readonly labRole: string | undefined;
+      readonly nodeVerbs: readonly string[];
+    }
+  >
 > = {
   // Everything the robots run, read-only (no Secrets), and the nodes they run on.
-  view: { clusterRole: "view", nodeVerbs: ["get", "list", "watch"] },
-  // A lab admin: change any workload in any namespace (restart, scale, logs, exec, Secrets)
-  // and cordon or uncordon nodes; not cluster-admin (no RBAC, CRDs or node deletion).
-  admin: { clusterRole: "admin", nodeVerbs: ["get", "list", "watch", "patch"] },
+  view: { clusterRole: "view", labRole: undefined, nodeVerbs: ["get", "list", "watch"] },
+  // A lab admin: read everything as `view` does; change the lab's own workloads (restart,
+  // scale, logs, exec, their Secrets); cordon or uncordon nodes.
+  admin: { clusterRole: "view", labRole: "admin", nodeVerbs: ["get", "list", "watch", "patch"] },
 };
 
 /** Headlamp's user and group in its image (non-root). */
@@ -36,6 +46,8 @@ const NO_TOKEN = "headlamp-no-token";
 export interface DashboardArgs {
   /** `dashboard.access`. */
   readonly access: DashboardAccess;
+  /** The lab's namespaces, where `admin` may change things. */
+  readonly labNamespaces: readonly pulumi.Input<string>[];
 }
 
 /** What the `dashboard` output says. */
@@ -152,6 +164,23 @@ export class Dashboard extends pulumi.ComponentResource {
         child,
       );
     bind("", access.clusterRole);
+    if (access.labRole !== undefined)
+      args.labNamespaces.forEach(
+        (namespace, i) =>
+          new k8s.rbac.v1.RoleBinding(
+            `${name}-user-lab-binding${i === 0 ? "" : `-${i}`}`,
+            {
+              metadata: { name: `rosfleet-dashboard-${args.access}`, namespace, labels },
+              roleRef: {
+                apiGroup: "rbac.authorization.k8s.io",
+                kind: "ClusterRole",
+                name: access.labRole as string,
+              },
+              subjects,
+            },
+            child,
+          ),
+      );
     const nodes = new k8s.rbac.v1.ClusterRole(
       `${name}-nodes`,
       {

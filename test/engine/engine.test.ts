@@ -35,6 +35,10 @@ const WORKLOADS = [
   { name: "demo-listener", kind: "pod", containers: ["listener", "toolbox"] },
 ];
 
+/** `verb resource [in namespace]`: the resource as `resource[.group][/subresource]`, e.g.
+ * "create pods/exec", "patch deployments.apps". */
+type Ask = readonly [verb: string, resource: string, namespace?: string];
+
 describe("engine: the program under the real Pulumi engine and kube-apiserver", function () {
   this.timeout(15 * 60_000);
   let cp: ControlPlane | undefined;
@@ -55,6 +59,53 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
       },
       { registryPassword: REGISTRY_PASSWORD },
     );
+
+  /** What the API server's RBAC lets the dashboard login of `access` do, per question. */
+  async function dashboardMay(access: string, asks: readonly Ask[]): Promise<string[]> {
+    const allowed: string[] = [];
+    for (const [verb, what, namespace] of asks) {
+      const [plural, subresource] = what.split("/");
+      const dot = plural.indexOf(".");
+      const [resource, group] =
+        dot < 0 ? [plural, ""] : [plural.slice(0, dot), plural.slice(dot + 1)];
+      const r = await cp?.api.request(
+        "POST",
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        {
+          apiVersion: "authorization.k8s.io/v1",
+          kind: "SubjectAccessReview",
+          spec: {
+            user: `system:serviceaccount:headlamp:dashboard-${access}`,
+            groups: [
+              "system:serviceaccounts",
+              "system:serviceaccounts:headlamp",
+              "system:authenticated",
+            ],
+            resourceAttributes: { verb, group, resource, subresource, namespace },
+          },
+        },
+      );
+      const status = (JSON.parse(r?.body ?? "{}") as { status?: { allowed?: boolean } }).status;
+      if (status?.allowed === true) allowed.push([verb, what, namespace ?? "*"].join(" "));
+    }
+    return allowed;
+  }
+  /** Questions a dashboard login's reach is judged by. */
+  const ASKS: readonly Ask[] = [
+    ["list", "pods", "kube-system"],
+    ["get", "pods/log", "rosfleet"],
+    ["list", "nodes"],
+    ["patch", "nodes"],
+    ["delete", "nodes"],
+    ["create", "pods", "rosfleet"],
+    ["create", "pods/exec", "rosfleet"],
+    ["get", "secrets", "rosfleet"],
+    ["patch", "deployments.apps", "rosfleet"],
+    ["create", "pods", "kube-system"],
+    ["get", "secrets", "kube-system"],
+    ["impersonate", "serviceaccounts", "kube-system"],
+    ["create", "clusterrolebindings.rbac.authorization.k8s.io"],
+  ];
 
   before(async function () {
     if (BIN === "" || !fs.existsSync(path.join(BIN, "pulumi")))
@@ -186,6 +237,30 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
       !state.includes(Buffer.from(key).toString("base64").slice(0, 40)),
       "no client key (base64)",
     );
+  });
+
+  it("dashboard view: reads pods, logs and nodes everywhere; changes nothing, no Secrets", async () => {
+    assert.deepEqual(await dashboardMay("view", ASKS), [
+      "list pods kube-system",
+      "get pods/log rosfleet",
+      "list nodes *",
+    ]);
+  });
+
+  it("dashboard admin: changes the lab's namespace and cordons nodes, nothing beyond it", async () => {
+    await stack.setAllConfig(config({ dashboard: { enabled: true, access: "admin" } }));
+    await stack.up();
+    assert.deepEqual(await dashboardMay("admin", ASKS), [
+      "list pods kube-system",
+      "get pods/log rosfleet",
+      "list nodes *",
+      "patch nodes *",
+      "create pods rosfleet",
+      "create pods/exec rosfleet",
+      "get secrets rosfleet",
+      "patch deployments.apps rosfleet",
+    ]);
+    assert.deepEqual(await dashboardMay("view", ASKS), [], "the view login is gone");
   });
 
   it("destroy leaves nothing of rosfleet in the API", async () => {
