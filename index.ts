@@ -1,6 +1,8 @@
 // rosfleet: read the lab's stack config, create the stages, export the outputs (DESIGN.md).
+import * as os from "node:os";
 import * as pulumi from "@pulumi/pulumi";
 import { labCluster } from "./components/cluster";
+import { ProviderCopies, sweepAtExit } from "./components/cluster/tempfiles";
 import { readLabConfig } from "./components/config";
 import { Dashboard } from "./components/dashboard/headlamp";
 import { withBuilder } from "./components/image/builder";
@@ -23,6 +25,11 @@ export = async (): Promise<Record<string, unknown>> => {
   // Stages 2–3 — machine and k3s over SSH, or the lab's existing cluster (cluster.kubeconfig).
   const cluster = labCluster(lab, `rosfleet-${pulumi.getStack()}`);
   const inCluster = { providers: [cluster.provider] };
+  // The kubernetes provider leaves a plaintext copy of the kubeconfig in $TMPDIR on every run:
+  // rosfleet removes its cluster's (components/cluster/tempfiles.ts).
+  const copies = new ProviderCopies(os.tmpdir());
+  cluster.serverUrl.apply((url) => copies.watch(url));
+  sweepAtExit(copies);
 
   // Stage 4 — image: ros_demo for every platform of the lab, referenced by digest.
   const rosDemo = new RosDemoImage("ros-demo", {

@@ -4,6 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { stringify } from "yaml";
 import { formatProblems, parseLab } from "../components/config";
+import { ProviderCopies } from "../components/cluster/tempfiles";
 import { FakeApi, startFakeApi } from "./helpers/apiserver";
 import { runProgram } from "./helpers/program";
 import { configValues, readStackConfig } from "./helpers/stack";
@@ -269,5 +270,36 @@ describe("cluster: Multus on a cluster rosfleet did not install", () => {
     assert.ok(error instanceof Error, "the run fails");
     assert.match(error.message, /the cluster has no Multus/);
     assert.match(error.message, /microk8s enable multus/);
+  });
+});
+
+describe("cluster: the kubernetes provider's kubeconfig copies in $TMPDIR", () => {
+  const kubeconfig = (server: string) =>
+    `apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: QUJD\n    server: ${server}\n  name: lab\nkind: Config\n`;
+
+  it("removes the copies for the lab's server, now and when swept again, and nothing else", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-copies-"));
+    try {
+      const write = (name: string, text: string) => fs.writeFileSync(path.join(dir, name), text);
+      write("kubeconfig1234567", kubeconfig("https://192.168.1.21:6443"));
+      write("kubeconfig7654321", kubeconfig("https://other.lab:6443"));
+      write("kubeconfig-mine", kubeconfig("https://192.168.1.21:6443"));
+      write("notes", kubeconfig("https://192.168.1.21:6443"));
+      const copies = new ProviderCopies(dir);
+      copies.watch("https://192.168.1.21:6443");
+      assert.deepEqual(fs.readdirSync(dir).sort(), [
+        "kubeconfig-mine",
+        "kubeconfig7654321",
+        "notes",
+      ]);
+      write("kubeconfig99", kubeconfig("https://192.168.1.21:6443"));
+      assert.equal(copies.sweep(), 1);
+      assert.equal(copies.sweep(), 0);
+      // A server that is only a prefix of another is not it.
+      write("kubeconfig5", kubeconfig("https://192.168.1.21:64430"));
+      assert.equal(copies.sweep(), 0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -5,9 +5,11 @@
 // delete order of `destroy`. Run with `npm run test:engine`.
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { ConfigMap, Stack } from "@pulumi/pulumi/automation";
 import { ControlPlane, startControlPlane } from "./controlplane";
+import { providerCopies } from "../../components/cluster/tempfiles";
 import {
   AutomationStack,
   automationStack,
@@ -178,12 +180,20 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
     assert.equal(login.auths["registry.invalid"]?.password, REGISTRY_PASSWORD);
   });
 
-  it("a second preview shows no changes", async () => {
+  it("a second preview shows no changes, and removes the plaintext kubeconfig copies the providers left", async () => {
+    // What the last run's kubernetes providers wrote to $TMPDIR (the admin's client key in it).
+    const left = providerCopies(os.tmpdir(), [cp?.server ?? ""]);
+    assert.ok(left.length > 0, "the provider writes its copy (if not, this sweep can go)");
     const { result, changes } = await withChanges((onEvent) =>
       stack.preview({ expectNoChanges: true, onEvent }),
     );
     assert.deepEqual([...changes], []);
     assert.equal(result.changeSummary.create ?? 0, 0);
+    assert.deepEqual(
+      left.filter((f) => fs.existsSync(f)),
+      [],
+      "the copies of earlier runs are gone",
+    );
   });
 
   it("a change of domain id and replicas updates only the workloads", async () => {
