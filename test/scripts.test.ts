@@ -440,6 +440,8 @@ describe("scripts: uninstall", () => {
     const m = new FakeMachine();
     m.run(installAndUndo(pi, SERVER));
     join(m);
+    // What the running k3s keeps there.
+    fs.mkdirSync(m.file("var/lib/rancher/k3s/agent"), { recursive: true });
     const r = m.run(installAndUndo(pi, SERVER), { action: "delete" });
     assert.equal(r.status, 0, r.stderr);
     assert.ok(r.calls.includes("k3s-agent-uninstall.sh"));
@@ -447,6 +449,22 @@ describe("scripts: uninstall", () => {
     const again = m.run(installAndUndo(pi, SERVER), { action: "delete" });
     assert.equal(again.status, 0);
     assert.match(again.stdout, /k3s \(agent\) is not installed on clover1/);
+    // Nothing of k3s is left, not even the empty folders install.sh made.
+    assert.equal(fs.existsSync(m.file("etc/rancher")), false);
+    assert.equal(fs.existsSync(m.file("var/lib/rancher")), false);
+  });
+
+  it("keeps /etc/rancher and /var/lib/rancher when something else lives there", () => {
+    const m = new FakeMachine();
+    m.run(installAndUndo(pi, SERVER));
+    join(m);
+    fs.mkdirSync(m.file("etc/rancher/rke2"), { recursive: true });
+    fs.mkdirSync(m.file("var/lib/rancher/k3s"), { recursive: true });
+    fs.writeFileSync(m.file("var/lib/rancher/other"), "x");
+    const r = m.run(installAndUndo(pi, SERVER), { action: "delete" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(fs.existsSync(m.file("etc/rancher/rke2")));
+    assert.ok(fs.existsSync(m.file("var/lib/rancher/other")));
   });
 
   it("leaves an install that now belongs to another name or role (renamed, replaced, role changed)", () => {
@@ -629,6 +647,36 @@ describe("scripts: air-gapped install", () => {
     fs.appendFileSync(m.file("home/lab/rosfleet-k3s"), "# rebuilt\n");
     const changed = m.run(airgapInstall(plan));
     assert.equal(changed.calls.filter((c) => c.startsWith("installer")).length, 1);
+  });
+
+  it("leaves a local machine's own binary as it is (no chmod), and installs from it", () => {
+    const { m } = airgapped();
+    const laptop = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-laptop-"));
+    const own = path.join(laptop, "k3s-v1.33.5");
+    fs.writeFileSync(
+      own,
+      `#!/bin/sh\nK3S_STANDIN_VERSION=v1.33.5+k3s1 exec bash "$STANDINS/k3s" "$@"\n`,
+    );
+    fs.chmodSync(own, 0o644);
+    fs.copyFileSync(path.join(STANDINS, "k3s-installer.sh"), path.join(laptop, "install.sh"));
+    const plan = airgapPlan(
+      { installScript: path.join(laptop, "install.sh"), binaries: { amd64: own }, images: {} },
+      { ...server, host: "localhost", local: true },
+    );
+    assert.ok(plan !== undefined && plan.copies.length === 0);
+    const r = m.run(airgapInstall(plan));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(
+      (fs.statSync(own).mode & 0o777).toString(8),
+      "644",
+      "the user's file is untouched",
+    );
+    assert.equal((fs.statSync(m.file("usr/local/bin/k3s")).mode & 0o777).toString(8), "755");
+    assert.deepEqual(
+      fs.readdirSync(m.file("usr/local/bin")).filter((f) => f.includes("check")),
+      [],
+      "no check copy left",
+    );
   });
 
   it("refuses a binary of another release, before installing anything", () => {

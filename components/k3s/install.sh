@@ -36,8 +36,12 @@ airgap_path() { # names of copied files are relative to the SSH user's home
 }
 if [ -n "$AIRGAP_BINARY" ]; then
   binary=$(airgap_path "$AIRGAP_BINARY")
-  chmod 0755 "$binary"
-  found=$("$binary" --version 2>/dev/null | awk 'NR == 1 { print $3 }' || true)
+  # Asked from a private copy: on a local machine the file is the user's own, left as it is
+  # (a copied one lacks the executable bit). Not in /tmp, which may be mounted noexec.
+  check=$(mktemp "$ROOT/usr/local/bin/.rosfleet-k3s-check.XXXXXX" 2>/dev/null || mktemp)
+  install -m 0700 "$binary" "$check"
+  found=$("$check" --version 2>/dev/null | awk 'NR == 1 { print $3 }' || true)
+  rm -f "$check"
   if [ "$found" != "$K3S_VERSION" ]; then
     echo "the air-gap k3s binary for $NODE_NAME is ${found:-not a k3s binary}, but k3s.version is $K3S_VERSION: give k3s.airgap the binaries of that release" >&2
     exit 1

@@ -25,6 +25,10 @@ fi
 # The uninstall script removes /etc/rancher/k3s; make sure the token file is gone even if not.
 conf="$ROOT/etc/rancher/k3s"
 rm -f "$conf/config.yaml" "$conf/token" "$conf/rosfleet-join.sh" "$OWNER_FILE"
+# The folders install.sh made (0700) go too, when nothing else is in them.
+for dir in "$conf" "$ROOT/etc/rancher" "$ROOT/var/lib/rancher/k3s" "$ROOT/var/lib/rancher"; do
+  rmdir "$dir" 2>/dev/null || true
+done
 if [ -n "$AIRGAP_FILES" ]; then
   home=$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)
   for file in $AIRGAP_FILES; do rm -f "$home/$file"; done

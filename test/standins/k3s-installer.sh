@@ -24,7 +24,9 @@ cat >"$FAKE_ROOT/usr/local/bin/$uninstall" <<UNINSTALL
 #!/bin/sh
 echo "$uninstall" >>"\$FAKE_LOG"
 rm -rf "\$FAKE_STATE/units/$service" "\$FAKE_STATE/active/$service" "\$FAKE_ROOT/etc/rancher/k3s"
-[ -e "\$FAKE_ROOT/usr/local/bin/k3s-uninstall.sh" ] && [ "$uninstall" != k3s-uninstall.sh ] || rm -f "\$FAKE_ROOT/usr/local/bin/k3s"
+# As k3s's own: the binary and its data go unless the other role's install is still there.
+[ -e "\$FAKE_ROOT/usr/local/bin/k3s-uninstall.sh" ] && [ "$uninstall" != k3s-uninstall.sh ] ||
+  rm -rf "\$FAKE_ROOT/usr/local/bin/k3s" "\$FAKE_ROOT/var/lib/rancher/k3s"
 rm -f "\$0"
 UNINSTALL
 chmod +x "$FAKE_ROOT/usr/local/bin/$uninstall"
