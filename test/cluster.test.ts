@@ -130,7 +130,7 @@ describe("cluster: the program on an existing cluster", () => {
     assert.deepEqual(run.outputs["nodes"], []);
     // No nodes described: nothing to pin the check to (README says so; a warning says so).
     assert.deepEqual(run.names("kubernetes:batch/v1:Job"), []);
-    assert.ok(run.names("kubernetes:core/v1:Pod").length > 0);
+    assert.ok(run.names("kubernetes:apps/v1:Deployment").includes("ros-demo-listener"));
   });
 
   it("keeps an inline kubeconfig secret in the provider", async () => {

@@ -161,12 +161,12 @@ describe("config: defaults", () => {
 });
 
 describe("config: workloads", () => {
-  it("defaults to the lab notes' pods and the guide's Deployments, talkerlistener on arm64", () => {
+  it("defaults to the lab notes' three as one-replica Deployments and the guide's, talkerlistener on arm64", () => {
     const lab = settings(readStackConfig("clover"));
     assert.deepEqual(lab.ros.workloads, [
       {
         name: "demo-listener",
-        kind: "pod",
+        kind: "deployment",
         replicas: 1,
         arch: undefined,
         node: undefined,
@@ -175,7 +175,7 @@ describe("config: workloads", () => {
       },
       {
         name: "demo-talkerlistener",
-        kind: "pod",
+        kind: "deployment",
         replicas: 1,
         arch: "arm64",
         node: undefined,
@@ -184,7 +184,7 @@ describe("config: workloads", () => {
       },
       {
         name: "demo-talker",
-        kind: "pod",
+        kind: "deployment",
         replicas: 1,
         arch: undefined,
         node: undefined,
@@ -305,7 +305,7 @@ describe("config: multus", () => {
       });
     // The default workloads: 5 pods, 2 more in a rollout, 3 per node for the check and readiness.
     assert.deepEqual(multus("192.168.1.200/28"), [
-      "ros.multus.range: 192.168.1.200/28 gives 14 addresses, but the lab's pods on ros-macvlan need up to 16 at once (5 workload pods, 2 more while Deployments roll out, a beacon, a check Job and a Multus readiness Job on each of 3 nodes): pods past that wait in ContainerCreating; use a /27 or larger range of free LAN addresses",
+      "ros.multus.range: 192.168.1.200/28 gives 14 addresses, but the lab's pods on ros-macvlan need up to 19 at once (5 workload pods, 5 more while Deployments roll out, a beacon, a check Job and a Multus readiness Job on each of 3 nodes): pods past that wait in ContainerCreating; use a /27 or larger range of free LAN addresses",
     ]);
     assert.equal(
       settings({

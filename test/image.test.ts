@@ -137,7 +137,7 @@ describe("image: the build", () => {
 
   it("leaves only the image unknown at preview, so preview --diff shows every other field", async () => {
     const run = await runProgram(readStackConfig("dev"), { preview: true });
-    const pod = run.get("kubernetes:core/v1:Pod", "ros-demo-listener");
+    const pod = run.get("kubernetes:apps/v1:Deployment", "ros-demo-listener");
     const [listener] = containersOf(pod);
     assert.equal(listener["image"], UNKNOWN);
     assert.deepEqual(listener["args"], [

@@ -67,15 +67,24 @@ describe("ros: default workloads on the lab-notes stack", () => {
 
   it("declares the lab notes' pods and the guide's Deployments in the rosfleet namespace", () => {
     // Registration order follows the image digest's resolution: compare as sets.
-    assert.deepEqual(run.names(POD).sort(), [
-      "ros-demo-listener",
-      "ros-demo-talker",
-      "ros-demo-talkerlistener",
-    ]);
+    // The lab notes' three pods are one-replica Deployments: a drain or an eviction cannot lose
+    // them for good (a bare Pod is not recreated, and up does not refresh to see it gone).
+    assert.deepEqual(run.names(POD), []);
     assert.deepEqual(
-      run.names(DEPLOYMENT).filter((n) => /ros-(talker|listener)$/.test(n)),
-      ["ros-ros-talker", "ros-ros-listener"],
+      run
+        .names(DEPLOYMENT)
+        .filter((n) => /^ros-(demo|ros)-/.test(n))
+        .sort(),
+      [
+        "ros-demo-listener",
+        "ros-demo-talker",
+        "ros-demo-talkerlistener",
+        "ros-ros-listener",
+        "ros-ros-talker",
+      ],
     );
+    for (const name of ["ros-demo-listener", "ros-demo-talker", "ros-demo-talkerlistener"])
+      assert.equal(o(run.get(DEPLOYMENT, name).inputs["spec"])["replicas"], 1, name);
     for (const r of run.resources.filter(
       (x) => (x.type === POD || x.type === DEPLOYMENT) && x.name.startsWith("ros-"),
     ))
@@ -84,15 +93,15 @@ describe("ros: default workloads on the lab-notes stack", () => {
   });
 
   it("pins talkerlistener to arm64 and leaves the others to the scheduler", () => {
-    assert.deepEqual(podSpec(run.get(POD, "ros-demo-talkerlistener"))["nodeSelector"], {
+    assert.deepEqual(podSpec(run.get(DEPLOYMENT, "ros-demo-talkerlistener"))["nodeSelector"], {
       "kubernetes.io/arch": "arm64",
     });
-    assert.equal(podSpec(run.get(POD, "ros-demo-listener"))["nodeSelector"], undefined);
+    assert.equal(podSpec(run.get(DEPLOYMENT, "ros-demo-listener"))["nodeSelector"], undefined);
   });
 
   it("runs one ROS node per container with args (entrypoint kept) and Pi-sized resources", () => {
     assert.deepEqual(
-      containers(run.get(POD, "ros-demo-talkerlistener")).map((c) => [
+      containers(run.get(DEPLOYMENT, "ros-demo-talkerlistener")).map((c) => [
         c["name"],
         c["args"],
         c["command"],
@@ -103,7 +112,7 @@ describe("ros: default workloads on the lab-notes stack", () => {
         ["toolbox", ["sleep", "infinity"], undefined],
       ],
     );
-    assert.deepEqual(containers(run.get(POD, "ros-demo-talker"))[0]["resources"], {
+    assert.deepEqual(containers(run.get(DEPLOYMENT, "ros-demo-talker"))[0]["resources"], {
       requests: { cpu: "50m", memory: "64Mi" },
       limits: { cpu: "500m", memory: "256Mi" },
     });
@@ -122,7 +131,11 @@ describe("ros: default workloads on the lab-notes stack", () => {
   });
 
   it("uses the discovery server: env on every container, super client for the CLI only", () => {
-    for (const r of run.resources.filter((x) => x.type === POD))
+    const demos = run.resources.filter(
+      (x) => x.type === DEPLOYMENT && x.name.startsWith("ros-demo-"),
+    );
+    assert.equal(demos.length, 3);
+    for (const r of demos)
       for (const c of containers(r))
         assert.deepEqual(env(c), {
           ...SCRATCH_ENV,
@@ -161,8 +174,8 @@ describe("ros: default workloads on the lab-notes stack", () => {
       const other = servers.find((x) => x.app !== app)?.app ?? "";
       assert.ok(anti.includes(`"values":["${other}"]`), `${app} keeps away from ${other}`);
       for (const name of ["ros-demo-listener", "ros-demo-talker"]) {
-        assert.ok(run.dependsOn(run.get(POD, name), service), name);
-        assert.ok(run.dependsOn(run.get(POD, name), server), name);
+        assert.ok(run.dependsOn(run.get(DEPLOYMENT, name), service), name);
+        assert.ok(run.dependsOn(run.get(DEPLOYMENT, name), server), name);
       }
     }
   });
@@ -171,10 +184,10 @@ describe("ros: default workloads on the lab-notes stack", () => {
 describe("ros: discovery modes and scaling", () => {
   it("host-network: host networking, cluster DNS, UDPv4, no discovery server", async () => {
     const run = await runProgram(withRos({ discovery: "host-network", domainId: 42 }));
-    const spec = podSpec(run.get(POD, "ros-demo-listener"));
+    const spec = podSpec(run.get(DEPLOYMENT, "ros-demo-listener"));
     assert.equal(spec["hostNetwork"], true);
     assert.equal(spec["dnsPolicy"], "ClusterFirstWithHostNet");
-    assert.deepEqual(env(containers(run.get(POD, "ros-demo-listener"))[0]), {
+    assert.deepEqual(env(containers(run.get(DEPLOYMENT, "ros-demo-listener"))[0]), {
       ...SCRATCH_ENV,
       ROS_DOMAIN_ID: "42",
       FASTDDS_BUILTIN_TRANSPORTS: "UDPv4",
@@ -187,9 +200,9 @@ describe("ros: discovery modes and scaling", () => {
 
   it("multicast: plain pods with only ROS_DOMAIN_ID (the negative control)", async () => {
     const run = await runProgram(withRos({ discovery: "multicast", domainId: 7 }));
-    const spec = podSpec(run.get(POD, "ros-demo-talker"));
+    const spec = podSpec(run.get(DEPLOYMENT, "ros-demo-talker"));
     assert.equal(spec["hostNetwork"], undefined);
-    assert.deepEqual(env(containers(run.get(POD, "ros-demo-talker"))[0]), {
+    assert.deepEqual(env(containers(run.get(DEPLOYMENT, "ros-demo-talker"))[0]), {
       ...SCRATCH_ENV,
       ROS_DOMAIN_ID: "7",
     });
@@ -219,8 +232,8 @@ describe("ros: discovery modes and scaling", () => {
       ipam: { type: "whereabouts", range: "192.168.1.192/27" },
     });
     assert.ok(run.dependsOn(nad, chart));
-    const pod = run.get(POD, "ros-demo-listener");
-    assert.deepEqual(o(pod.inputs["metadata"])["annotations"], {
+    const pod = run.get(DEPLOYMENT, "ros-demo-listener");
+    assert.deepEqual(o(o(o(pod.inputs["spec"])["template"])["metadata"])["annotations"], {
       "k8s.v1.cni.cncf.io/networks": "ros-macvlan",
     });
     assert.ok(run.dependsOn(pod, nad));
@@ -330,7 +343,7 @@ describe("ros: the delivery check", () => {
     assert.deepEqual((containers(beacons)[0]["args"] as string[]).slice(-1), [
       "{data: 'rosfleet-beacon from $(NODE_NAME)'}",
     ]);
-    assert.ok(run.dependsOn(beacons, run.get(POD, "ros-demo-talkerlistener")));
+    assert.ok(run.dependsOn(beacons, run.get(DEPLOYMENT, "ros-demo-talkerlistener")));
     assert.ok(run.dependsOn(run.get(JOB, "delivery-laptop"), beacons));
   });
 

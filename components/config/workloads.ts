@@ -31,13 +31,14 @@ const workload = (w: Partial<Workload> & Pick<Workload, "name" | "containers">):
  */
 export function defaultWorkloads(arches: readonly Arch[]): Workload[] {
   return [
-    workload({ name: "demo-listener", containers: ["listener", "toolbox"] }),
+    workload({ name: "demo-listener", kind: "deployment", containers: ["listener", "toolbox"] }),
     workload({
       name: "demo-talkerlistener",
+      kind: "deployment",
       containers: ["listener", "talker", "toolbox"],
       arch: arches.includes("arm64") ? "arm64" : undefined,
     }),
-    workload({ name: "demo-talker", containers: ["talker"] }),
+    workload({ name: "demo-talker", kind: "deployment", containers: ["talker"] }),
     workload({ name: "ros-talker", kind: "deployment", containers: ["talker"] }),
     workload({ name: "ros-listener", kind: "deployment", containers: ["listener"] }),
   ];

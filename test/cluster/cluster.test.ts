@@ -33,7 +33,7 @@ const ready = (p: Pod) =>
 function readmeEchoCommand(): string[] {
   const readme = fs.readFileSync(path.join(REPO_ROOT, "README.md"), "utf8").replace(/\s+/g, " ");
   const m =
-    /`(kubectl -n rosfleet exec -it demo-listener -c toolbox -- [^`]*topic echo \/chatter)`/.exec(
+    /`(kubectl -n rosfleet exec -it deploy\/demo-listener -c toolbox -- [^`]*topic echo \/chatter)`/.exec(
       readme,
     );
   if (m === null) throw new Error("README has no `kubectl ... exec ... topic echo /chatter` line");
@@ -131,10 +131,10 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
     await within(
       "demo-listener hears the talker",
       60,
-      async () => heardLines("demo-listener").length > 0,
+      async () => heardLines("deploy/demo-listener").length > 0,
     );
     // The beacons have their own topic: the demo hears only the demo.
-    assert.doesNotMatch(logsOf("demo-listener", "listener"), /rosfleet-beacon/);
+    assert.doesNotMatch(logsOf("deploy/demo-listener", "listener"), /rosfleet-beacon/);
   });
 
   it("README's toolbox command shows /chatter (through the entrypoint that puts ros2 on PATH)", () => {
@@ -153,7 +153,7 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
   it("no ROS node keeps the messages it hears in a log file on its 64 Mi scratch volume", () => {
     // Both containers share the pod's scratch volume, ROS_LOG_DIR included.
     const r = lab.kubectl([
-      ...["-n", NS, "exec", "demo-listener", "-c", "listener", "--"],
+      ...["-n", NS, "exec", "deploy/demo-listener", "-c", "listener", "--"],
       ...["sh", "-c", 'cat "$ROS_LOG_DIR"/* 2>/dev/null | grep -c "I heard" || true'],
     ]);
     assert.equal(r.stdout.trim(), "0", r.stderr);
@@ -186,7 +186,7 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
   it("a discovery server's pod deleted: running pods lose nothing, and new pods still find the talker", async () => {
     const [server] = await pods("ros-discovery");
     const count = () =>
-      heardLines("demo-listener").map((l) => Number(/Hello World: (\d+)/.exec(l)?.[1]));
+      heardLines("deploy/demo-listener").map((l) => Number(/Hello World: (\d+)/.exec(l)?.[1]));
     const before = count().at(-1) ?? 0;
     const start = Date.now();
     lab.kubectl(["-n", NS, "delete", "pod", server.metadata.name, "--wait=true"]);

@@ -31,8 +31,9 @@ export const WORKLOADS = [
     containers: ["listener"],
   },
   {
+    // As rosfleet's default demo-listener: a one-replica Deployment.
     name: "demo-listener",
-    kind: "pod",
+    kind: "deployment",
     node: "cluster-laptop",
     containers: ["listener", "toolbox"],
   },

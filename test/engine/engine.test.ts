@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ConfigMap, Stack } from "@pulumi/pulumi/automation";
-import { ControlPlane, startControlPlane } from "./controlplane";
+import { ControlPlane, startControlPlane, waitFor } from "./controlplane";
 import { providerCopies } from "../../components/cluster/tempfiles";
 import {
   AutomationStack,
@@ -271,6 +271,21 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
       "patch deployments.apps rosfleet",
     ]);
     assert.deepEqual(await dashboardMay("view", ASKS), [], "the view login is gone");
+  });
+
+  it("a bare Pod deleted behind rosfleet's back comes back with up --refresh (as README says)", async () => {
+    const url = "/api/v1/namespaces/rosfleet/pods/demo-listener";
+    assert.equal((await cp?.api.request("DELETE", `${url}?gracePeriodSeconds=0`))?.status, 200);
+    await waitFor(
+      "the pod is gone",
+      async () => (await cp?.api.request("GET", url))?.status === 404,
+      30_000,
+      () => "",
+    );
+    const plain = await withChanges((onEvent) => stack.up({ onEvent }));
+    assert.deepEqual(changeList(plain.changes), [], "a plain up does not notice");
+    await stack.up({ refresh: true });
+    assert.equal((await cp?.api.request("GET", url))?.status, 200, "recreated");
   });
 
   it("destroy leaves nothing of rosfleet in the API", async () => {
