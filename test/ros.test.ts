@@ -5,7 +5,8 @@ import * as path from "node:path";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { checkScript } from "../components/ros/check";
 import { k3sCniBinDir } from "../components/ros/multus";
-import { MULTUS_READY_SCRIPT } from "../components/ros/workloads";
+import { MULTUS_CRD_HINT, MULTUS_READY_SCRIPT } from "../components/ros/workloads";
+import { pythonJob } from "../components/ros/render";
 import {
   deliveryPairs,
   evaluateDelivery,
@@ -232,6 +233,29 @@ describe("ros: discovery modes and scaling", () => {
       ipam: { type: "whereabouts", range: "192.168.1.192/27" },
     });
     assert.ok(run.dependsOn(nad, chart));
+    // The attachment waits for the chart's CRD: a Job that may read exactly that CRD.
+    const crd = run.get(JOB, "ros-multus-crd");
+    assert.ok(run.dependsOn(nad, crd) && run.dependsOn(crd, chart));
+    const [waiter] = containers(crd);
+    assert.deepEqual(
+      (waiter["args"] as string[]).filter((_, i) => i !== 2),
+      ["python3", "-c", "network-attachment-definitions.k8s.cni.cncf.io", "600", MULTUS_CRD_HINT],
+    );
+    assert.match(MULTUS_CRD_HINT, /kubectl -n kube-system logs job\/helm-install-multus/);
+    assert.equal(podSpec(crd)["serviceAccountName"], "rosfleet-multus-crd");
+    assert.deepEqual(
+      run.get("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "ros-multus-crd-role").inputs[
+        "rules"
+      ],
+      [
+        {
+          apiGroups: ["apiextensions.k8s.io"],
+          resources: ["customresourcedefinitions"],
+          resourceNames: ["network-attachment-definitions.k8s.cni.cncf.io"],
+          verbs: ["get"],
+        },
+      ],
+    );
     const pod = run.get(DEPLOYMENT, "ros-demo-listener");
     assert.deepEqual(o(o(o(pod.inputs["spec"])["template"])["metadata"])["annotations"], {
       "k8s.v1.cni.cncf.io/networks": "ros-macvlan",
@@ -273,6 +297,7 @@ describe("ros: discovery modes and scaling", () => {
     assert.deepEqual(run.names("kubernetes:k8s.cni.cncf.io/v1:NetworkAttachmentDefinition"), [
       "ros-macvlan",
     ]);
+    assert.ok(!run.names(JOB).includes("ros-multus-crd"), "no chart, no CRD to wait for");
   });
 
   it("scales a Deployment by its replicas and pins a workload to a node", async () => {
@@ -881,3 +906,68 @@ function run(
     child.on("close", (status) => resolve({ status, stdout, stderr }));
   });
 }
+
+describe("ros: the Multus CRD wait (python3 against a TLS API)", () => {
+  const CRD = "network-attachment-definitions.k8s.cni.cncf.io";
+  let api: FakeApi;
+  before(async () => {
+    api = await startFakeApi();
+  });
+  after(async () => api.close());
+  beforeEach(() => {
+    api.requests.length = 0;
+    api.status = () => 200;
+    api.body = undefined;
+  });
+
+  function wait(seconds: number) {
+    const sa = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-crd-"));
+    fs.writeFileSync(path.join(sa, "token"), "crd-token-for-tests\n");
+    fs.writeFileSync(path.join(sa, "namespace"), "rosfleet");
+    fs.writeFileSync(path.join(sa, "ca.crt"), api.ca);
+    return run("python3", ["-c", pythonJob("crd_wait.py"), CRD, String(seconds), "look there"], {
+      PATH: process.env["PATH"] ?? "",
+      KUBERNETES_SERVICE_HOST: "127.0.0.1",
+      KUBERNETES_SERVICE_PORT: String(api.port),
+      ROSFLEET_SA_DIR: sa,
+      ROSFLEET_POLL_SECONDS: "0.1",
+    });
+  }
+  const established = (ok: boolean) => ({
+    status: { conditions: [{ type: "Established", status: ok ? "True" : "False" }] },
+  });
+
+  it("waits while the CRD is missing or not established, and succeeds once it is", async () => {
+    let n = 0;
+    api.status = () => (++n <= 2 ? 404 : 200);
+    api.body = (_, status) => (status === 200 ? established(n >= 4) : undefined);
+    const r = await wait(30);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, `rosfleet: ${CRD} is established\n`);
+    assert.equal(api.requests.length, 4);
+    assert.equal(
+      api.requests[0].url,
+      `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${CRD}`,
+    );
+    assert.equal(api.requests[0].headers["authorization"], "Bearer crd-token-for-tests");
+  });
+
+  it("gives up after its bound, saying how far it got and where to look", async () => {
+    api.status = () => 200;
+    api.body = () => established(false);
+    const r = await wait(1);
+    assert.equal(r.status, 1);
+    assert.equal(
+      r.stderr,
+      `rosfleet: the CustomResourceDefinition ${CRD} is there but not established yet after 1 s: look there\n`,
+    );
+  });
+
+  it("stops at once when its account may not read the CRD", async () => {
+    api.status = () => 403;
+    const r = await wait(30);
+    assert.equal(r.status, 1);
+    assert.equal(api.requests.length, 1);
+    assert.match(r.stderr, /^rosfleet: cannot read customresourcedefinition .* HTTP 403/);
+  });
+});

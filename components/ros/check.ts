@@ -13,7 +13,7 @@ import * as path from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { DiscoveryMode } from "../config";
-import { readScript, renderScript } from "../shell";
+import { renderScript } from "../shell";
 import {
   DeliveryResult,
   checkRun,
@@ -32,6 +32,7 @@ import {
   podNetworking,
   rosContainerOf,
   rosEnv,
+  pythonJob,
   rosPodBase,
 } from "./render";
 
@@ -73,7 +74,7 @@ export function checkScript(
     TIMEOUT_SECONDS: timeoutSeconds,
     TOPIC: BEACON_TOPIC,
     REPORTS: REPORTS_CONFIGMAP,
-    PUBLISH_PY: readScript(path.join(__dirname, "publish.py")),
+    PUBLISH_PY: pythonJob("publish.py"),
   });
 }
 

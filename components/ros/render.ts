@@ -3,10 +3,12 @@
 // whose inputs are the image and (discovery-server mode) the server's Service address, known
 // once the Service exists: a rebuild (or an image unknown at preview) leaves every other field
 // known, so `pulumi preview --diff` shows exactly what changes.
+import * as path from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import { ContainerRole, DemoLang, DiscoveryMode, Workload } from "../config";
 import { containerSecurity, podSecurity } from "../k8s";
+import { readScript } from "../shell";
 
 type EnvVar = k8s.types.input.core.v1.EnvVar;
 type Container = k8s.types.input.core.v1.Container;
@@ -119,6 +121,13 @@ export function rosContainerOf(
     volumeMounts: [scratchMount],
   };
 }
+
+/** A Job script in Python (components/ros/*.py), after the API helpers it uses (kube_api.py), as
+ * the one program `python3 -c` runs. */
+export const pythonJob = (file: string): string =>
+  [readScript(path.join(__dirname, "kube_api.py")), readScript(path.join(__dirname, file))].join(
+    "\n",
+  );
 
 /** The ServiceAccount of ROS pods (components/ros/workloads.ts declares it). */
 export const ROS_ACCOUNT = "rosfleet-ros";

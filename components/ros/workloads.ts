@@ -20,6 +20,7 @@ import {
   RosContext,
   SCRATCH,
   podNetworking,
+  pythonJob,
   rosContainerOf,
   rosPodBase,
   workloadPodSpec,
@@ -48,6 +49,22 @@ else
   echo "$NODE_NAME: no ${MULTUS_INTERFACE} yet: Multus has not configured this node" >&2
   exit 1
 fi`;
+
+/** The Job that waits for Multus's CRD, its ServiceAccount (and ClusterRole), and its bound. */
+export const MULTUS_CRD_JOB = "multus-crd";
+export const MULTUS_CRD_ACCOUNT = "rosfleet-multus-crd";
+export const MULTUS_CRD_WAIT_SECONDS = 600;
+/** All the CRD Job may do: read that one CRD. */
+export const MULTUS_CRD_RULES = [
+  {
+    apiGroups: ["apiextensions.k8s.io"],
+    resources: ["customresourcedefinitions"],
+    resourceNames: [MULTUS_CRD],
+    verbs: ["get"],
+  },
+];
+/** Where to look when the CRD never comes (k3s's Helm controller names its Job after the chart). */
+export const MULTUS_CRD_HINT = `k3s's Helm controller has not installed the Multus chart: see kubectl -n kube-system logs job/helm-install-multus (it pulls rancher/klipper-helm, the ${MULTUS_CHART.chart} chart ${MULTUS_CHART.version} from ${MULTUS_CHART.repo}, then the Multus and whereabouts images: multus mode needs the internet for them, or those images in the machines' registry)`;
 
 /** The `kubernetes.io/dockerconfigjson` Secret it lists. */
 export const PULL_SECRET = "rosfleet-registry";
@@ -166,6 +183,80 @@ export class RosWorkloads extends pulumi.ComponentResource {
     );
   }
 
+  /** A Job that succeeds once Multus's CRD is established (`multus-crd`), with the only RBAC it
+   * needs: get that one CRD. */
+  private crdWait(
+    name: string,
+    ns: pulumi.Output<string>,
+    image: pulumi.Input<string>,
+    chart: pulumi.Resource,
+  ): k8s.batch.v1.Job {
+    const labels = appLabels(MULTUS_CRD_JOB);
+    const child = { parent: this };
+    const account = new k8s.core.v1.ServiceAccount(
+      `${name}-multus-crd-account`,
+      { metadata: { name: MULTUS_CRD_ACCOUNT, namespace: ns, labels } },
+      child,
+    );
+    const role = new k8s.rbac.v1.ClusterRole(
+      `${name}-multus-crd-role`,
+      { metadata: { name: MULTUS_CRD_ACCOUNT, labels }, rules: MULTUS_CRD_RULES },
+      child,
+    );
+    const binding = new k8s.rbac.v1.ClusterRoleBinding(
+      `${name}-multus-crd-binding`,
+      {
+        metadata: { name: MULTUS_CRD_ACCOUNT, labels },
+        roleRef: {
+          apiGroup: "rbac.authorization.k8s.io",
+          kind: "ClusterRole",
+          name: role.metadata.name,
+        },
+        subjects: [{ kind: "ServiceAccount", name: account.metadata.name, namespace: ns }],
+      },
+      child,
+    );
+    return new k8s.batch.v1.Job(
+      `${name}-multus-crd`,
+      {
+        metadata: { name: MULTUS_CRD_JOB, namespace: ns, labels },
+        spec: {
+          backoffLimit: 0,
+          activeDeadlineSeconds: MULTUS_CRD_WAIT_SECONDS + 120,
+          template: {
+            metadata: { labels },
+            spec: {
+              ...rosPodBase(),
+              serviceAccountName: MULTUS_CRD_ACCOUNT,
+              automountServiceAccountToken: true,
+              restartPolicy: "Never",
+              containers: [
+                rosContainerOf(
+                  MULTUS_CRD_JOB,
+                  image,
+                  [
+                    "python3",
+                    "-c",
+                    pythonJob("crd_wait.py"),
+                    MULTUS_CRD,
+                    String(MULTUS_CRD_WAIT_SECONDS),
+                    MULTUS_CRD_HINT,
+                  ],
+                  [],
+                ),
+              ],
+            },
+          },
+        },
+      },
+      {
+        parent: this,
+        dependsOn: [chart, binding],
+        customTimeouts: { create: "15m", update: "15m" },
+      },
+    );
+  }
+
   /** Multus + whereabouts (unless already installed) and the macvlan attachment. */
   private multus(
     name: string,
@@ -194,6 +285,9 @@ export class RosWorkloads extends pulumi.ComponentResource {
             ),
           ]
         : [];
+    // The chart's CRD comes when k3s's Helm controller has pulled klipper-helm and the chart:
+    // a Job waits for it (bounded, naming where to look) before the attachment is created.
+    const crd = install.map((chart) => this.crdWait(name, ns, image, chart));
     const config = macvlanConfig(multus.interface, range);
     const attachment = new k8s.apiextensions.CustomResource(
       `${name}-macvlan`,
@@ -213,8 +307,7 @@ export class RosWorkloads extends pulumi.ComponentResource {
                 }),
         },
       },
-      // The CRD comes with the chart: the provider retries until it is there.
-      { parent: this, dependsOn: install },
+      { parent: this, dependsOn: [...install, ...crd] },
     );
     // A pod that starts before Multus has written its CNI config on its node comes up without
     // its second interface, and keeps it that way. One Job per node proves the attachment works

@@ -24,6 +24,8 @@ export interface FakeApi {
   readonly requests: ApiRequest[];
   /** The status each request gets (default 200). */
   status: (req: ApiRequest) => number;
+  /** The JSON body each request gets (default: a bare object or Status of that code). */
+  body: ((req: ApiRequest, status: number) => unknown) | undefined;
   close(): Promise<void>;
 }
 
@@ -47,7 +49,10 @@ export async function startFakeApi(): Promise<FakeApi> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-api-"));
   const { key, cert } = certificate(dir);
   const requests: ApiRequest[] = [];
-  const api: { status: FakeApi["status"] } = { status: () => 200 };
+  const api: { status: FakeApi["status"]; body: FakeApi["body"] } = {
+    status: () => 200,
+    body: undefined,
+  };
   const server = https.createServer({ key, cert }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
@@ -61,7 +66,11 @@ export async function startFakeApi(): Promise<FakeApi> {
       requests.push(request);
       const status = api.status(request);
       res.writeHead(status, { "Content-Type": "application/json" });
-      res.end(JSON.stringify({ kind: status === 200 ? "Object" : "Status", code: status }));
+      const body = api.body?.(request, status) ?? {
+        kind: status === 200 ? "Object" : "Status",
+        code: status,
+      };
+      res.end(JSON.stringify(body));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -75,6 +84,12 @@ export async function startFakeApi(): Promise<FakeApi> {
     },
     set status(fn) {
       api.status = fn;
+    },
+    get body() {
+      return api.body;
+    },
+    set body(fn) {
+      api.body = fn;
     },
     close: () =>
       new Promise<void>((resolve) => {

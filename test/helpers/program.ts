@@ -152,9 +152,11 @@ export class FakeRos {
     const uid = `job-uid-${++jobUids}`;
     const container = (pod?.["containers"] as Obj[])[0];
     const env = container["env"] as Obj[];
-    const run = String(env.find((e) => e["name"] === "ROSFLEET_CHECK_RUN")?.["value"]);
-    const node = String((pod?.["nodeSelector"] as Obj)["kubernetes.io/hostname"]);
-    this.jobs.push({ node, run, uid });
+    const run = env.find((e) => e["name"] === "ROSFLEET_CHECK_RUN")?.["value"];
+    // Only the check's Jobs report; others (Multus's waits) just run.
+    const selector = pod?.["nodeSelector"] as Obj | undefined;
+    if (run !== undefined)
+      this.jobs.push({ node: String(selector?.["kubernetes.io/hostname"]), run: String(run), uid });
     return { ...inputs, metadata: { ...(inputs["metadata"] as Obj), uid } };
   }
 
