@@ -90,6 +90,33 @@ describe("image: the build", () => {
     ]);
     assert.ok(build.secretInputs.includes("registries"));
     assert.ok(!JSON.stringify(run.outputs).includes("hunter2"));
+    // During up the login is tried first (Docker Hub's API host); offline here, so the build
+    // goes ahead and would say what it finds.
+    assert.deepEqual(run.fetches, [
+      "https://registry-1.docker.io/v2/",
+      "http://registry-1.docker.io/v2/",
+    ]);
+  });
+
+  it("tries the registry login during up only, and a refused one stops the program before any resource", async () => {
+    const config = {
+      ...readStackConfig("clover"),
+      registryUsername: "clover",
+      registryPassword: "no",
+    };
+    const preview = await runProgram(config, { secretKeys: ["registryPassword"], preview: true });
+    assert.deepEqual(preview.fetches, [], "preview stays offline");
+    const refusing = (_url: string, init?: RequestInit) =>
+      Promise.resolve(
+        new Response("", {
+          status: 401,
+          headers: init?.headers === undefined ? { "WWW-Authenticate": 'Basic realm="hub"' } : {},
+        }),
+      );
+    await assert.rejects(
+      runProgram(config, { secretKeys: ["registryPassword"], fetch: refusing }),
+      /registryPassword: registry docker\.io \(image\.repository\) refused the login of registryUsername "clover"/,
+    );
   });
 
   it("builds the distro of ros.distro", async () => {

@@ -47,15 +47,14 @@ export class RosDemoImage extends pulumi.ComponentResource {
         );
     } else {
       const registry = imageRegistry(image.repository);
-      const { registryUsername: username, registryPassword } = args;
       const credentials =
-        username === undefined || registryPassword === undefined
+        args.registryUsername === undefined || args.registryPassword === undefined
           ? []
           : [
               {
                 address: registry,
-                username,
-                password: pulumi.secret(registryPassword),
+                username: args.registryUsername,
+                password: pulumi.secret(args.registryPassword),
               },
             ];
       const cache = cacheRef(image.repository, distro);

@@ -54,6 +54,8 @@ export interface Registration {
 }
 
 export interface ProgramRun {
+  /** URLs the program itself requested (the registry login check), in order. */
+  readonly fetches: readonly string[];
   readonly resources: readonly Registration[];
   /** Reads of existing objects (`Resource.get`), in order. */
   readonly reads: readonly Read[];
@@ -221,6 +223,9 @@ export interface RunOptions {
   readonly clusterNodes?: Readonly<Record<string, Record<string, string>>>;
   /** buildx's state dir (BUILDX_CONFIG) the program finds the builders in. */
   readonly buildx?: string;
+  /** Answers the program's own HTTP requests (the registry login check); by default none is
+   * answered, as if offline: unit tests send nothing over the network. */
+  readonly fetch?: (url: string, init?: RequestInit) => Promise<Response>;
 }
 
 /** A read (`Resource.get`): what was read, by which name, after what. */
@@ -263,6 +268,14 @@ export async function runProgram(
   const stack = options.stack ?? "test";
   // The laptop's buildx builders, as the program reads them (test/fixtures/buildx by default).
   process.env.BUILDX_CONFIG = options.buildx ?? path.join(REPO_ROOT, "test", "fixtures", "buildx");
+  // The program's own HTTP requests go to the test, never to the network.
+  const fetches: string[] = [];
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = ((input: string | URL | Request, init?: RequestInit) => {
+    const url = input instanceof Request ? input.url : String(input);
+    fetches.push(url);
+    return options.fetch?.(url, init) ?? Promise.reject(new TypeError("fetch failed (offline)"));
+  }) as typeof fetch;
   const registrations: Registration[] = [];
   const reads: Read[] = [];
   // A resource whose input fails is never registered; the SDK leaves that error unhandled.
@@ -355,7 +368,13 @@ export async function runProgram(
   // async program, and what it resolves to the stack's outputs.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const main = require(path.join(REPO_ROOT, "index.ts")) as () => Promise<Record<string, unknown>>;
-  const program = await main();
+  let program: Record<string, unknown>;
+  try {
+    program = await main();
+  } finally {
+    // The login check runs before any resource is declared: nothing fetches after this.
+    globalThis.fetch = realFetch;
+  }
   const outputs: Record<string, unknown> = {};
   const outputErrors: Record<string, Error> = {};
   const secretOutputs: string[] = [];
@@ -375,6 +394,7 @@ export async function runProgram(
   await new Promise((resolve) => setImmediate(resolve));
   process.off("unhandledRejection", onRejection);
   return makeRun(
+    fetches,
     registrations,
     reads,
     ros.reports(),
@@ -386,6 +406,7 @@ export async function runProgram(
 }
 
 function makeRun(
+  fetches: readonly string[],
   resources: readonly Registration[],
   reads: readonly Read[],
   reports: Readonly<Record<string, string>>,
@@ -403,6 +424,7 @@ function makeRun(
   const deps = (r: Registration) =>
     r.dependencies.map((u) => byKey.get(key(u))).filter((d): d is Registration => d !== undefined);
   return {
+    fetches,
     resources,
     reads,
     reports,
