@@ -16,7 +16,7 @@ import {
   parseReport,
   reportsOf,
 } from "../components/ros/delivery";
-import { FakeApi, startFakeApi } from "./helpers/apiserver";
+import { FakeApi, fakeApiForSuite, serviceAccountDir } from "./helpers/apiserver";
 import { ProgramRun, fakeClusterIp, Registration, runProgram } from "./helpers/program";
 import { NO_LOG_FILE } from "../components/ros/render";
 import { readStackConfig } from "./helpers/stack";
@@ -769,15 +769,9 @@ describe("ros: the delivery decision", () => {
 describe("ros: the check script (run by bash and python3, ros2 faked, a TLS API)", () => {
   // test/fakes/ros2 stands for `ros2 topic echo`: it prints the messages of $FAKE_STATE/chatter.
   // The report goes to a real HTTPS server as the Job's ServiceAccount (files in ROSFLEET_SA_DIR).
+  const fakeApi = fakeApiForSuite();
   let api: FakeApi;
-  before(async () => {
-    api = await startFakeApi();
-  });
-  after(async () => api.close());
-  beforeEach(() => {
-    api.requests.length = 0;
-    api.status = () => 200;
-  });
+  beforeEach(() => (api = fakeApi()));
 
   async function check(
     messages: string[],
@@ -787,11 +781,7 @@ describe("ros: the check script (run by bash and python3, ros2 faked, a TLS API)
     const state = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-check-"));
     fs.writeFileSync(path.join(state, "chatter"), messages.map((m) => `${m}\n`).join(""));
     fs.writeFileSync(path.join(state, "calls.log"), "");
-    const sa = path.join(state, "serviceaccount");
-    fs.mkdirSync(sa);
-    fs.writeFileSync(path.join(sa, "token"), "sa-token-for-tests\n");
-    fs.writeFileSync(path.join(sa, "namespace"), "rosfleet");
-    fs.writeFileSync(path.join(sa, "ca.crt"), api.ca);
+    const sa = serviceAccountDir(api, "sa-token-for-tests");
     const r = await run("bash", ["-c", checkScript("laptop", expected, 30)], {
       PATH: `${path.join(__dirname, "fakes")}:${process.env["PATH"] ?? ""}`,
       FAKE_STATE: state,
@@ -909,22 +899,12 @@ function run(
 
 describe("ros: the Multus CRD wait (python3 against a TLS API)", () => {
   const CRD = "network-attachment-definitions.k8s.cni.cncf.io";
+  const fakeApi = fakeApiForSuite();
   let api: FakeApi;
-  before(async () => {
-    api = await startFakeApi();
-  });
-  after(async () => api.close());
-  beforeEach(() => {
-    api.requests.length = 0;
-    api.status = () => 200;
-    api.body = undefined;
-  });
+  beforeEach(() => (api = fakeApi()));
 
   function wait(seconds: number) {
-    const sa = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-crd-"));
-    fs.writeFileSync(path.join(sa, "token"), "crd-token-for-tests\n");
-    fs.writeFileSync(path.join(sa, "namespace"), "rosfleet");
-    fs.writeFileSync(path.join(sa, "ca.crt"), api.ca);
+    const sa = serviceAccountDir(api, "crd-token-for-tests");
     return run("python3", ["-c", pythonJob("crd_wait.py"), CRD, String(seconds), "look there"], {
       PATH: process.env["PATH"] ?? "",
       KUBERNETES_SERVICE_HOST: "127.0.0.1",

@@ -99,3 +99,34 @@ export async function startFakeApi(): Promise<FakeApi> {
       }),
   };
 }
+
+/**
+ * A FakeApi for one `describe` block: started before its tests, closed after them, and reset
+ * (no requests, status 200, default bodies) before each. Call inside the block.
+ */
+export function fakeApiForSuite(): () => FakeApi {
+  let api: FakeApi | undefined;
+  before(async () => {
+    api = await startFakeApi();
+  });
+  after(async () => api?.close());
+  beforeEach(() => {
+    if (api === undefined) return;
+    api.requests.length = 0;
+    api.status = () => 200;
+    api.body = undefined;
+  });
+  return () => {
+    if (api === undefined) throw new Error("the fake API starts in before()");
+    return api;
+  };
+}
+
+/** A pod's ServiceAccount files for `api` (token, namespace, the API's CA) in a new temp dir. */
+export function serviceAccountDir(api: FakeApi, token: string, namespace = "rosfleet"): string {
+  const sa = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-sa-"));
+  fs.writeFileSync(path.join(sa, "token"), `${token}\n`);
+  fs.writeFileSync(path.join(sa, "namespace"), namespace);
+  fs.writeFileSync(path.join(sa, "ca.crt"), api.ca);
+  return sa;
+}
