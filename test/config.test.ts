@@ -493,12 +493,24 @@ describe("config: validation", () => {
     assert.deepEqual(
       problems({ ...two, image: { repository: "localhost:5000/ros_demo", platforms } }),
       [
-        'image.repository: "localhost:5000/ros_demo" is on localhost, but the lab has 2 machines and each node pulls from itself: name the registry by an address every machine reaches (e.g. <laptop address>:5000/ros_demo)',
+        'image.repository: "localhost:5000/ros_demo" is on localhost, but the lab has 2 machines and each pulls from itself, so the agents would not find it: name the registry by an address every machine reaches (e.g. <laptop address>:5000/ros_demo)',
       ],
     );
     assert.deepEqual(
       problems({ ...two, image: { repository: "127.0.0.1:5000/lab/ros_demo", platforms } }).length,
       1,
+    );
+    // An existing cluster may serve a registry on every node (MicroK8s: localhost:32000).
+    const microk8s = parseLab(
+      configValues({
+        ...readStackConfig("microk8s"),
+        image: { repository: "localhost:32000/ros_demo", platforms },
+      }),
+      { isFile: () => true, readFile: () => "apiVersion: v1\nkind: Config\n" },
+    );
+    assert.ok(
+      microk8s.ok || !microk8s.problems.some((p) => p.path === "image.repository"),
+      "no image.repository problem",
     );
     // One machine (the dev stack) pulls from the registry it runs.
     assert.equal(

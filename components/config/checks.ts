@@ -75,13 +75,16 @@ function imageRules(raw: Dict, views: readonly MachineView[]): Problem[] {
       path: "image.repository",
       message: `give the repository without a tag or digest when image.build is true (rosfleet tags the build with ros.distro and pins its digest), got ${JSON.stringify(repository)}`,
     });
-  // Every node pulls the image itself: a registry named "localhost" is a different machine on
-  // each of them (only the dev stack's single node, which runs the registry, finds it).
+  // Every node pulls the image itself: on the k3s rosfleet installs, a registry named
+  // "localhost" is a different machine on each of them (only the dev stack's single node, which
+  // runs the registry, finds it). An existing cluster may serve one on every node (MicroK8s's
+  // registry add-on at localhost:32000), so it is left to it.
   const registryHost = ref?.registry.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
-  if (registryHost !== undefined && isLocalHost(registryHost) && views.length > 1)
+  const installsK3s = raw["cluster"] === undefined;
+  if (registryHost !== undefined && isLocalHost(registryHost) && installsK3s && views.length > 1)
     problems.push({
       path: "image.repository",
-      message: `${JSON.stringify(repository)} is on ${registryHost}, but the lab has ${views.length} machines and each node pulls from itself: name the registry by an address every machine reaches (e.g. <laptop address>${ref?.registry.slice(registryHost.length) ?? ""}/${ref?.path ?? "ros_demo"})`,
+      message: `${JSON.stringify(repository)} is on ${registryHost}, but the lab has ${views.length} machines and each pulls from itself, so the agents would not find it: name the registry by an address every machine reaches (e.g. <laptop address>${ref?.registry.slice(registryHost.length) ?? ""}/${ref?.path ?? "ros_demo"})`,
     });
   if (repository === undefined)
     problems.push({
