@@ -392,6 +392,22 @@ describe("image: the registry login, tried before the build", () => {
     );
   });
 
+  it("gives every request a deadline, and takes a connection lost half-way as unknown", async () => {
+    const b = registry("basic");
+    const signals: (AbortSignal | undefined)[] = [];
+    let calls = 0;
+    const flaky: Fetch = (url, init) => {
+      signals.push(init?.signal);
+      return ++calls === 1 ? b.fake(url, init) : Promise.reject(new TypeError("socket hang up"));
+    };
+    assert.equal(await tryLogin(LOGIN, flaky), "unknown");
+    assert.equal(signals.length, 2);
+    assert.ok(
+      signals.every((sig) => sig instanceof AbortSignal),
+      "each request can time out",
+    );
+  });
+
   it("leaves what it cannot ask to the build: unreachable, or no login needed", async () => {
     assert.equal(
       await tryLogin(LOGIN, () => Promise.reject(new TypeError("fetch failed"))),

@@ -8,7 +8,13 @@ import { ConfigError, LabSettings } from "../config";
 import { imageRegistry, parseImageReference } from "./reference";
 
 /** A fetch like the global one (a parameter so tests can stand in a registry of their own). */
-export type Fetch = (url: string, init?: { headers?: Record<string, string> }) => Promise<Response>;
+export type Fetch = (
+  url: string,
+  init?: { headers?: Record<string, string>; signal?: AbortSignal },
+) => Promise<Response>;
+
+/** A registry that takes the connection but never answers must not hold `up`. */
+const ANSWER_WITHIN_MS = 15_000;
 
 export interface LoginArgs {
   /** host[:port] of image.repository. */
@@ -42,27 +48,32 @@ export async function tryLogin(
   fetchImpl: Fetch = fetch,
 ): Promise<"accepted" | "refused" | "unknown"> {
   const basic = `Basic ${Buffer.from(`${args.username}:${args.password}`, "utf8").toString("base64")}`;
+  // One request, its body read; undefined when there is no answer.
+  const ask = async (url: string, headers?: Record<string, string>) => {
+    try {
+      const r = await fetchImpl(url, { headers, signal: AbortSignal.timeout(ANSWER_WITHIN_MS) });
+      await r.arrayBuffer();
+      return r;
+    } catch {
+      return undefined;
+    }
+  };
   for (const scheme of ["https", "http"]) {
     const base = `${scheme}://${apiHost(args.registry)}/v2/`;
-    let first: Response;
-    try {
-      first = await fetchImpl(base);
-    } catch {
-      continue;
-    }
-    await first.arrayBuffer();
+    const first = await ask(base);
+    if (first === undefined) continue;
     if (first.status !== 401) return first.ok ? "accepted" : "unknown";
     const { scheme: kind, params } = challenge(first.headers.get("www-authenticate") ?? "");
-    let answer: Response;
-    if (kind === "basic") answer = await fetchImpl(base, { headers: { Authorization: basic } });
+    let answer: Response | undefined;
+    if (kind === "basic") answer = await ask(base, { Authorization: basic });
     else if (kind === "bearer" && params.realm !== undefined) {
       const query = new URLSearchParams({
         ...(params.service === undefined ? {} : { service: params.service }),
         scope: `repository:${args.path}:pull,push`,
       });
-      answer = await fetchImpl(`${params.realm}?${query}`, { headers: { Authorization: basic } });
-    } else return "unknown";
-    await answer.arrayBuffer();
+      answer = await ask(`${params.realm}?${query}`, { Authorization: basic });
+    }
+    if (answer === undefined) return "unknown";
     if (answer.status === 401 || answer.status === 403) return "refused";
     return answer.ok ? "accepted" : "unknown";
   }
