@@ -211,7 +211,16 @@ describe("ros: discovery modes and scaling", () => {
 
   it("multus: installs Multus + whereabouts for k3s, attaches pods to a macvlan on the common NIC", async () => {
     const run = await runProgram(
-      withRos({ discovery: "multus", multus: { interface: "eth0", range: "192.168.1.192/27" } }),
+      {
+        ...withRos({
+          discovery: "multus",
+          multus: { interface: "eth0", range: "192.168.1.192/27" },
+        }),
+        // A private image: every pod, the CRD wait's too, pulls with the login.
+        registryUsername: "lab",
+        registryPassword: "pw",
+      },
+      { secretKeys: ["registryPassword"] },
     );
     const CR = "kubernetes:helm.cattle.io/v1:HelmChart";
     const NAD = "kubernetes:k8s.cni.cncf.io/v1:NetworkAttachmentDefinition";
@@ -243,6 +252,13 @@ describe("ros: discovery modes and scaling", () => {
     );
     assert.match(MULTUS_CRD_HINT, /kubectl -n kube-system logs job\/helm-install-multus/);
     assert.equal(podSpec(crd)["serviceAccountName"], "rosfleet-multus-crd");
+    assert.deepEqual(
+      run.get("kubernetes:core/v1:ServiceAccount", "ros-multus-crd-account").inputs[
+        "imagePullSecrets"
+      ],
+      [{ name: "rosfleet-registry" }],
+      "pulls the image as the ROS pods do",
+    );
     assert.deepEqual(
       run.get("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "ros-multus-crd-role").inputs[
         "rules"

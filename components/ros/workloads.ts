@@ -195,7 +195,11 @@ export class RosWorkloads extends pulumi.ComponentResource {
     const child = { parent: this };
     const account = new k8s.core.v1.ServiceAccount(
       `${name}-multus-crd-account`,
-      { metadata: { name: MULTUS_CRD_ACCOUNT, namespace: ns, labels } },
+      // Its pod pulls the lab's image like every ROS pod: with the registry login, if any.
+      {
+        metadata: { name: MULTUS_CRD_ACCOUNT, namespace: ns, labels },
+        imagePullSecrets: this.pullSecrets,
+      },
       child,
     );
     const role = new k8s.rbac.v1.ClusterRole(
