@@ -10,7 +10,8 @@ import * as path from "node:path";
 import { ConfigMap } from "@pulumi/pulumi/automation";
 import { ControlPlane, startControlPlane } from "../engine/controlplane";
 import { AutomationStack, automationStack, rosfleetConfig } from "../helpers/automation";
-import { BUILDER, ImageWorld, Login, materials } from "../image/world";
+import { ensureEmulation } from "../helpers/emulation";
+import { BUILDER, ImageWorld, Login, materials, missingImagePrerequisite } from "../image/world";
 import { HOST_IP, Nodes, missingPrerequisite } from "./nodes";
 
 export const NODES = ["cluster-laptop", "cluster-robot", "cluster-vm"] as const;
@@ -53,8 +54,10 @@ export class ClusterLab {
   constructor(private readonly bin: string) {}
 
   async start(): Promise<void> {
-    const missing = missingPrerequisite(this.bin);
+    const missing = missingPrerequisite(this.bin) ?? missingImagePrerequisite(this.bin);
     if (missing !== undefined) throw new Error(`the cluster tier cannot run here: ${missing}`);
+    // images.sh makes the arm64 base root too (under emulation), once.
+    ensureEmulation();
     const m = materials();
     this.nodes = new Nodes(NODES, this.bin, this.dir);
     // The control plane and the lab's registry listen on the hub network the nodes reach.

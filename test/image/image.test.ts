@@ -26,7 +26,15 @@ import {
 } from "../helpers/automation";
 import { REPO_ROOT } from "../helpers/stack";
 import { ensureEmulation } from "../helpers/emulation";
-import { BUILDER, ImageWorld, Login, Manifest, RegistryApi, materials } from "./world";
+import {
+  BUILDER,
+  ImageWorld,
+  Login,
+  Manifest,
+  RegistryApi,
+  materials,
+  missingImagePrerequisite,
+} from "./world";
 
 const BIN = process.env.ROSFLEET_TOOLCHAIN_BIN ?? "";
 const MACHINES = [
@@ -153,10 +161,12 @@ describe("image: the ros_demo Dockerfile built for amd64 and arm64, pushed, used
   }
 
   before(async function () {
-    if (BIN === "" || !fs.existsSync(path.join(BIN, "pulumi-resource-docker-build")))
+    if (BIN === "")
       throw new Error(
         "the image tier needs the toolchain: run `npm run test:image` (it builds it with scripts/toolchain.sh)",
       );
+    const missing = missingImagePrerequisite(BIN);
+    if (missing !== undefined) throw new Error(`the image tier cannot run here: ${missing}`);
     ensureEmulation();
     const m = materials();
     world = new ImageWorld(BIN, { host: "127.0.0.1", login: LOGIN });

@@ -11,6 +11,25 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { freePort, stopProcess, waitFor } from "../engine/controlplane";
 
+/** What this host lacks for the image stage's world, or undefined. */
+export function missingImagePrerequisite(bin: string): string | undefined {
+  if (process.getuid?.() !== 0) return "it must run as root (BuildKit, debootstrap, chroot)";
+  for (const tool of ["pulumi-resource-docker-build", "buildkitd", "buildctl"])
+    if (!fs.existsSync(path.join(bin, tool)))
+      return `the toolchain has no ${tool} (scripts/toolchain.sh docker-build buildkit)`;
+  const debian: [string, string][] = [
+    ["/usr/bin/docker-registry", "docker-registry"],
+    ["/usr/bin/htpasswd", "apache2-utils"],
+    ["/usr/bin/dpkg-scanpackages", "dpkg-dev"],
+    ["/usr/sbin/debootstrap", "debootstrap"],
+    ["/usr/sbin/runc", "runc"],
+    ["/usr/bin/qemu-aarch64-static", "qemu-user-static"],
+  ];
+  for (const [file, pkg] of debian)
+    if (!fs.existsSync(file)) return `${file} is missing (apt-get install ${pkg})`;
+  return undefined;
+}
+
 /** What images.sh made (cached): the base roots, the apt repository, the pod sandbox. */
 export interface Materials {
   readonly roots: { readonly amd64: string; readonly arm64: string };
