@@ -1,7 +1,16 @@
 import { pullCredentials, schedulableNodes } from "../components/config/derived";
 import assert from "node:assert/strict";
 import { LabSettings, ParseEnv, Problem, formatProblems, parseLab } from "../components/config";
-import { configValues, exampleStacks, readStackConfig } from "./helpers/stack";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parse } from "yaml";
+import { REPO_ROOT, configValues, exampleStacks, readStackConfig } from "./helpers/stack";
+
+// The SDK's own tsconfig reader, which its run.ts uses (its typings export nothing).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { loadTypeScriptCompilerOptions } = require("@pulumi/pulumi/tsutils") as {
+  loadTypeScriptCompilerOptions: (file: string) => Record<string, unknown>;
+};
 
 const server = { name: "laptop", host: "192.168.1.21", role: "server" };
 const base = {
@@ -38,6 +47,25 @@ describe("config: example stacks", () => {
       settings(readStackConfig(stack));
     });
   }
+
+  it("runs the program transpile-only, its types checked by npm test instead", () => {
+    const project = parse(fs.readFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), "utf8")) as {
+      runtime: { options: { typescript: boolean; tsconfig: string } };
+    };
+    assert.equal(project.runtime.options.typescript, true);
+    // What the SDK's run.ts does with it: transpileOnly = the tsconfig's noCheck.
+    const read = (file: string) =>
+      loadTypeScriptCompilerOptions(path.join(REPO_ROOT, file))["noCheck"];
+    assert.equal(read(project.runtime.options.tsconfig), true);
+    assert.notEqual(read("tsconfig.json"), true, "tsc (npm run build) still checks every type");
+    const scripts = (
+      JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as {
+        scripts: Record<string, string>;
+      }
+    ).scripts;
+    assert.match(scripts["test"] ?? "", /^npm run build && /);
+    assert.equal(scripts["build"], "tsc --noEmit");
+  });
 
   it("makes the dev stack a single local server", () => {
     const lab = settings(readStackConfig("dev"));
