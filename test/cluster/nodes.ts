@@ -64,20 +64,27 @@ const ip = (...args: string[]) => sh("ip", args);
 const inNs = (netns: string, cmd: string, args: readonly string[]) =>
   sh("nsenter", [`--net=/run/netns/${netns}`, cmd, ...args]);
 
+/** The first of (file, Debian package) pairs whose file is not there, as what to install. */
+export function missingDebianFile(pairs: readonly [string, string][]): string | undefined {
+  const absent = pairs.find(([file]) => !fs.existsSync(file));
+  return absent === undefined
+    ? undefined
+    : `${absent[0]} is missing (apt-get install ${absent[1]})`;
+}
+
 /** What this host lacks for real nodes, or undefined. */
 export function missingPrerequisite(bin: string): string | undefined {
   if (process.getuid?.() !== 0) return "it must run as root (namespaces, containerd, kubelet)";
   for (const tool of ["kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr"])
     if (!fs.existsSync(path.join(bin, tool)))
       return `the toolchain has no ${tool} (scripts/toolchain.sh node containerd)`;
-  const debian: [string, string][] = [
+  const missing = missingDebianFile([
     ["/usr/sbin/runc", "runc"],
     ["/usr/lib/cni/bridge", "containernetworking-plugins"],
     ["/usr/sbin/iptables", "iptables"],
     ["/usr/bin/nsenter", "util-linux"],
-  ];
-  for (const [file, pkg] of debian)
-    if (!fs.existsSync(file)) return `${file} is missing (apt-get install ${pkg})`;
+  ]);
+  if (missing !== undefined) return missing;
   if (!fs.existsSync(path.join(CGROUP_FS, "memory")) && !fs.existsSync(`${CGROUP_FS}/cgroup.procs`))
     return "no cgroup hierarchy is mounted";
   return undefined;

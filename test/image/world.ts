@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { freePort, stopProcess, waitFor } from "../engine/controlplane";
+import { missingDebianFile } from "../cluster/nodes";
 
 /** What this host lacks for the image stage's world, or undefined. */
 export function missingImagePrerequisite(bin: string): string | undefined {
@@ -17,17 +18,14 @@ export function missingImagePrerequisite(bin: string): string | undefined {
   for (const tool of ["pulumi-resource-docker-build", "buildkitd", "buildctl"])
     if (!fs.existsSync(path.join(bin, tool)))
       return `the toolchain has no ${tool} (scripts/toolchain.sh docker-build buildkit)`;
-  const debian: [string, string][] = [
+  return missingDebianFile([
     ["/usr/bin/docker-registry", "docker-registry"],
     ["/usr/bin/htpasswd", "apache2-utils"],
     ["/usr/bin/dpkg-scanpackages", "dpkg-dev"],
     ["/usr/sbin/debootstrap", "debootstrap"],
     ["/usr/sbin/runc", "runc"],
     ["/usr/bin/qemu-aarch64-static", "qemu-user-static"],
-  ];
-  for (const [file, pkg] of debian)
-    if (!fs.existsSync(file)) return `${file} is missing (apt-get install ${pkg})`;
-  return undefined;
+  ]);
 }
 
 /** What images.sh made (cached): the base roots, the apt repository, the pod sandbox. */
