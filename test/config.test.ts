@@ -1,4 +1,10 @@
-import { pullCredentials, schedulableNodes } from "../components/config/derived";
+import {
+  pullCredentials,
+  redactRegistries,
+  registriesWithSecrets,
+  schedulableNodes,
+} from "../components/config/derived";
+import * as pulumi from "@pulumi/pulumi";
 import assert from "node:assert/strict";
 import { LabSettings, ParseEnv, Problem, formatProblems, parseLab } from "../components/config";
 import * as fs from "node:fs";
@@ -112,6 +118,7 @@ describe("config: defaults", () => {
       serverArgs: [],
       agentArgs: [],
       airgap: undefined,
+      registries: undefined,
     });
     assert.deepEqual(lab.image, {
       repository: "docker.io/lab/ros_demo",
@@ -411,6 +418,87 @@ describe("config: k3s.airgap", () => {
   });
 });
 
+describe("config: k3s.registries", () => {
+  const registries = {
+    mirrors: {
+      "docker.io": { endpoint: ["http://192.168.1.10:5000"] },
+      "192.168.1.10:5000": { endpoint: ["http://192.168.1.10:5000"] },
+    },
+    configs: {
+      "192.168.1.10:5000": {
+        auth: { username: "lab", password: "hunter2" },
+        tls: { insecure_skip_verify: "true" },
+      },
+    },
+  };
+  const withRegistries = (r: unknown) => ({
+    ...base,
+    k3s: { version: "v1.33.5+k3s1", registries: r },
+  });
+
+  it("keeps k3s's own keys, shows credentials as [secret] in the settings", () => {
+    const result = parseLab(configValues(withRegistries(registries)), { isSecret: () => true });
+    assert.ok(result.ok);
+    assert.deepEqual(result.settings.k3s?.registries, {
+      mirrors: registries.mirrors,
+      configs: {
+        "192.168.1.10:5000": {
+          auth: { username: "lab", password: "[secret]" },
+          tls: { insecure_skip_verify: true },
+        },
+      },
+    });
+    assert.ok(!JSON.stringify(result.settings).includes("hunter2"));
+  });
+
+  it("wants credentials set as secrets, naming the path to set (never the value)", () => {
+    const lines = problems(withRegistries(registries), { isSecret: () => false });
+    assert.deepEqual(lines, [
+      `k3s.registries.configs["192.168.1.10:5000"].auth.password: is stored in plaintext in the stack file: set it as a secret with pulumi config set --secret --path 'k3s.registries.configs["192.168.1.10:5000"].auth.password' <value>`,
+    ]);
+  });
+
+  it("needs no secret without credentials", () => {
+    const open = { mirrors: registries.mirrors };
+    assert.ok(parseLab(configValues(withRegistries(open)), { isSecret: () => false }).ok);
+  });
+
+  it("names each malformed entry by the path pulumi config set --path takes", () => {
+    assert.deepEqual(
+      problems(
+        withRegistries({
+          mirrors: {
+            "docker.io": { endpoint: ["192.168.1.10:5000"] },
+            "bad host!": { endpoint: [] },
+          },
+          configs: { "ghcr.io": { auth: { user: "x" } } },
+        }),
+      ),
+      [
+        'k3s.registries.mirrors["docker.io"].endpoint[0]: expected an endpoint URL such as http://192.168.1.10:5000 (http:// for a registry without TLS), got "192.168.1.10:5000"',
+        'k3s.registries.mirrors["bad host!"]: expected a registry such as docker.io or 192.168.1.10:5000, got "bad host!"',
+        'k3s.registries.configs["ghcr.io"].auth.user: unknown key (README: Describing a lab lists every key)',
+      ],
+    );
+  });
+
+  it("hands the k3s stage the credentials as a secret only when there are some", async () => {
+    const isSecret = (o: pulumi.Output<unknown>) =>
+      (o as unknown as { isSecret: Promise<boolean> }).isSecret;
+    const full = registriesWithSecrets({ registries });
+    assert.ok(full !== undefined);
+    assert.equal(await isSecret(full), true);
+    const open = registriesWithSecrets({ registries: { mirrors: registries.mirrors } });
+    assert.ok(open !== undefined);
+    assert.equal(await isSecret(open), false);
+    assert.equal(registriesWithSecrets({}), undefined);
+    assert.deepEqual(
+      redactRegistries({ mirrors: {}, configs: { r: { auth: { auth: "dXNlcjpwdw==" } } } }),
+      { mirrors: {}, configs: { r: { auth: { auth: "[secret]" } } } },
+    );
+  });
+});
+
 describe("config: validation", () => {
   it("requires machines and k3s.version", () => {
     assert.deepEqual(problems({ image: base.image }), [
@@ -573,7 +661,7 @@ describe("config: validation", () => {
       [
         "machines[0].port: expected an integer from 1 to 65535",
         'machines[0].hostKey: expected an OpenSSH public key line such as "ssh-ed25519 AAAA...", got "AAAA"',
-        'machines[0].labels.bad key!: expected a label key such as robot or example.com/robot, got "bad key!"',
+        'machines[0].labels["bad key!"]: expected a label key such as robot or example.com/robot, got "bad key!"',
         'machines[0].taints[0]: expected a taint such as key=value:NoSchedule, got "gpu=true:Sometimes"',
         "ros.domainId: expected an integer from 0 to 101",
         "deliveryCheck.timeoutSeconds: expected an integer from 10 to 3600",

@@ -348,6 +348,59 @@ describe("k3s: HA with three servers", () => {
   });
 });
 
+describe("k3s: k3s.registries", () => {
+  const PASSWORD = "registry-password-never-shown";
+  const registries = {
+    mirrors: { "docker.io": { endpoint: ["http://10.0.0.9:5000"] } },
+    configs: { "10.0.0.9:5000": { auth: { username: "lab", password: PASSWORD } } },
+  };
+  let run: ProgramRun;
+  before(async () => {
+    run = await runProgram({ ...HA, k3s: { ...HA.k3s, registries } }, { secretKeys: ["k3s"] });
+  });
+  const machines = ["s1", "s2", "s3", "a1", "a2"];
+
+  it("writes registries.yaml on every machine before its install, servers one at a time", () => {
+    for (const m of machines) {
+      const step = run.get(REMOTE, `${m}-registries`);
+      assert.ok(run.dependsOn(run.get(REMOTE, `${m}-install`), step), m);
+      assert.equal(create(step), "sudo -n bash -s -- create");
+      assert.match(String(step.inputs["delete"]), /-- delete$/);
+    }
+    assert.ok(run.dependsOn(run.get(REMOTE, "s2-registries"), run.get(REMOTE, "s1-install")));
+    assert.ok(run.dependsOn(run.get(REMOTE, "s3-registries"), run.get(REMOTE, "s2-join")));
+    assert.ok(run.dependsOn(run.get(REMOTE, "a1-registries"), run.get(REMOTE, "s3-join")));
+  });
+
+  it("sends the credentials only in the registries step's stdin, a secret", () => {
+    for (const m of machines) {
+      const step = run.get(REMOTE, `${m}-registries`);
+      assert.ok(step.secretInputs.includes("stdin"), m);
+      assert.ok(script(step).includes(PASSWORD));
+      // The install shows the file with [secret]: a change of a mirror is in its preview diff.
+      const install = run.get(REMOTE, `${m}-install`);
+      assert.ok(!install.secretInputs.includes("stdin"));
+      assert.match(script(install), /^REGISTRIES='mirrors:\n {2}docker\.io:\n/m);
+      assert.match(script(install), /password: "\[secret\]"/);
+      assert.match(script(install), /^KEEP_REGISTRIES='true'$/m);
+    }
+    for (const r of run.resources)
+      for (const [key, value] of Object.entries(r.inputs))
+        if (!r.secretInputs.includes(key))
+          assert.ok(!JSON.stringify(value).includes(PASSWORD), `${r.name}.${key} shows it`);
+  });
+
+  it("without k3s.registries: no such step, nothing kept by the uninstall", async () => {
+    const plain = await runProgram(HA);
+    assert.deepEqual(
+      k3sSteps(plain, REMOTE).filter((n) => n.endsWith("-registries")),
+      [],
+    );
+    assert.match(script(plain.get(REMOTE, "s1-install")), /^REGISTRIES=''$/m);
+    assert.match(script(plain.get(REMOTE, "s1-install")), /^KEEP_REGISTRIES='false'$/m);
+  });
+});
+
 describe("k3s: rendering", () => {
   it("renders a first server's config.yaml", () => {
     assert.equal(

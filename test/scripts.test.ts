@@ -17,6 +17,7 @@ import {
   joinProgram,
   nodeScript,
   readFileProgram,
+  registriesScript,
   removeNodeScript,
   uninstallScript,
 } from "../components/k3s/scripts";
@@ -430,6 +431,97 @@ describe("scripts: install", () => {
       fs.readFileSync(m.file("etc/rancher/k3s/rosfleet-owner"), "utf8"),
       "clover1 server\n",
     );
+  });
+});
+
+describe("scripts: k3s.registries", () => {
+  listenAsServer();
+  const YAML = 'configs:\n  "192.168.1.10:5000":\n    auth:\n      password: "it\'s $ecret"\n';
+  const SHOWN = YAML.replace(/password: .*/, "password: '[secret]'");
+  const registries = (m: Machine, yaml = YAML): StepScripts => ({
+    create: registriesScript(m, yaml),
+    delete: registriesScript(m, ""),
+  });
+  const withRegistries = (m: Machine, joinHost?: string): StepScripts => ({
+    create: installScript({
+      machine: m,
+      version: "v1.33.5+k3s1",
+      configYaml: renderK3sConfig({ machine: m, joinHost, clusterInit: false, extraArgs: [] }),
+      joinHost,
+      registries: SHOWN,
+    }),
+    delete: uninstallScript(m, undefined, true),
+  });
+  const file = (m: FakeMachine) => m.file("etc/rancher/k3s/registries.yaml");
+  const restarts = (r: Result) => r.calls.filter((c) => c.startsWith("systemctl restart"));
+
+  it("writes registries.yaml 0600 before k3s is installed, which then starts with it", () => {
+    const m = new FakeMachine();
+    const r = m.run(registries(server));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(fs.readFileSync(file(m), "utf8"), YAML);
+    assert.equal((fs.statSync(file(m)).mode & 0o777).toString(8), "600");
+    assert.equal((fs.statSync(m.file("etc/rancher/k3s")).mode & 0o777).toString(8), "700");
+    assert.deepEqual(restarts(r), []);
+    assert.equal(m.run(withRegistries(server)).status, 0);
+    assert.equal(fs.readFileSync(file(m), "utf8"), YAML);
+    const again = m.run(registries(server));
+    assert.match(again.stdout, /registries\.yaml on laptop is up to date/);
+    assert.deepEqual(restarts(again), []);
+  });
+
+  it("restarts a running k3s when the file changed (it reads it only at start), and waits for Ready", () => {
+    const m = new FakeMachine();
+    m.run(registries(server));
+    m.run(withRegistries(server));
+    const r = m.run(registries(server, YAML.replace("5000", "5001")));
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(restarts(r), ["systemctl restart k3s"]);
+    assert.ok(r.calls.some((c) => c.startsWith("k3s kubectl get node laptop -o")));
+    assert.ok(!r.stdout.includes("$ecret") && !r.stderr.includes("$ecret"));
+  });
+
+  it("keeps the file when k3s is reinstalled or the machine changes role", () => {
+    const m = new FakeMachine();
+    m.run(registries(pi));
+    m.run(withRegistries(pi, SERVER));
+    join(m);
+    const reinstall = m.run(withRegistries(pi, SERVER), { action: "delete" });
+    assert.equal(reinstall.status, 0, reinstall.stderr);
+    assert.ok(reinstall.calls.includes("k3s-agent-uninstall.sh"));
+    assert.equal(fs.readFileSync(file(m), "utf8"), YAML);
+    m.run(withRegistries(pi, SERVER));
+    join(m);
+    const role = m.run(withRegistries({ ...pi, role: "server" }));
+    assert.equal(role.status, 0, role.stderr);
+    assert.match(role.stdout, /uninstalling the agent first/);
+    assert.equal(fs.readFileSync(file(m), "utf8"), YAML);
+    assert.deepEqual(
+      fs.readdirSync(m.file("etc/rancher")).filter((f) => f !== "k3s"),
+      [],
+      "no copy left behind",
+    );
+  });
+
+  it("goes with its step: removed, k3s restarted without it, the folders gone with k3s", () => {
+    const m = new FakeMachine();
+    m.run(registries(server));
+    m.run(withRegistries(server));
+    const r = m.run(registries(server), { action: "delete" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(fs.existsSync(file(m)), false);
+    assert.deepEqual(restarts(r), ["systemctl restart k3s"]);
+    // destroy: the install goes first (keeping the file), then this step.
+    const m2 = new FakeMachine();
+    m2.run(registries(server));
+    m2.run(withRegistries(server));
+    assert.equal(m2.run(withRegistries(server), { action: "delete" }).status, 0);
+    assert.ok(fs.existsSync(file(m2)));
+    const last = m2.run(registries(server), { action: "delete" });
+    assert.equal(last.status, 0, last.stderr);
+    assert.deepEqual(restarts(last), []);
+    assert.equal(fs.existsSync(m2.file("etc/rancher")), false);
+    assert.equal(fs.existsSync(m2.file("var/lib/rancher")), false);
   });
 });
 

@@ -34,7 +34,7 @@ function installK3s(lab: LabConfig, k3s: K3sSettings, clusterName: string): LabC
       new LabMachine(machine.name, { machine, sshPrivateKey: lab.sshPrivateKey, ...preflight }),
   );
   const k3sCluster = new K3sCluster("k3s", {
-    lab: { machines: lab.machines, k3s },
+    lab: { machines: lab.machines, k3s, registries: lab.k3sRegistries },
     machines,
     clusterName,
   });

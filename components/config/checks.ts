@@ -4,7 +4,7 @@ import { parseImageReference } from "../image/reference";
 import { Dict, MachineView, dict, duplicates, machineViews, str, uses } from "./raw";
 import { ARCHES } from "./schema";
 import { ModeEnv, modeRules } from "./mode-checks";
-import { airgapRules, multusRules, workloadRules } from "./stage-checks";
+import { airgapRules, multusRules, registryRules, workloadRules } from "./stage-checks";
 import type { Problem } from "./problem";
 
 /** Hosts that mean "the machine that runs pulumi": reached with local commands, not SSH. */
@@ -152,6 +152,7 @@ export function crossChecks(raw: Dict, env: CheckEnv): Problem[] {
     ...workloadRules(raw, views),
     ...multusRules(raw, views),
     ...airgapRules(raw, views, env.isFile),
+    ...registryRules(raw, env.isSecret),
     ...secretRules(raw),
   ];
 }

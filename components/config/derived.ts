@@ -1,7 +1,8 @@
 // What the stages need that follows from the config alone: computed once, in the config stage,
 // so index.ts only wires stages together.
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
 import { imageRegistry } from "../image/reference";
+import { REGISTRY_SECRET_FIELDS, Registries, registriesSchema } from "./schema";
 
 /** The registry login the nodes pull with (the one that pushes the build). */
 export interface PullCredentials {
@@ -28,3 +29,38 @@ export function pullCredentials(
 export const schedulableNodes = (settings: {
   readonly nodes: readonly { readonly name: string; readonly cordon: boolean }[];
 }): string[] => settings.nodes.filter((n) => !n.cordon).map((n) => n.name);
+
+/** What `preview` may show of a secret value. */
+export const REDACTED = "[secret]";
+
+/** Whether `k3s.registries` holds a credential (then its file on the machines is a secret). */
+export const hasRegistrySecrets = (r: Registries): boolean =>
+  Object.values(r.configs).some((c) =>
+    REGISTRY_SECRET_FIELDS.some((f) => c.auth?.[f] !== undefined),
+  );
+
+/** `k3s.registries` with every credential replaced by `[secret]`: what settings keep. */
+export function redactRegistries(r: Registries): Registries {
+  const configs = Object.fromEntries(
+    Object.entries(r.configs).map(([registry, c]) => {
+      if (c.auth === undefined) return [registry, c];
+      const auth = { ...c.auth };
+      for (const f of REGISTRY_SECRET_FIELDS) if (auth[f] !== undefined) auth[f] = REDACTED;
+      return [registry, { ...c, auth }];
+    }),
+  );
+  return { ...r, configs };
+}
+
+/**
+ * `k3s.registries` as the stack holds it (the `k3s` object from Pulumi config), credentials
+ * included: a secret output when it has any, so it is encrypted in state and hidden in diffs.
+ */
+export function registriesWithSecrets(
+  k3s: { registries?: unknown } | undefined,
+): pulumi.Output<Registries> | undefined {
+  if (k3s?.registries === undefined) return undefined;
+  // parseLab has validated it already.
+  const registries = registriesSchema.parse(k3s.registries);
+  return hasRegistrySecrets(registries) ? pulumi.secret(registries) : pulumi.output(registries);
+}

@@ -5,11 +5,18 @@ import * as pulumi from "@pulumi/pulumi";
 import * as pulumiRuntimeConfig from "@pulumi/pulumi/runtime/config";
 import { z } from "zod";
 import { crossChecks, isLocalHost } from "./checks";
+import { keyPath } from "./raw";
 import type { Problem } from "./problem";
 import { isKubeconfigText, resolveKubeconfigPath } from "./mode-checks";
 import { clusterAccess } from "../cluster/kubeconfig";
 import { Workload, defaultWorkloads, workloadWithDefaults } from "./workloads";
-import { PullCredentials, pullCredentials, schedulableNodes } from "./derived";
+import {
+  PullCredentials,
+  pullCredentials,
+  redactRegistries,
+  registriesWithSecrets,
+  schedulableNodes,
+} from "./derived";
 import {
   Arch,
   DashboardAccess,
@@ -20,6 +27,7 @@ import {
   Role,
   defaultArch,
   RawMachine,
+  Registries,
   clusterSchema,
   labSchema,
 } from "./schema";
@@ -78,6 +86,8 @@ export interface K3sSettings {
   readonly agentArgs: readonly string[];
   /** Files to install k3s from instead of downloading it (paths on the laptop). */
   readonly airgap: Airgap | undefined;
+  /** `k3s.registries` with its credentials shown as `[secret]` (LabConfig has them). */
+  readonly registries: Registries | undefined;
 }
 
 /** `cluster.*`: an existing cluster the lab deploys onto. */
@@ -134,6 +144,8 @@ export interface LabConfig extends LabSettings {
   /** `cluster.kubeconfig` when it holds the kubeconfig itself rather than a path. */
   readonly clusterKubeconfig: pulumi.Output<string> | undefined;
   readonly registryPassword: pulumi.Output<string> | undefined;
+  /** `k3s.registries` with its credentials; secret when it has any. */
+  readonly k3sRegistries: pulumi.Output<Registries> | undefined;
   /** The registry login the nodes pull with, when the stack has one. */
   readonly pull: PullCredentials | undefined;
   /** The nodes workloads and the delivery check may use (not cordoned). */
@@ -162,9 +174,10 @@ const REQUIRED_HINTS: Readonly<Record<string, string>> = {
 };
 
 function formatPath(path: readonly PropertyKey[]): string {
-  return path
-    .map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
-    .join("");
+  return path.reduce<string>(
+    (base, p) => (typeof p === "number" ? `${base}[${p}]` : keyPath(base, String(p))),
+    "",
+  );
 }
 
 const typeName = (expected: string): string =>
@@ -272,7 +285,15 @@ function applyDefaults(
   return {
     nodes: lab.machines.map(toNode),
     machines: cluster === undefined ? lab.machines.map((m) => toMachine(m, lab.ssh.user)) : [],
-    k3s: lab.k3s === undefined ? undefined : { ...lab.k3s, airgap: lab.k3s.airgap },
+    k3s:
+      lab.k3s === undefined
+        ? undefined
+        : {
+            ...lab.k3s,
+            airgap: lab.k3s.airgap,
+            registries:
+              lab.k3s.registries === undefined ? undefined : redactRegistries(lab.k3s.registries),
+          },
     cluster: cluster === undefined ? undefined : clusterSettings(cluster, readFile),
     // crossChecks guarantees a repository; the fallback only satisfies the type.
     image: { ...lab.image, builder: lab.image.builder, repository: lab.image.repository ?? "" },
@@ -384,6 +405,10 @@ export function readLabConfig(): LabConfig {
         ? pulumi.secret(config.requireObject<{ kubeconfig: string }>("cluster").kubeconfig)
         : undefined,
     registryPassword,
+    k3sRegistries:
+      result.settings.k3s === undefined
+        ? undefined
+        : registriesWithSecrets(config.getObject<{ registries?: unknown }>("k3s")),
     pull: pullCredentials(result.settings, registryPassword),
     schedulable: schedulableNodes(result.settings),
   };

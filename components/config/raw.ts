@@ -12,6 +12,17 @@ export const str = (d: Dict | undefined, key: string): string | undefined =>
 export const dict = (d: Dict | undefined, key: string): Dict | undefined =>
   d !== undefined && isDict(d[key]) ? (d[key] as Dict) : undefined;
 
+/**
+ * `base.key`, or `base["key"]` for a map key with other characters (a registry such as
+ * `10.0.0.5:5000`, a label such as `example.com/robot`): the path `pulumi config set --path` takes.
+ */
+export const keyPath = (base: string, key: string): string =>
+  /^[A-Za-z_][A-Za-z0-9_]*$/.test(key)
+    ? base === ""
+      ? key
+      : `${base}.${key}`
+    : `${base}[${JSON.stringify(key)}]`;
+
 export interface MachineView {
   readonly path: string;
   readonly name?: string;

@@ -102,12 +102,64 @@ export const airgapSchema = z.strictObject({
   images: perArch,
 });
 
+/** A registry as containerd names it: host[:port], or `*` for every registry (mirrors only). */
+const REGISTRY_HOST = /^(\*|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?)$/;
+const registryHost = matching(REGISTRY_HOST, "a registry such as docker.io or 192.168.1.10:5000");
+const endpoint = matching(
+  /^https?:\/\/[A-Za-z0-9.[\]:-]+(\/\S*)?$/,
+  "an endpoint URL such as http://192.168.1.10:5000 (http:// for a registry without TLS)",
+);
+
+/** The fields of `configs.<registry>.auth` that are secrets (k3s's names). */
+export const REGISTRY_SECRET_FIELDS = ["password", "auth", "identity_token"] as const;
+
+/**
+ * `k3s.registries`: k3s's own `/etc/rancher/k3s/registries.yaml`, with k3s's key names so its
+ * documentation applies as written. Credentials are set with `pulumi config set --secret --path`.
+ */
+export const registriesSchema = z.strictObject({
+  mirrors: z
+    .record(
+      registryHost,
+      z.strictObject({
+        endpoint: z.array(endpoint).min(1, { error: "must list at least one endpoint" }),
+        rewrite: z.record(nonEmpty, z.string()).optional(),
+      }),
+    )
+    .default({}),
+  configs: z
+    .record(
+      registryHost,
+      z.strictObject({
+        auth: z
+          .strictObject({
+            username: nonEmpty.optional(),
+            password: nonEmpty.optional(),
+            auth: nonEmpty.optional(),
+            identity_token: nonEmpty.optional(),
+          })
+          .optional(),
+        tls: z
+          .strictObject({
+            ca_file: nonEmpty.optional(),
+            cert_file: nonEmpty.optional(),
+            key_file: nonEmpty.optional(),
+            insecure_skip_verify: bool.optional(),
+          })
+          .optional(),
+      }),
+    )
+    .default({}),
+});
+export type Registries = z.output<typeof registriesSchema>;
+
 // A missing `k3s` block is reported (checks.ts) as a missing `k3s.version`, the key to add.
 export const k3sSchema = z.strictObject({
   version: matching(K3S_RELEASE_TAG, "a k3s release tag such as v1.33.5+k3s1"),
   serverArgs: z.array(k3sFlag).default([]),
   agentArgs: z.array(k3sFlag).default([]),
   airgap: airgapSchema.optional(),
+  registries: registriesSchema.optional(),
 });
 
 /** An existing cluster to deploy onto instead of installing k3s over SSH. */

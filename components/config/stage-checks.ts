@@ -1,7 +1,7 @@
-// Cross-key rules of the later stages' keys: ROS workloads, Multus, air-gapped k3s.
+// Cross-key rules of the later stages' keys: ROS workloads, Multus, air-gapped k3s, registries.
 import type { Problem } from "./problem";
-import { Dict, MachineView, dict, duplicates, isDict, str } from "./raw";
-import { ARCHES } from "./schema";
+import { Dict, MachineView, dict, duplicates, isDict, keyPath, str } from "./raw";
+import { ARCHES, REGISTRY_SECRET_FIELDS } from "./schema";
 import { defaultWorkloads } from "./workloads";
 
 export function multusRules(raw: Dict, views: readonly MachineView[]): Problem[] {
@@ -169,4 +169,24 @@ export function airgapRules(
       });
   }
   return problems;
+}
+
+/**
+ * `k3s.registries` credentials must be secrets. Set with `--secret --path`, they make the whole
+ * `k3s` key secret (Pulumi marks a key secret when any value in it is), so a plain `k3s` holding
+ * one means it is in the stack file in plaintext. Values are never quoted.
+ */
+export function registryRules(raw: Dict, isSecret: (key: string) => boolean): Problem[] {
+  const configs = dict(dict(dict(raw, "k3s"), "registries"), "configs");
+  if (configs === undefined || isSecret("k3s")) return [];
+  return Object.keys(configs).flatMap((registry) => {
+    const auth = dict(dict(configs, registry), "auth");
+    return REGISTRY_SECRET_FIELDS.filter((field) => auth?.[field] !== undefined).map((field) => {
+      const path = keyPath(`${keyPath("k3s.registries.configs", registry)}.auth`, field);
+      return {
+        path,
+        message: `is stored in plaintext in the stack file: set it as a secret with pulumi config set --secret --path '${path}' <value>`,
+      };
+    });
+  });
 }

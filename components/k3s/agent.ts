@@ -3,7 +3,7 @@
 // cluster token (by stdin); when the machine leaves the stack, drain and delete its node from
 // the server, then uninstall.
 import * as pulumi from "@pulumi/pulumi";
-import { K3sSettings } from "../config";
+import { K3sSettings, Registries } from "../config";
 import { Step, Target, step } from "../machine/step";
 import { installSteps } from "./install";
 import { nodeScript, removeNodeScript } from "./scripts";
@@ -17,8 +17,10 @@ export interface K3sAgentArgs {
   readonly primaryInstall: Step;
   /** The cluster join token (secret). */
   readonly token: pulumi.Input<string>;
-  /** `k3s.version`, `k3s.agentArgs` and `k3s.airgap`. */
+  /** `k3s.version`, `k3s.agentArgs`, `k3s.airgap` and `k3s.registries` (shown). */
   readonly k3s: K3sSettings;
+  /** `k3s.registries` with its credentials. */
+  readonly registries: pulumi.Output<Registries> | undefined;
   /** Installed only after these: the servers (so upgrades do servers first) and preflights. */
   readonly after: readonly pulumi.Resource[];
 }
@@ -38,6 +40,7 @@ export class K3sAgent {
       {
         target: args.target,
         k3s: args.k3s,
+        registries: args.registries,
         join: { host: args.primary.machine.host, token: args.token },
         clusterInit: false,
         after: args.after,

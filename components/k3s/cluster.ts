@@ -3,7 +3,7 @@
 // installed anywhere before every machine has passed preflight.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { K3sSettings, LabSettings } from "../config";
+import { K3sSettings, LabSettings, Registries } from "../config";
 import { LabMachine } from "../machine/machine";
 import { Target } from "../machine/step";
 import { K3sAgent } from "./agent";
@@ -15,7 +15,12 @@ const running = (server: K3sServer): pulumi.Resource => server.join ?? server.in
 
 export interface K3sClusterArgs {
   /** The validated lab (machines, `k3s.*`). */
-  readonly lab: { readonly machines: LabSettings["machines"]; readonly k3s: K3sSettings };
+  readonly lab: {
+    readonly machines: LabSettings["machines"];
+    readonly k3s: K3sSettings;
+    /** `k3s.registries` with its credentials (secret when it has any). */
+    readonly registries: pulumi.Output<Registries> | undefined;
+  };
   /** One per machine of `lab.machines`, in the same order. */
   readonly machines: readonly LabMachine[];
   /** Names the cluster, context and user of the kubeconfig, and the provider's identity. */
@@ -54,7 +59,13 @@ export class K3sCluster extends pulumi.ComponentResource {
 
     const primary = new K3sServer(
       first.target.machine.name,
-      { target: first.target, k3s: args.lab.k3s, clusterInit: ha, after: preflights },
+      {
+        target: first.target,
+        k3s: args.lab.k3s,
+        registries: args.lab.registries,
+        clusterInit: ha,
+        after: preflights,
+      },
       first,
     );
     if (primary.token === undefined || primary.rawKubeconfig === undefined)
@@ -70,6 +81,7 @@ export class K3sCluster extends pulumi.ComponentResource {
           {
             target: m.target,
             k3s: args.lab.k3s,
+            registries: args.lab.registries,
             join: { primary: first.target, primaryInstall: primary.install, token },
             clusterInit: false,
             // Every preflight is already behind the first server's install.
@@ -92,6 +104,7 @@ export class K3sCluster extends pulumi.ComponentResource {
             primaryInstall: primary.install,
             token,
             k3s: args.lab.k3s,
+            registries: args.lab.registries,
             after: serversRunning,
           },
           m,

@@ -17,6 +17,9 @@
 #                 air-gapped: the install script, k3s binary and images tarball on this
 #                 machine (names relative to the SSH user's home); "" when k3s is downloaded
 #   AIRGAP_SHA256 digest of those files as the laptop has them (a change re-runs this)
+#   REGISTRIES    k3s.registries as `<name>-registries` writes it, credentials shown as
+#                 [secret] ("" for none): kept across a role change; here so that a change of
+#                 it shows in this step's preview diff (the other step's may be all secret)
 #   WAIT_SECONDS  how long k3s may take to start, and a server to report Ready
 #   ROOT          filesystem prefix ("" on a real machine; a temp dir in tests)
 
@@ -59,7 +62,9 @@ previous=$(owner)
 if [ -n "$previous" ] && [ "${previous##* }" != "$ROLE" ]; then
   old_uninstall="$bin_dir/$(unit_of "${previous##* }")-uninstall.sh"
   echo "$NODE_NAME was a k3s ${previous##* } and is now a $ROLE: uninstalling the ${previous##* } first"
-  if [ -x "$old_uninstall" ]; then "$old_uninstall"; fi
+  keep=false
+  if [ -n "$REGISTRIES" ]; then keep=true; fi
+  if [ -x "$old_uninstall" ]; then keeping_registries "$keep" "$old_uninstall"; fi
   rm -f "$OWNER_FILE"
 fi
 
@@ -84,19 +89,6 @@ if [ "$ROLE" = agent ]; then
 fi
 
 mkdir -p "$conf_dir"
-# Writes $2 to file $1 (mode 0600) when it differs; true when it did. printf is a builtin,
-# so the content never appears on a process command line.
-put() {
-  local tmp
-  tmp=$(mktemp "$1.XXXXXX")
-  printf '%s' "$2" >"$tmp"
-  chmod 600 "$tmp"
-  if [ -f "$1" ] && cmp -s "$tmp" "$1"; then
-    rm -f "$tmp"
-    return 1
-  fi
-  mv -f "$tmp" "$1"
-}
 changed=false
 if put "$conf_dir/config.yaml" "$CONFIG_YAML"; then changed=true; fi
 if [ -n "$JOIN_SCRIPT" ]; then put "$conf_dir/rosfleet-join.sh" "$JOIN_SCRIPT" || true; fi

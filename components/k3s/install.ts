@@ -1,11 +1,13 @@
 // The steps that install k3s on one machine — server or agent — with its air-gap copies and
-// its undo, shared by K3sServer and K3sAgent: `<name>-install` (no secret: the script travels
-// on stdin and shows in preview diffs) and, on a joining machine, `<name>-join`, which hands
-// the cluster token to the join script install.sh wrote and starts k3s with it.
+// its undo, shared by K3sServer and K3sAgent: `<name>-registries` before it when the lab has
+// `k3s.registries`, `<name>-install` (no secret: the script travels on stdin and shows in
+// preview diffs) and, on a joining machine, `<name>-join`, which hands the cluster token to the
+// join script install.sh wrote and starts k3s with it.
 import * as pulumi from "@pulumi/pulumi";
-import { K3sSettings } from "../config";
+import { K3sSettings, Registries } from "../config";
 import { Step, Target, step } from "../machine/step";
 import { airgapPlan, copyAirgapFiles } from "./airgap";
+import { registriesStep, renderRegistries } from "./registries";
 import { renderK3sConfig } from "./render";
 import { installScript, joinProgram, uninstallScript } from "./scripts";
 
@@ -14,6 +16,8 @@ export interface InstallStepArgs {
   readonly target: Target;
   /** `k3s.*`; `extraArgs` is `serverArgs` or `agentArgs` by role. */
   readonly k3s: K3sSettings;
+  /** `k3s.registries` with its credentials (secret when it has any). */
+  readonly registries: pulumi.Output<Registries> | undefined;
   /** The server to join with `token`; undefined for the first server. */
   readonly join?: { readonly host: string; readonly token: pulumi.Input<string> };
   /** First server of an HA cluster: `cluster-init`. */
@@ -48,6 +52,19 @@ export function installSteps(
     parent,
     dependsOn: [...args.after],
   });
+  // Before the install (k3s starts with it), after what the install waits for (a server's
+  // restart for a changed file comes in its turn, after the previous server is Ready).
+  const registries =
+    args.registries === undefined
+      ? []
+      : [
+          registriesStep(name, args.target, args.registries, {
+            parent,
+            dependsOn: [...args.after],
+          }),
+        ];
+  const shown =
+    args.k3s.registries === undefined ? undefined : renderRegistries(args.k3s.registries);
   const install = step(
     `${name}-install`,
     args.target,
@@ -58,13 +75,14 @@ export function installSteps(
         configYaml,
         joinHost: args.join?.host,
         airgap: airgap?.params,
+        registries: shown,
       }),
-      deleteScript: uninstallScript(machine, airgap),
+      deleteScript: uninstallScript(machine, airgap, shown !== undefined),
       asRoot: true,
     },
     {
       parent,
-      dependsOn: [...args.after, ...copies],
+      dependsOn: [...args.after, ...copies, ...registries],
       // The step owns the machine's k3s: a replacement (`pulumi up --replace`) uninstalls the
       // old one before installing anew, never after (which would remove the new install).
       deleteBeforeReplace: true,

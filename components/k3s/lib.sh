@@ -44,3 +44,46 @@ start_k3s() {
     return 1
   fi
 }
+
+# put FILE CONTENT: writes CONTENT to FILE (mode 0600) when it differs; true when it did.
+# printf is a builtin, so the content never appears on a process command line.
+put() {
+  local tmp
+  tmp=$(mktemp "$1.XXXXXX")
+  printf '%s' "$2" >"$tmp"
+  chmod 600 "$tmp"
+  if [ -f "$1" ] && cmp -s "$tmp" "$1"; then
+    rm -f "$tmp"
+    return 1
+  fi
+  mv -f "$tmp" "$1"
+}
+
+# k3s's registries.yaml: written by the `<name>-registries` step, read by k3s at start only.
+REGISTRIES_FILE="$ROOT/etc/rancher/k3s/registries.yaml"
+
+# keeping_registries KEEP COMMAND...: runs COMMAND (a k3s uninstall script, which removes
+# /etc/rancher/k3s) and, when KEEP is true, puts registries.yaml back after it: the file
+# belongs to the `<name>-registries` step, which outlives a reinstall or a role change.
+keeping_registries() {
+  local keep=$1 saved="" status=0
+  shift
+  if [ "$keep" = true ] && [ -f "$REGISTRIES_FILE" ]; then
+    saved=$(mktemp "$ROOT/etc/rancher/.rosfleet-registries.XXXXXX")
+    cp -p "$REGISTRIES_FILE" "$saved"
+  fi
+  "$@" || status=$?
+  if [ -n "$saved" ]; then
+    (umask 077 && mkdir -p "$(dirname "$REGISTRIES_FILE")")
+    mv -f "$saved" "$REGISTRIES_FILE"
+  fi
+  return "$status"
+}
+
+# remove_empty_dirs: the folders rosfleet's steps made (0700) go, when nothing else is in them.
+remove_empty_dirs() {
+  local dir
+  for dir in "$ROOT/etc/rancher/k3s" "$ROOT/etc/rancher" "$ROOT/var/lib/rancher/k3s" "$ROOT/var/lib/rancher"; do
+    rmdir "$dir" 2>/dev/null || true
+  done
+}

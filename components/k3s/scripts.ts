@@ -26,6 +26,8 @@ export interface InstallScriptArgs {
   readonly joinHost: string | undefined;
   /** Air-gapped install: where the files are on the machine (`AirgapPlan.params`). */
   readonly airgap?: AirgapPlan["params"];
+  /** registries.yaml with its credentials as `[secret]`, when `k3s.registries` is set. */
+  readonly registries?: string;
 }
 
 const NO_AIRGAP: AirgapPlan["params"] = {
@@ -59,6 +61,7 @@ export function installScript(args: InstallScriptArgs): string {
       JOIN_SCRIPT: args.joinHost === undefined ? "" : joinScript(args.machine),
       INSTALL_URL,
       ...(args.airgap ?? NO_AIRGAP),
+      REGISTRIES: args.registries ?? "",
       WAIT_SECONDS: READY_SECONDS,
       ROOT: "",
     },
@@ -66,8 +69,15 @@ export function installScript(args: InstallScriptArgs): string {
   );
 }
 
-/** Removes k3s; `airgap` lists the copied air-gap files to remove from the SSH user's home. */
-export function uninstallScript(machine: Machine, airgap?: AirgapPlan): string {
+/**
+ * Removes k3s; `airgap` lists the copied air-gap files to remove from the SSH user's home;
+ * with `keepRegistries` (k3s.registries set), registries.yaml stays for `<name>-registries`.
+ */
+export function uninstallScript(
+  machine: Machine,
+  airgap?: AirgapPlan,
+  keepRegistries = false,
+): string {
   return renderScript(
     script("uninstall.sh"),
     {
@@ -75,6 +85,22 @@ export function uninstallScript(machine: Machine, airgap?: AirgapPlan): string {
       ROLE: machine.role,
       ROOT: "",
       AIRGAP_FILES: (airgap?.copies ?? []).map((f) => f.remote).join(" "),
+      KEEP_REGISTRIES: keepRegistries,
+    },
+    K3S_LIB,
+  );
+}
+
+/** Writes registries.yaml (`yaml`; "" removes it) and restarts k3s when it changed. */
+export function registriesScript(machine: Machine, yaml: string): string {
+  return renderScript(
+    script("registries.sh"),
+    {
+      NODE_NAME: machine.name,
+      ROLE: machine.role,
+      REGISTRIES_YAML: yaml,
+      WAIT_SECONDS: READY_SECONDS,
+      ROOT: "",
     },
     K3S_LIB,
   );

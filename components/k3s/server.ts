@@ -3,7 +3,7 @@
 // through the API, and on the first server the cluster token and kubeconfig read back as
 // secrets.
 import * as pulumi from "@pulumi/pulumi";
-import { K3sSettings } from "../config";
+import { K3sSettings, Registries } from "../config";
 import { Step, Target, step } from "../machine/step";
 import { installSteps } from "./install";
 import { KUBECONFIG_FILE, SERVER_TOKEN } from "./render";
@@ -12,8 +12,10 @@ import { nodeScript, readFileProgram } from "./scripts";
 export interface K3sServerArgs {
   /** The machine this server runs on. */
   readonly target: Target;
-  /** `k3s.version`, `k3s.serverArgs` and `k3s.airgap`. */
+  /** `k3s.version`, `k3s.serverArgs`, `k3s.airgap` and `k3s.registries` (shown). */
   readonly k3s: K3sSettings;
+  /** `k3s.registries` with its credentials. */
+  readonly registries: pulumi.Output<Registries> | undefined;
   /** HA: the first server to join, its install and its token; undefined for the first server. */
   readonly join?: {
     readonly primary: Target;
@@ -46,6 +48,7 @@ export class K3sServer {
       {
         target: args.target,
         k3s: args.k3s,
+        registries: args.registries,
         join:
           args.join === undefined
             ? undefined

@@ -8,6 +8,8 @@
 #   ROLE       server | agent
 #   ROOT       filesystem prefix ("" on a real machine; a temp dir in tests)
 #   AIRGAP_FILES  air-gap files copied to the SSH user's home, space-separated ("" for none)
+#   KEEP_REGISTRIES  true when k3s.registries is set: registries.yaml stays (the
+#                 `<name>-registries` step removes it when it goes, after this one)
 
 current=$(owner)
 if [ -n "$current" ] && [ "$current" != "$NODE_NAME $ROLE" ]; then
@@ -18,7 +20,7 @@ script="$ROOT/usr/local/bin/k3s-uninstall.sh"
 [ "$ROLE" = agent ] && script="$ROOT/usr/local/bin/k3s-agent-uninstall.sh"
 if [ -x "$script" ]; then
   echo "uninstalling k3s ($ROLE) from $NODE_NAME"
-  "$script"
+  keeping_registries "$KEEP_REGISTRIES" "$script"
 else
   echo "k3s ($ROLE) is not installed on $NODE_NAME"
 fi
@@ -26,9 +28,7 @@ fi
 conf="$ROOT/etc/rancher/k3s"
 rm -f "$conf/config.yaml" "$conf/token" "$conf/rosfleet-join.sh" "$OWNER_FILE"
 # The folders install.sh made (0700) go too, when nothing else is in them.
-for dir in "$conf" "$ROOT/etc/rancher" "$ROOT/var/lib/rancher/k3s" "$ROOT/var/lib/rancher"; do
-  rmdir "$dir" 2>/dev/null || true
-done
+remove_empty_dirs
 if [ -n "$AIRGAP_FILES" ]; then
   home=$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)
   for file in $AIRGAP_FILES; do rm -f "$home/$file"; done
