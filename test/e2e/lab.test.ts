@@ -17,9 +17,12 @@ import {
   installScript,
   joinProgram,
   nodeScript,
+  registriesScript,
   removeNodeScript,
   uninstallScript,
 } from "../../components/k3s/scripts";
+import { renderRegistries } from "../../components/k3s/registries";
+import { redactRegistries } from "../../components/config/derived";
 import { preflightScript } from "../../components/machine/machine";
 import { Airgap, Machine } from "../../components/config";
 import { StepScripts, bundleLine, programLine, scriptBundle } from "../../components/shell";
@@ -63,9 +66,21 @@ describe("lab: the k3s steps on separate machines, with a real API server behind
     assert.equal(r.status, 0, `${h.name}: ${r.stdout}${r.stderr}\n${lab.logs()}`);
     return r.stdout;
   };
+  // k3s.registries on the VM: a private registry with a login (the secret travels in the
+  // registries step's stdin only).
+  const PASSWORD = "lab-registry-password";
+  const REGISTRIES = {
+    mirrors: { "docker.io": { endpoint: ["http://10.0.0.9:5000"] } },
+    configs: { "10.0.0.9:5000": { auth: { username: "lab", password: PASSWORD } } },
+  };
+  const registriesOf = (h: LabHost): StepScripts => ({
+    create: registriesScript(m(h), renderRegistries(REGISTRIES)),
+    delete: registriesScript(m(h), ""),
+  });
   const installOf = (h: LabHost): StepScripts => {
     const joinHost = h === laptop ? undefined : laptop.ip;
     const plan = airgapPlan(airgap, m(h));
+    const shown = h === vm ? renderRegistries(redactRegistries(REGISTRIES)) : undefined;
     return {
       create: installScript({
         machine: m(h),
@@ -73,8 +88,9 @@ describe("lab: the k3s steps on separate machines, with a real API server behind
         configYaml: renderK3sConfig({ machine: m(h), joinHost, clusterInit: false, extraArgs: [] }),
         joinHost,
         airgap: plan?.params,
+        registries: shown,
       }),
-      delete: uninstallScript(m(h), plan),
+      delete: uninstallScript(m(h), plan, shown !== undefined),
     };
   };
   const join = async (h: LabHost) => {
@@ -161,6 +177,12 @@ describe("lab: the k3s steps on separate machines, with a real API server behind
   });
 
   it("joins both agents over the network with the cluster token; labels and taints by kubectl", async () => {
+    assert.match(await send(vm, registriesOf(vm)), /registries\.yaml on e2e-vm written/);
+    assert.equal(lab.root(vm, "stat -c %a /etc/rancher/k3s/registries.yaml").stdout.trim(), "600");
+    assert.equal(
+      lab.root(vm, "cat /etc/rancher/k3s/registries.yaml").stdout,
+      renderRegistries(REGISTRIES),
+    );
     for (const h of [arm, vm]) {
       const out = await send(h, installOf(h));
       assert.match(out, new RegExp(`it starts when ${h.name}-join gives it the cluster token`));
@@ -203,6 +225,20 @@ describe("lab: the k3s steps on separate machines, with a real API server behind
         new RegExp(`k3s-agent on ${h.name} already runs with this cluster token`),
       );
     }
+    assert.match(await send(vm, registriesOf(vm)), /registries\.yaml on e2e-vm is up to date/);
+  });
+
+  it("restarts an agent whose registries.yaml changed, and it joins again", async () => {
+    const changed = structuredClone(REGISTRIES);
+    changed.configs["10.0.0.9:5000"].auth.password = `${PASSWORD}-2`;
+    const out = await send(vm, {
+      create: registriesScript(m(vm), renderRegistries(changed)),
+      delete: registriesScript(m(vm), ""),
+    });
+    assert.match(out, /registries\.yaml on e2e-vm written: restarting k3s-agent to read it/);
+    assert.ok(!out.includes(PASSWORD));
+    assert.ok(running(vm), "k3s-agent runs again on e2e-vm");
+    assert.match(await send(vm, registriesOf(vm)), /restarting k3s-agent/);
   });
 
   it("a label change is one update of the node; a removed label goes", async () => {
@@ -224,6 +260,9 @@ describe("lab: the k3s steps on separate machines, with a real API server behind
     assert.doesNotMatch(kubectl("get nodes -o name"), /e2e-vm/);
     await send(vm, installOf(vm), { action: "delete" });
     assert.equal(running(vm), false, "no k3s process on e2e-vm");
+    // The uninstall keeps registries.yaml (a reinstall would need it); its own step removes it.
+    assert.equal(leftovers(vm), "/etc/rancher/k3s\n/etc/rancher/k3s/registries.yaml");
+    assert.match(await send(vm, registriesOf(vm), { action: "delete" }), /removed/);
     assert.equal(leftovers(vm), "");
     assert.ok(running(arm), "the other agent still runs");
   });
