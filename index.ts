@@ -16,7 +16,7 @@ import { RosWorkloads } from "./components/ros/workloads";
 export = async (): Promise<Record<string, unknown>> => {
   // Stage 1 — config: validated whole before any resource is declared, the image's builder too
   // (a builder that cannot build what the lab needs fails here, not halfway through `up`).
-  const lab = readLabConfig();
+  const lab = await readLabConfig();
   const imageSettings = withBuilder(lab.image);
   // A login the registry refuses fails `up` here, before anything changes (preview stays offline).
   if (!pulumi.runtime.isDryRun())

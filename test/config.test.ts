@@ -522,8 +522,60 @@ describe("config: validation", () => {
   it("rejects two servers: an even count is not a quorum", () => {
     assert.deepEqual(
       problems(withMachines(server, { name: "s2", host: "10.0.0.2", role: "server" })),
-      ["machines: 2 servers cannot keep an etcd quorum: use 1 server, or an odd number ≥ 3 for HA"],
+      [
+        "machines: 2 servers cannot keep an etcd quorum: use 1 server, or an odd number ≥ 3 for HA (2 is allowed only on the way down from 3, one server per pulumi up)",
+      ],
     );
+  });
+
+  describe("servers leaving an HA cluster (against the last update's servers)", () => {
+    const s = (name: string, role = "server") => ({
+      name,
+      host: `10.0.0.${name.slice(1)}`,
+      role,
+    });
+    const three = ["s1", "s2", "s3"];
+    const changed = (machines: object[], previousServers: string[]) =>
+      parseLab(configValues(withMachines(...machines)), { previousServers });
+
+    it("lets one of three servers leave per up, 2 servers only on the way down, then 1", () => {
+      assert.ok(changed([s("s1"), s("s2")], three).ok);
+      assert.ok(changed([s("s1")], ["s1", "s2"]).ok);
+      assert.ok(changed([s("s1"), s("s2"), s("s3"), s("s4"), s("s5")], three).ok);
+      assert.ok(changed([s("s1"), s("s2"), s("s3")], ["s1", "s2", "s3", "s4", "s5"]).ok);
+    });
+
+    it("refuses a change that takes a majority away at once, with the steps to do it", () => {
+      const result = changed([s("s1"), s("s2", "agent"), { ...s("a9"), role: "agent" }], three);
+      assert.equal(result.ok, false);
+      assert.deepEqual(
+        (result as { problems: readonly Problem[] }).problems.map((p) => `${p.path}: ${p.message}`),
+        [
+          "machines: this change takes 2 of the cluster's 3 servers away at once (s2, s3; s1, s2, s3 before): etcd keeps quorum only while 2 of its 3 members stay, so at most 1 may leave per pulumi up. Do it in steps: first remove only s3 (or make it an agent), pulumi up, then the next — each up removes a server's etcd member and waits until etcd is healthy before uninstalling it",
+        ],
+      );
+      const five = ["s1", "s2", "s3", "s4", "s5"];
+      assert.equal(changed([s("s1"), s("s2")], five).ok, false);
+    });
+
+    it("keeps the first server first", () => {
+      const result = changed([s("s2"), s("s1"), s("s3")], three);
+      assert.equal(result.ok, false);
+      assert.match(
+        (result as { problems: readonly Problem[] }).problems[0].message,
+        /^s1 is the first server of the HA cluster \(the others joined it; the cluster-wide steps run there\): keep it the first server in machines$/,
+      );
+      assert.match(
+        (changed([s("s2"), s("s3")], three) as { problems: readonly Problem[] }).problems[0]
+          .message,
+        /it can leave only as the last server, after the others$/,
+      );
+    });
+
+    it("has nothing to say on a first up, a single server, or an existing cluster", () => {
+      assert.ok(changed([s("s1")], []).ok);
+      assert.ok(changed([s("s9")], ["s1"]).ok);
+    });
   });
 
   it("rejects duplicate names and hosts, naming the first user", () => {

@@ -340,6 +340,39 @@ describe("k3s: HA with three servers", () => {
     assert.equal(run.dependsOn(a1, a2) || run.dependsOn(a2, a1), false);
   });
 
+  it("lets servers leave one at a time: each joined server's Node goes (etcd member) before its uninstall", () => {
+    // Deletes run in reverse dependency order: s3 is gone before s2's Node is deleted.
+    assert.ok(run.dependsOn(run.get(REMOTE, "s3-install"), run.get(REMOTE, "s2-node")));
+    assert.ok(run.dependsOn(run.get(REMOTE, "s2-install"), run.get(REMOTE, "s1-node")));
+    for (const s of ["s2", "s3"]) {
+      const node = run.get(REMOTE, `${s}-node`);
+      assert.ok(run.dependsOn(node, run.get(REMOTE, `${s}-join`)));
+      assert.equal(host(node), "10.0.0.1", "removed through the first server");
+      assert.match(script(node), /^rosfleet_delete\(\) \{$/m);
+      assert.match(script(node), /^ROLE='server'$/m);
+      assert.ok(node.deleteBeforeReplace, "a reinstall removes the member first");
+    }
+    // The first server has no one to remove it through.
+    assert.doesNotMatch(script(run.get(REMOTE, "s1-node")), /rosfleet_delete/);
+  });
+
+  it("refuses, before declaring any step, a change that takes a majority of servers away", async () => {
+    const previousOutputs = {
+      nodes: ["s1", "s2", "s3"].map((name) => ({ name, role: "server", arch: "amd64" })),
+    };
+    const one = { ...HA, machines: HA.machines.filter((m) => !["s2", "s3"].includes(m.name)) };
+    await assert.rejects(
+      runProgram(one, { previousOutputs }),
+      /takes 2 of the cluster's 3 servers away at once/,
+    );
+    const two = { ...HA, machines: HA.machines.filter((m) => m.name !== "s3") };
+    const stepped = await runProgram(two, { previousOutputs });
+    assert.deepEqual(
+      k3sSteps(stepped, REMOTE).filter((n) => /^s\d-install$/.test(n)),
+      ["s1-install", "s2-install"],
+    );
+  });
+
   it("reads the token and kubeconfig from the first server only", () => {
     assert.deepEqual(
       k3sSteps(run, REMOTE).filter((n) => /-(token|kubeconfig)$/.test(n)),

@@ -5,36 +5,13 @@ import { Dict, MachineView, dict, duplicates, machineViews, str, uses } from "./
 import { ARCHES } from "./schema";
 import { ModeEnv, modeRules } from "./mode-checks";
 import { airgapRules, multusRules, registryRules, workloadRules } from "./stage-checks";
+import { serverRules } from "./quorum";
 import type { Problem } from "./problem";
 
 /** Hosts that mean "the machine that runs pulumi": reached with local commands, not SSH. */
 export const LOCAL_HOSTS: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "::1"]);
 
 export const isLocalHost = (host: string): boolean => LOCAL_HOSTS.has(host.trim().toLowerCase());
-
-function serverCount(views: readonly MachineView[], raw: Dict): Problem[] {
-  const list = raw["machines"];
-  // An existing cluster has its own servers; its machines have no role.
-  if (!Array.isArray(list) || raw["cluster"] !== undefined) return [];
-  if (list.length === 0)
-    return [{ path: "machines", message: "at least one machine is required (the k3s server)" }];
-  const servers = views.filter((v) => v.role === "server").length;
-  if (servers === 0)
-    return [
-      {
-        path: "machines",
-        message: 'no machine has role "server": a lab needs 1 server, or an odd number ≥ 3 for HA',
-      },
-    ];
-  if (servers % 2 === 0)
-    return [
-      {
-        path: "machines",
-        message: `${servers} servers cannot keep an etcd quorum: use 1 server, or an odd number ≥ 3 for HA`,
-      },
-    ];
-  return [];
-}
 
 function machineRules(views: readonly MachineView[], raw: Dict): Problem[] {
   const problems: Problem[] = [];
@@ -135,6 +112,8 @@ function secretRules(raw: Dict): Problem[] {
 export interface CheckEnv extends ModeEnv {
   /** Whether a path (relative to the project directory) is a readable file. */
   readonly isFile: (path: string) => boolean;
+  /** The servers of the stack's last update, in `machines` order; undefined: none known. */
+  readonly previousServers?: readonly string[];
 }
 
 /** Every cross-key rule of the contract, over the raw (not yet validated) configuration. */
@@ -142,7 +121,7 @@ export function crossChecks(raw: Dict, env: CheckEnv): Problem[] {
   const views = machineViews(raw);
   return [
     ...modeRules(raw, views, env),
-    ...serverCount(views, raw),
+    ...serverRules(views, raw, env.previousServers),
     ...duplicates(uses(views, "name")),
     ...duplicates(uses(views, "host"), (h) =>
       isLocalHost(h) ? "localhost" : h.trim().toLowerCase(),

@@ -6,6 +6,7 @@ import * as pulumiRuntimeConfig from "@pulumi/pulumi/runtime/config";
 import { z } from "zod";
 import { crossChecks, isLocalHost } from "./checks";
 import { keyPath } from "./raw";
+import { previousServers } from "./previous";
 import type { Problem } from "./problem";
 import { isKubeconfigText, resolveKubeconfigPath } from "./mode-checks";
 import { clusterAccess } from "../cluster/kubeconfig";
@@ -315,11 +316,13 @@ function applyDefaults(
   };
 }
 
-/** What parsing may ask of the world: which keys Pulumi decrypted, which files exist. */
+/** What parsing may ask of the world: which keys Pulumi decrypted, which files exist, what
+ * servers the stack had at its last update (`previousServers`). */
 export interface ParseEnv {
   readonly isSecret: (key: string) => boolean;
   readonly isFile: (path: string) => boolean;
   readonly readFile: (path: string) => string | undefined;
+  readonly previousServers?: readonly string[];
 }
 
 const DEFAULT_ENV: ParseEnv = {
@@ -354,12 +357,12 @@ export function parseLab(
   values: Readonly<Record<string, string>>,
   env: Partial<ParseEnv> = {},
 ): ParseResult {
-  const { isSecret, isFile, readFile } = { ...DEFAULT_ENV, ...env };
+  const { isSecret, isFile, readFile, previousServers } = { ...DEFAULT_ENV, ...env };
   const raw = decode(values);
   const parsed = labSchema.safeParse(raw, { reportInput: true });
   const problems = [
     ...(parsed.success ? [] : parsed.error.issues.flatMap(describeIssue)),
-    ...crossChecks(raw, { isFile, isSecret, readFile }),
+    ...crossChecks(raw, { isFile, isSecret, readFile, previousServers }),
     ...plaintextSecrets(values, isSecret),
   ];
   if (problems.length > 0 || !parsed.success) return { ok: false, problems };
@@ -385,15 +388,23 @@ const runtimeConfig = pulumiRuntimeConfig as unknown as {
 };
 const configKeyIsSecret = (key: string): boolean => runtimeConfig.isConfigSecret?.(key) ?? true;
 
-/** Reads and validates this stack's configuration; throws `ConfigError` with every problem. */
-export function readLabConfig(): LabConfig {
+/**
+ * Reads and validates this stack's configuration; throws `ConfigError` with every problem.
+ * When rosfleet installs k3s, the servers of the last update (read back from the stack) are
+ * checked against the new ones too.
+ */
+export async function readLabConfig(): Promise<LabConfig> {
   const prefix = `${NAMESPACE}:`;
   const values = Object.fromEntries(
     Object.entries(pulumi.runtime.allConfig())
       .filter(([key]) => key.startsWith(prefix))
       .map(([key, value]) => [key.slice(prefix.length), value]),
   );
-  const result = parseLab(values, { isSecret: (key) => configKeyIsSecret(`${prefix}${key}`) });
+  const previous = values["cluster"] === undefined ? await previousServers() : [];
+  const result = parseLab(values, {
+    isSecret: (key) => configKeyIsSecret(`${prefix}${key}`),
+    previousServers: previous,
+  });
   if (!result.ok) throw new ConfigError(result.problems);
   const config = new pulumi.Config(NAMESPACE);
   const registryPassword = config.getSecret("registryPassword");

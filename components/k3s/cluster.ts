@@ -1,6 +1,8 @@
 // Stage "k3s": the lab's machines become one cluster. Servers install one at a time (HA keeps
 // quorum on upgrades), agents join in parallel once every server is done, and nothing is
-// installed anywhere before every machine has passed preflight.
+// installed anywhere before every machine has passed preflight. Each server comes after the
+// previous one's node step, so servers also leave one at a time (deletes run in reverse):
+// the last one's Node deleted (its etcd member removed), uninstalled, then the one before.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { K3sSettings, LabSettings, Registries } from "../config";
@@ -84,8 +86,10 @@ export class K3sCluster extends pulumi.ComponentResource {
             registries: args.lab.registries,
             join: { primary: first.target, primaryInstall: primary.install, token },
             clusterInit: false,
-            // Every preflight is already behind the first server's install.
-            after: [running(previous)],
+            // Every preflight is already behind the first server's install. After the previous
+            // server's node step (behind its Ready join): on removal, this server is gone
+            // before the previous one's Node is deleted.
+            after: [previous.node],
           },
           m,
         ),

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Takes an agent's node out of the cluster, run as root on the first server, before the agent
-# is uninstalled: drain it, then delete the Node object (which also clears k3s's node-password
-# secret, so a machine of the same name can join again). Idempotent: a missing node is done.
-# A node that is not Ready (the machine is off, dead or wiped) cannot be drained: its pods
-# could not leave it gracefully, and a drain would only wait out its timeout.
+# Takes a machine's node out of the cluster, run as root on the first server, before the
+# machine is uninstalled: drain it, then delete the Node object (which also clears k3s's
+# node-password secret, so a machine of the same name can join again). Idempotent: a missing
+# node is done. A node that is not Ready (the machine is off, dead or wiped) cannot be drained:
+# its pods could not leave it gracefully, and a drain would only wait out its timeout.
+# A server's Node carries k3s's etcd finalizer: deleting it removes the server's etcd member
+# (k3s-io/k3s #3973), which k3s-uninstall.sh never does (#4865), and the delete returns when
+# that is done. Only then, with etcd healthy again on the first server, may the uninstall (and
+# the next server's removal) go on; otherwise this fails and nothing is uninstalled.
 # Parameters (set by the caller):
 #   NODE_NAME      the node
+#   ROLE           server | agent
 #   DRAIN_SECONDS  how long the drain may take
+#   WAIT_SECONDS   how long a server's etcd member removal, and etcd's health after, may take
 #   ROOT           filesystem prefix ("" on a real machine; a temp dir in tests)
 
 kubectl() { "$K3S" kubectl "$@"; }
@@ -17,8 +23,24 @@ fi
 ready=$(kubectl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
 if [ "$ready" != True ]; then
   echo "node $NODE_NAME is not Ready (its machine is off or gone): deleting it without a drain"
-# --force: the lab's bare pods (demo-listener, ...) have no controller and would block a drain.
+# --force: pods without a controller (a workload of kind pod) would block a drain.
 elif ! kubectl drain "$NODE_NAME" --ignore-daemonsets --delete-emptydir-data --force --timeout="${DRAIN_SECONDS}s"; then
   echo "drain of $NODE_NAME did not finish in ${DRAIN_SECONDS}s; deleting the node anyway" >&2
 fi
-kubectl delete node "$NODE_NAME" --ignore-not-found --timeout=60s
+if [ "$ROLE" != server ]; then
+  kubectl delete node "$NODE_NAME" --ignore-not-found --timeout=60s
+  exit 0
+fi
+if ! kubectl delete node "$NODE_NAME" --ignore-not-found --timeout="${WAIT_SECONDS}s"; then
+  echo "server $NODE_NAME's node was not deleted within ${WAIT_SECONDS}s: k3s removes its etcd member first; see journalctl -u k3s on the first server. Nothing was uninstalled: pulumi up again once etcd is healthy" >&2
+  exit 1
+fi
+deadline=$((SECONDS + WAIT_SECONDS))
+until [ "$(kubectl get --raw /readyz/etcd 2>/dev/null || true)" = ok ]; do
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "etcd is not healthy on the first server ${WAIT_SECONDS}s after $NODE_NAME's member was removed: see journalctl -u k3s there. $NODE_NAME was not uninstalled yet: pulumi up again once etcd is healthy" >&2
+    exit 1
+  fi
+  sleep 2
+done
+echo "server $NODE_NAME left the cluster: its etcd member is removed and etcd is healthy"

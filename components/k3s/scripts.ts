@@ -124,11 +124,20 @@ export function nodeScript(machine: Machine): string {
   );
 }
 
-/** Drains and deletes `machine`'s node; run on the first server when the agent goes. */
+/**
+ * Drains and deletes `machine`'s node; run on the first server when the machine goes. For a
+ * server, the delete removes its etcd member, and etcd must be healthy after it.
+ */
 export function removeNodeScript(machine: Machine): string {
   return renderScript(
     script("remove-node.sh"),
-    { NODE_NAME: machine.name, DRAIN_SECONDS, ROOT: "" },
+    {
+      NODE_NAME: machine.name,
+      ROLE: machine.role,
+      DRAIN_SECONDS,
+      WAIT_SECONDS: READY_SECONDS,
+      ROOT: "",
+    },
     K3S_LIB,
   );
 }

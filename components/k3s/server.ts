@@ -7,7 +7,7 @@ import { K3sSettings, Registries } from "../config";
 import { Step, Target, step } from "../machine/step";
 import { installSteps } from "./install";
 import { KUBECONFIG_FILE, SERVER_TOKEN } from "./render";
-import { nodeScript, readFileProgram } from "./scripts";
+import { nodeScript, readFileProgram, removeNodeScript } from "./scripts";
 
 export interface K3sServerArgs {
   /** The machine this server runs on. */
@@ -66,6 +66,9 @@ export class K3sServer {
       primary,
       {
         script: nodeScript(machine),
+        // A joined server that leaves (or is reinstalled): its Node is deleted on the first
+        // server, which removes its etcd member, before its uninstall runs.
+        ...(args.join === undefined ? {} : { deleteScript: removeNodeScript(machine) }),
         asRoot: true,
         // A reinstalled server registers its node anew: apply labels, taints, cordon again.
         triggers:

@@ -219,6 +219,8 @@ export interface RunOptions {
   readonly silentChecks?: readonly string[];
   /** The reports ConfigMap's data before this run (what the last run's Jobs wrote). */
   readonly lastReports?: Readonly<Record<string, string>>;
+  /** The stack's outputs at its last update, as its StackReference to itself reads them. */
+  readonly previousOutputs?: Readonly<Record<string, unknown>>;
   /** An existing cluster's nodes: name → labels. */
   readonly clusterNodes?: Readonly<Record<string, Record<string, string>>>;
   /** buildx's state dir (BUILDX_CONFIG) the program finds the builders in. */
@@ -252,6 +254,8 @@ function readState(
         ? (options.lastReports ?? {})
         : { ...options.lastReports, ...ros.reports() },
     };
+  if (type === "pulumi:pulumi:StackReference")
+    return { name: id, outputs: options.previousOutputs ?? {}, secretOutputNames: [] };
   if (type === "kubernetes:core/v1:Node") {
     const labels = options.clusterNodes?.[id];
     if (labels === undefined) throw new Error(`resource '${id}' does not exist`);
@@ -308,6 +312,7 @@ export async function runProgram(
     "rosfleet",
     stack,
     options.preview ?? false,
+    "organization",
   );
   const monitor = pulumi.runtime.getMonitor() as unknown as Monitor;
   const read = monitor.readResource.bind(monitor);
