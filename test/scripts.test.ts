@@ -525,6 +525,31 @@ describe("scripts: k3s.registries", () => {
   });
 });
 
+describe("scripts: a server of an HA cluster becoming an agent", () => {
+  listenAsServer();
+
+  it("leaves etcd first: its node deleted through the first server's API, then the server uninstalled", () => {
+    const s2 = { ...pi, role: "server" as const };
+    const m = new FakeMachine();
+    m.run(install(s2, SERVER));
+    join(m);
+    fs.writeFileSync(m.file("etc/rancher/k3s/k3s.yaml"), "admin kubeconfig");
+    fs.mkdirSync(path.join(m.state, "nodes"), { recursive: true });
+    fs.writeFileSync(path.join(m.state, "nodes", "clover1"), "");
+    const r = m.run(install(pi, SERVER));
+    assert.equal(r.status, 0, r.stderr);
+    const deleted = r.calls.indexOf(
+      `k3s kubectl --kubeconfig ${m.file("etc/rancher/k3s/k3s.yaml")} --server https://${SERVER}:6443 delete node clover1 --ignore-not-found --timeout=300s`,
+    );
+    assert.ok(deleted >= 0, r.calls.join("\n"));
+    assert.ok(
+      deleted < r.calls.indexOf("k3s-uninstall.sh"),
+      "the member goes before the uninstall",
+    );
+    assert.equal(fs.existsSync(path.join(m.state, "nodes", "clover1")), false);
+  });
+});
+
 describe("scripts: uninstall", () => {
   listenAsServer();
 
@@ -640,6 +665,30 @@ describe("scripts: node reconcile and removal (on the server)", () => {
     const again = m.run(removeNodeScript(pi));
     assert.match(again.stdout, /node clover1 is not in the cluster/);
     assert.deepEqual(kubectl(again), []);
+  });
+
+  it("removes a leaving server's node (its etcd member), then waits for etcd to be healthy", () => {
+    const s2 = { ...pi, role: "server" as const };
+    const m = withNode(new FakeMachine().withK3s());
+    const r = m.run(removeNodeScript(s2));
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(kubectl(r), [
+      "k3s kubectl drain clover1 --ignore-daemonsets --delete-emptydir-data --force --timeout=120s",
+      "k3s kubectl delete node clover1 --ignore-not-found --timeout=300s",
+    ]);
+    assert.ok(r.calls.includes("k3s kubectl get --raw /readyz/etcd"));
+    assert.match(
+      r.stdout,
+      /server clover1 left the cluster: its etcd member is removed and etcd is healthy/,
+    );
+    // etcd that stays unhealthy fails the step, so the uninstall after it does not run.
+    const sick = withNode(new FakeMachine().withK3s().set("etcd-unhealthy"));
+    const failed = sick.run(removeNodeScript(s2).replace("WAIT_SECONDS='300'", "WAIT_SECONDS='3'"));
+    assert.equal(failed.status, 1);
+    assert.match(
+      failed.stderr,
+      /^etcd is not healthy on the first server 3s after clover1's member was removed: see journalctl -u k3s there\. clover1 was not uninstalled yet/m,
+    );
   });
 
   it("deletes the node of a dead machine at once, without waiting out a drain", () => {

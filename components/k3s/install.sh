@@ -62,6 +62,15 @@ previous=$(owner)
 if [ -n "$previous" ] && [ "${previous##* }" != "$ROLE" ]; then
   old_uninstall="$bin_dir/$(unit_of "${previous##* }")-uninstall.sh"
   echo "$NODE_NAME was a k3s ${previous##* } and is now a $ROLE: uninstalling the ${previous##* } first"
+  # A server of an HA cluster becoming an agent leaves etcd first: its Node is deleted through
+  # the first server's API (the one it now joins), with its own admin credentials (the cluster's
+  # CA signs them for every server), which removes its member before the uninstall.
+  if [ "${previous##* }" = server ] && [ -n "$JOIN_HOST" ] && [ -f "$conf_dir/k3s.yaml" ]; then
+    api=$JOIN_HOST
+    case "$api" in *:*) api="[$api]" ;; esac
+    kubectl() { "$K3S" kubectl --kubeconfig "$conf_dir/k3s.yaml" --server "https://$api:6443" "$@"; }
+    remove_server_node "$NODE_NAME" "$WAIT_SECONDS"
+  fi
   keep=false
   if [ -n "$REGISTRIES" ]; then keep=true; fi
   if [ -x "$old_uninstall" ]; then keeping_registries "$keep" "$old_uninstall"; fi

@@ -87,3 +87,23 @@ remove_empty_dirs() {
     rmdir "$dir" 2>/dev/null || true
   done
 }
+
+# remove_server_node NODE SECONDS: deletes server NODE's Node with `kubectl` (a function the
+# caller defines: the first server's API). k3s's etcd finalizer on a server's Node makes the
+# delete return only once its etcd member is removed; then waits for etcd to be healthy.
+# Fails, saying so, when either takes longer than SECONDS: the uninstall must not go on.
+remove_server_node() {
+  if ! kubectl delete node "$1" --ignore-not-found --timeout="$2s"; then
+    echo "server $1's node was not deleted within $2s: k3s removes its etcd member first; see journalctl -u k3s on the first server. Nothing was uninstalled: pulumi up again once etcd is healthy" >&2
+    return 1
+  fi
+  local deadline=$((SECONDS + $2))
+  until [ "$(kubectl get --raw /readyz/etcd 2>/dev/null || true)" = ok ]; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "etcd is not healthy on the first server $2s after $1's member was removed: see journalctl -u k3s there. $1 was not uninstalled yet: pulumi up again once etcd is healthy" >&2
+      return 1
+    fi
+    sleep 2
+  done
+  echo "server $1 left the cluster: its etcd member is removed and etcd is healthy"
+}

@@ -31,16 +31,4 @@ if [ "$ROLE" != server ]; then
   kubectl delete node "$NODE_NAME" --ignore-not-found --timeout=60s
   exit 0
 fi
-if ! kubectl delete node "$NODE_NAME" --ignore-not-found --timeout="${WAIT_SECONDS}s"; then
-  echo "server $NODE_NAME's node was not deleted within ${WAIT_SECONDS}s: k3s removes its etcd member first; see journalctl -u k3s on the first server. Nothing was uninstalled: pulumi up again once etcd is healthy" >&2
-  exit 1
-fi
-deadline=$((SECONDS + WAIT_SECONDS))
-until [ "$(kubectl get --raw /readyz/etcd 2>/dev/null || true)" = ok ]; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "etcd is not healthy on the first server ${WAIT_SECONDS}s after $NODE_NAME's member was removed: see journalctl -u k3s there. $NODE_NAME was not uninstalled yet: pulumi up again once etcd is healthy" >&2
-    exit 1
-  fi
-  sleep 2
-done
-echo "server $NODE_NAME left the cluster: its etcd member is removed and etcd is healthy"
+remove_server_node "$NODE_NAME" "$WAIT_SECONDS"
