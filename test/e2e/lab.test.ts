@@ -252,6 +252,29 @@ describe("lab: the k3s steps on separate machines, with a real API server behind
     assert.equal(kubectl("get node e2e-arm -o jsonpath='{.spec.taints}'"), "");
   });
 
+  it("removes a leaving server's node only once k3s's etcd finalizer lets it go, etcd healthy after", async () => {
+    // A second server's Node as k3s keeps it: with the finalizer its etcd controller removes
+    // when the member is gone (here, this test does so 4 s later).
+    const name = "e2e-s2";
+    const finalizer = "wrangler.cattle.io/managed-etcd-controller";
+    const node = { apiVersion: "v1", kind: "Node", metadata: { name, finalizers: [finalizer] } };
+    kubectl(`create -f - <<'EOF'\n${JSON.stringify(node)}\nEOF`);
+    const started = Date.now();
+    const removal = send(laptop, {
+      create: removeNodeScript({ ...m(laptop), name, role: "server" }),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    assert.match(kubectl(`get node ${name} -o jsonpath={.metadata.deletionTimestamp}`), /\d{4}-/);
+    kubectl(`patch node ${name} --type=json -p '[{"op":"remove","path":"/metadata/finalizers"}]'`);
+    const out = await removal;
+    assert.ok(Date.now() - started >= 4000, "the step waited for the finalizer");
+    assert.match(
+      out,
+      /server e2e-s2 left the cluster: its etcd member is removed and etcd is healthy/,
+    );
+    assert.doesNotMatch(kubectl("get nodes -o name"), /e2e-s2/);
+  });
+
   it("removes an agent: drained and deleted on the server, then uninstalled on its machine", async () => {
     assert.match(
       await send(laptop, { create: removeNodeScript(m(vm)) }),
