@@ -171,10 +171,7 @@ describe("cluster: the program on an existing cluster", () => {
       { name: "k8s-main", role: "server", arch: "amd64" },
       { name: "k8s-pi1", role: "agent", arch: "arm64" },
     ]);
-    assert.deepEqual(run.names("kubernetes:batch/v1:Job"), [
-      "delivery-k8s-main",
-      "delivery-k8s-pi1",
-    ]);
+    assert.deepEqual(run.names("kubernetes:batch/v1:Job"), ["delivery-job"]);
     assert.equal(run.outputErrors["delivery"], undefined);
     assert.deepEqual(
       run.resources.filter((r) => r.type.startsWith("command:")),

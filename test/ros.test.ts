@@ -12,7 +12,6 @@ import {
   evaluateDelivery,
   expectedTalkers,
   heardBy,
-  jobName,
   parseReport,
   reportsOf,
 } from "../components/ros/delivery";
@@ -346,18 +345,48 @@ describe("ros: the delivery check", () => {
     run = await runProgram(clover((c) => ((c["machines"] as Obj[])[2]["cordon"] = true)));
   });
 
-  it("pins one check Job to each schedulable node, listening for the others' beacons", () => {
-    assert.deepEqual(run.names(JOB), ["delivery-laptop", "delivery-clover1"]);
-    const job = run.get(JOB, "delivery-clover1");
-    assert.equal(o(job.inputs["metadata"])["name"], "delivery-check-clover1");
-    assert.deepEqual(podSpec(job)["nodeSelector"], { "kubernetes.io/hostname": "clover1" });
+  it("runs one check Job with a pod on each schedulable node, each listening for the others", () => {
+    assert.deepEqual(run.names(JOB), ["delivery-job"]);
+    const job = run.get(JOB, "delivery-job");
+    assert.equal(o(job.inputs["metadata"])["name"], "delivery-check");
+    const spec = o(job.inputs["spec"]);
+    assert.equal(spec["completions"], 2);
+    assert.equal(spec["parallelism"], 2);
+    const affinity = o(podSpec(job)["affinity"]);
+    assert.deepEqual(
+      o(o(affinity["nodeAffinity"])["requiredDuringSchedulingIgnoredDuringExecution"])[
+        "nodeSelectorTerms"
+      ],
+      [
+        {
+          matchExpressions: [
+            { key: "kubernetes.io/hostname", operator: "In", values: ["laptop", "clover1"] },
+          ],
+        },
+      ],
+    );
+    // Never two of this run's check pods on one node.
+    const [term] = o(affinity["podAntiAffinity"])[
+      "requiredDuringSchedulingIgnoredDuringExecution"
+    ] as Obj[];
+    assert.equal(term["topologyKey"], "kubernetes.io/hostname");
+    const runLabel = o(o(term["labelSelector"])["matchLabels"])["rosfleet.dev/check-run"];
+    assert.equal(
+      o(o(o(spec["template"])["metadata"])["labels"])["rosfleet.dev/check-run"],
+      runLabel,
+    );
+    assert.equal(runLabel, env(containers(job)[0])["ROSFLEET_CHECK_RUN"]);
     const script = String((containers(job)[0]["args"] as string[])[2]);
-    assert.match(script, /EXPECTED='laptop'/);
+    assert.match(script, /^NODES='laptop,clover1'$/m);
+    const vars = containers(job)[0]["env"] as Obj[];
+    assert.deepEqual(vars.find((v) => v["name"] === "NODE_NAME")?.["valueFrom"], {
+      fieldRef: { fieldPath: "spec.nodeName" },
+    });
     assert.equal(env(containers(job)[0])["ROS_SUPER_CLIENT"], "TRUE");
   });
 
   it("tells each check pod its Job's uid by both the current and the pre-1.27 label", () => {
-    const vars = containers(run.get(JOB, "delivery-clover1"))[0]["env"] as Obj[];
+    const vars = containers(run.get(JOB, "delivery-job"))[0]["env"] as Obj[];
     const fieldOf = (name: string) =>
       o(o(vars.find((v) => v["name"] === name)?.["valueFrom"])["fieldRef"])["fieldPath"];
     assert.equal(
@@ -385,10 +414,10 @@ describe("ros: the delivery check", () => {
       "{data: 'rosfleet-beacon from $(NODE_NAME)'}",
     ]);
     assert.ok(run.dependsOn(beacons, run.get(DEPLOYMENT, "ros-demo-talkerlistener")));
-    assert.ok(run.dependsOn(run.get(JOB, "delivery-laptop"), beacons));
+    assert.ok(run.dependsOn(run.get(JOB, "delivery-job"), beacons));
   });
 
-  it("reads the reports through the API after every Job, not over SSH, and exports every pair", () => {
+  it("reads the reports through the API after the Job, not over SSH, and exports every pair", () => {
     assert.deepEqual(
       run.resources.filter((r) => r.type.startsWith("command:") && r.name.startsWith("delivery")),
       [],
@@ -488,7 +517,7 @@ describe("ros: the delivery check", () => {
     assert.match(error.message, /no ROS 2 message from laptop reached clover1/);
     assert.match(
       error.message,
-      /the check on clover1 reported nothing: kubectl -n rosfleet logs job\/delivery-check-clover1/,
+      /the check on clover1 reported nothing: kubectl -n rosfleet logs \$\(kubectl -n rosfleet get pods -l app\.kubernetes\.io\/name=delivery-check --field-selector spec\.nodeName=clover1 -o name\)/,
     );
   });
 
@@ -506,14 +535,14 @@ describe("ros: the delivery check", () => {
         "  - no ROS 2 message from laptop reached clover1",
         "  - no ROS 2 message from vm1 reached clover1",
         "Hint: multicast is the negative control: flannel does not carry multicast between nodes; use discovery-server.",
-        "The next pulumi up runs the check again (new check Jobs); nothing else needs to change.",
+        "The next pulumi up runs the check again (a new check Job); nothing else needs to change.",
       ].join("\n"),
     );
   });
 
   it("checks a one-node lab within the node", async () => {
     const dev = await runProgram(readStackConfig("dev"));
-    assert.deepEqual(dev.names(JOB), ["delivery-devbox"]);
+    assert.deepEqual(dev.names(JOB), ["delivery-job"]);
     assert.deepEqual(dev.outputs["delivery"], [
       { talker: "devbox", listener: "devbox", received: true },
     ]);
@@ -653,17 +682,15 @@ describe("ros: how every rosfleet pod runs", () => {
     assert.deepEqual(Object.keys(o(auths)), ["https://index.docker.io/v1/"]);
   });
 
-  it("names each check Job within 63 characters, stably, one per node", () => {
-    assert.equal(jobName("clover1"), "delivery-check-clover1");
-    const long = `pi-${"a".repeat(55)}-1`;
-    const other = `pi-${"a".repeat(55)}-2`;
-    assert.equal(long.length, 60);
-    assert.ok(jobName(long).length <= 63, jobName(long));
-    assert.match(jobName(long), /^delivery-check-pi-a+-[0-9a-f]{8}$/);
-    assert.equal(jobName(long), jobName(long));
-    assert.notEqual(jobName(long), jobName(other));
-    const verdict = evaluateDelivery([long, "laptop"], new Map(), "discovery-server");
-    assert.ok(verdict.message.includes(`logs job/${jobName(long)})`), verdict.message);
+  it("keeps one check object however many nodes: a Job, not one per node naming all others", async () => {
+    const machines = Array.from({ length: 40 }, (_, i) => ({
+      name: `n${i}`,
+      host: `10.0.0.${i + 1}`,
+      role: i === 0 ? "server" : "agent",
+    }));
+    const big = await runProgram({ ...clover(), machines });
+    assert.deepEqual(big.names(JOB), ["delivery-job"]);
+    assert.equal(o(big.get(JOB, "delivery-job").inputs["spec"])["completions"], 40);
   });
 });
 
@@ -774,9 +801,9 @@ describe("ros: the delivery decision", () => {
         "  - no ROS 2 message from c reached b",
         "  - no ROS 2 message from a reached c",
         "  - no ROS 2 message from b reached c",
-        "  (the check on c reported nothing: kubectl -n rosfleet logs job/delivery-check-c)",
+        "  (the check on c reported nothing: kubectl -n rosfleet logs $(kubectl -n rosfleet get pods -l app.kubernetes.io/name=delivery-check --field-selector spec.nodeName=c -o name))",
         "Hint: check the discovery servers (kubectl -n rosfleet logs deploy/ros-discovery, deploy/ros-discovery-1) and that flannel's 8472/udp is open between the nodes.",
-        "The next pulumi up runs the check again (new check Jobs); nothing else needs to change.",
+        "The next pulumi up runs the check again (a new check Job); nothing else needs to change.",
       ].join("\n"),
     );
   });
@@ -798,8 +825,11 @@ describe("ros: the check script (run by bash and python3, ros2 faked, a TLS API)
     fs.writeFileSync(path.join(state, "chatter"), messages.map((m) => `${m}\n`).join(""));
     fs.writeFileSync(path.join(state, "calls.log"), "");
     const sa = serviceAccountDir(api, "sa-token-for-tests");
-    const r = await run("bash", ["-c", checkScript("laptop", expected, 30)], {
+    // The lab's nodes, this pod's own among them (its node comes by the downward API).
+    const nodes = expected.includes("laptop") ? expected : ["laptop", ...expected];
+    const r = await run("bash", ["-c", checkScript(nodes, 30)], {
       PATH: `${path.join(__dirname, "fakes")}:${process.env["PATH"] ?? ""}`,
+      NODE_NAME: "laptop",
       FAKE_STATE: state,
       FAKE_LOG: path.join(state, "calls.log"),
       HOME: state,
@@ -833,7 +863,7 @@ describe("ros: the check script (run by bash and python3, ros2 faked, a TLS API)
     assert.ok(calls.includes("ros2 topic echo /rosfleet/beacon std_msgs/msg/String"));
     // Humble's echo has no --timeout: the machine's own timeout bounds it.
     assert.match(
-      checkScript("laptop", ["vm1"], 30),
+      checkScript(["laptop", "vm1"], 30),
       /timeout "\$TIMEOUT_SECONDS" ros2 topic echo /,
     );
   });
@@ -881,6 +911,26 @@ describe("ros: the check script (run by bash and python3, ros2 faked, a TLS API)
     const { stderr } = await check(["rosfleet-beacon from vm1"], ["vm1"]);
     assert.equal(api.requests.length, 2);
     assert.equal(stderr, "");
+  });
+
+  it("expects every node but its own; on a one-node lab, its own", async () => {
+    const { stdout } = await check(
+      ["rosfleet-beacon from laptop", "rosfleet-beacon from clover1", "rosfleet-beacon from vm1"],
+      ["clover1", "vm1"],
+    );
+    // Its own beacon is heard too, but it waits only for the others'.
+    assert.equal(
+      stdout,
+      "ROSFLEET_DELIVERY listener=laptop heard=laptop,clover1,vm1 run=abc-1 job=uid-7\n",
+    );
+    const alone = await check(
+      ["rosfleet-beacon from laptop", "rosfleet-beacon from x"],
+      ["laptop"],
+    );
+    assert.equal(
+      alone.stdout,
+      "ROSFLEET_DELIVERY listener=laptop heard=laptop run=abc-1 job=uid-7\n",
+    );
   });
 
   it("stops listening once every expected talker was heard", async () => {

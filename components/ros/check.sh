@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# The delivery check, run in a Job pinned to one node (in the ros_demo image, after its
-# entrypoint sourced ROS): listens on TOPIC until it has heard the beacon of every expected
-# talker node, or until the timeout, then prints one report line, writes it to the reports
-# ConfigMap (key: this node) and exits 0 — the verdict is made by rosfleet from all nodes'
-# reports, read through the Kubernetes API. Parameters (set by the caller):
-#   NODE_NAME        this node
-#   EXPECTED         talker nodes to hear, comma-separated
+# The delivery check, run by each pod of the check Job — one pod on every node of the lab (in
+# the ros_demo image, after its entrypoint sourced ROS): listens on TOPIC until it has heard the
+# beacon of every other node, or until the timeout, then prints one report line, writes it to
+# the reports ConfigMap (key: this node) and exits 0 — the verdict is made by rosfleet from all
+# nodes' reports, read through the Kubernetes API. Parameters (set by the caller):
+#   NODES            the lab's nodes, comma-separated: a pod expects to hear all but its own
+#                    (a one-node lab's only node hears itself)
 #   TIMEOUT_SECONDS  how long to listen
 #   TOPIC            the beacons' topic
 #   REPORTS          the ConfigMap the Job's ServiceAccount may patch
 #   PUBLISH_PY       publish.py, which patches it
-# Environment (from the Job): ROSFLEET_CHECK_RUN, the run key; ROSFLEET_JOB_UID, this Job's uid
-# (ROSFLEET_JOB_UID_LEGACY on clusters older than Kubernetes 1.27, which label pods only
-# controller-uid).
+# Environment (from the Job): NODE_NAME, the node this pod runs on; ROSFLEET_CHECK_RUN, the run
+# key; ROSFLEET_JOB_UID, the Job's uid (ROSFLEET_JOB_UID_LEGACY on clusters older than
+# Kubernetes 1.27, which label pods only controller-uid).
 
-IFS=, read -r -a want <<<"$EXPECTED"
+IFS=, read -r -a nodes <<<"$NODES"
+want=()
+for n in "${nodes[@]}"; do [ "$n" = "$NODE_NAME" ] || want+=("$n"); done
+[ "${#want[@]}" -gt 0 ] || want=("$NODE_NAME")
 heard=()
 has() {
   local x

@@ -1,14 +1,14 @@
 // The delivery check: a beacon talker on every checked node publishes "rosfleet-beacon from
-// <node>" on a topic of its own (BEACON_TOPIC: the demo listeners do not hear it); one Job per
-// node, pinned there, listens with the workloads' image, env and network mode, and writes whom
-// it heard to a ConfigMap (its ServiceAccount may patch exactly that one). Pulumi waits for the
-// Jobs, reads the ConfigMap through the Kubernetes API, judges the reports with
+// <node>" on a topic of its own (BEACON_TOPIC: the demo listeners do not hear it); one Job, with
+// one pod on each node, listens with the workloads' image, env and network mode, and each pod
+// writes whom it heard to a ConfigMap (its ServiceAccount may patch exactly that one). Pulumi
+// waits for the Job, reads the ConfigMap through the Kubernetes API, judges the reports with
 // `evaluateDelivery`, and a failure fails `pulumi up` by name. No SSH: the same check runs on a
 // k3s rosfleet installed and on a cluster it did not.
 //
 // Retrying: a failed check leaves its reports behind. The next run reads them before declaring
-// the Jobs; unless they are a pass of this very spec, the Jobs get a new run key and so are
-// replaced, i.e. run again. A pass keeps its key: a passing lab's next `up` changes nothing.
+// the Job; unless they are a pass of this very spec, the Job gets a new run key and so is
+// replaced, i.e. runs again. A pass keeps its key: a passing lab's next `up` changes nothing.
 import * as path from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -17,11 +17,8 @@ import { renderScript } from "../shell";
 import {
   DeliveryResult,
   checkRun,
-  deliveryPairs,
   evaluateDelivery,
-  expectedTalkers,
   heardBy,
-  jobName,
   reportsOf,
   specHash,
 } from "./delivery";
@@ -63,20 +60,31 @@ export interface DeliveryCheckArgs {
 }
 
 /** The script a check Job runs for `node`. */
-export function checkScript(
-  node: string,
-  expected: readonly string[],
-  timeoutSeconds: number,
-): string {
+export function checkScript(nodes: readonly string[], timeoutSeconds: number): string {
   return renderScript(path.join(__dirname, "check.sh"), {
-    NODE_NAME: node,
-    EXPECTED: expected.join(","),
+    NODES: nodes.join(","),
     TIMEOUT_SECONDS: timeoutSeconds,
     TOPIC: BEACON_TOPIC,
     REPORTS: REPORTS_CONFIGMAP,
     PUBLISH_PY: pythonJob("publish.py"),
   });
 }
+
+/** The check Job's name (one Job for the whole lab). */
+export const CHECK_JOB = "delivery-check";
+/** The label that tells this run's check pods apart (their anti-affinity is among them). */
+export const CHECK_RUN_LABEL = "rosfleet.dev/check-run";
+/** A run key as a label value (at most 63 characters). */
+export const runLabel = (run: string): string => run.slice(0, 63).replace(/[^A-Za-z0-9]+$/, "");
+
+/** Required node affinity: only on these nodes (by `kubernetes.io/hostname`). */
+export const onNodes = (nodes: readonly string[]) => ({
+  requiredDuringSchedulingIgnoredDuringExecution: {
+    nodeSelectorTerms: [
+      { matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: [...nodes] }] },
+    ],
+  },
+});
 
 /** The only thing the check Jobs may do in the cluster: write their reports. */
 export const CHECK_RULES = [
@@ -90,14 +98,14 @@ export const CHECK_RULES = [
 
 /** The cross-node proof (`rosfleet:ros:DeliveryCheck`). */
 export class DeliveryCheck extends pulumi.ComponentResource {
-  public readonly jobs: readonly k8s.batch.v1.Job[];
+  /** The check Job: one pod per node. */
+  public readonly job: k8s.batch.v1.Job;
   /** Every (talker node → listener node) pair and whether the beacon arrived; fails the update
    * when any did not. */
   public readonly results: pulumi.Output<DeliveryResult[]>;
 
   constructor(name: string, args: DeliveryCheckArgs, opts?: pulumi.ComponentResourceOptions) {
     super("rosfleet:ros:DeliveryCheck", name, {}, opts);
-    const pairs = deliveryPairs(args.nodes);
     const networking = podNetworking(args.discovery);
     const labels = appLabels("rosfleet-beacon");
     const checkLabels = appLabels("delivery-check");
@@ -166,23 +174,7 @@ export class DeliveryCheck extends pulumi.ComponentResource {
               ...networking.spec,
               ...rosPodBase(),
               tolerations: tolerateAll,
-              affinity: {
-                nodeAffinity: {
-                  requiredDuringSchedulingIgnoredDuringExecution: {
-                    nodeSelectorTerms: [
-                      {
-                        matchExpressions: [
-                          {
-                            key: "kubernetes.io/hostname",
-                            operator: "In",
-                            values: [...args.nodes],
-                          },
-                        ],
-                      },
-                    ],
-                  },
-                },
-              },
+              affinity: { nodeAffinity: onNodes(args.nodes) },
               containers: [
                 rosContainerOf(
                   "beacon",
@@ -205,75 +197,83 @@ export class DeliveryCheck extends pulumi.ComponentResource {
       { parent: this, dependsOn: [...args.after] },
     );
 
-    this.jobs = args.nodes.map(
-      (node) =>
-        new k8s.batch.v1.Job(
-          `${name}-${node}`,
-          {
-            metadata: { name: jobName(node), namespace: args.namespace, labels: checkLabels },
+    // One Job for the whole lab, one pod on each node: the nodes the beacons run on, never two
+    // on one (anti-affinity within this run's pods). One object however many nodes — not one
+    // per node that each names every other node — so the state, and every preview, grows
+    // linearly with the lab.
+    const runLabels = run.apply((r) => ({ ...checkLabels, [CHECK_RUN_LABEL]: runLabel(r) }));
+    this.job = new k8s.batch.v1.Job(
+      `${name}-job`,
+      {
+        metadata: { name: CHECK_JOB, namespace: args.namespace, labels: checkLabels },
+        spec: {
+          completions: args.nodes.length,
+          parallelism: args.nodes.length,
+          backoffLimit: 0,
+          activeDeadlineSeconds: args.timeoutSeconds + 300,
+          template: {
+            metadata: { labels: runLabels, annotations: networking.annotations },
             spec: {
-              backoffLimit: 0,
-              activeDeadlineSeconds: args.timeoutSeconds + 300,
-              template: {
-                metadata: { labels: checkLabels, annotations: networking.annotations },
-                spec: {
-                  ...networking.spec,
-                  ...rosPodBase(),
-                  restartPolicy: "Never",
-                  // The one pod that talks to the API: to write its report.
-                  serviceAccountName: CHECK_ACCOUNT,
-                  automountServiceAccountToken: true,
-                  nodeSelector: { "kubernetes.io/hostname": node },
-                  tolerations: tolerateAll,
-                  containers: [
-                    rosContainerOf(
-                      "check",
-                      args.context.image,
-                      [
-                        "bash",
-                        "-c",
-                        checkScript(node, expectedTalkers(pairs, node), args.timeoutSeconds),
-                      ],
-                      [
-                        ...rosEnv(args.context, true),
-                        { name: "ROSFLEET_CHECK_RUN", value: run },
-                        // The Job controller's label since Kubernetes 1.27, and the older one:
-                        // a label a pod lacks reads as empty, and check.sh takes either.
-                        ...JOB_UID_LABELS.map(([envName, label]) => ({
-                          name: envName,
-                          valueFrom: { fieldRef: { fieldPath: `metadata.labels['${label}']` } },
-                        })),
-                      ],
-                    ),
+              ...networking.spec,
+              ...rosPodBase(),
+              restartPolicy: "Never",
+              // The one pod that talks to the API: to write its report.
+              serviceAccountName: CHECK_ACCOUNT,
+              automountServiceAccountToken: true,
+              affinity: {
+                nodeAffinity: onNodes(args.nodes),
+                podAntiAffinity: {
+                  requiredDuringSchedulingIgnoredDuringExecution: [
+                    {
+                      labelSelector: {
+                        matchLabels: run.apply((r) => ({ [CHECK_RUN_LABEL]: runLabel(r) })),
+                      },
+                      topologyKey: "kubernetes.io/hostname",
+                    },
                   ],
                 },
               },
+              tolerations: tolerateAll,
+              containers: [
+                rosContainerOf(
+                  "check",
+                  args.context.image,
+                  ["bash", "-c", checkScript(args.nodes, args.timeoutSeconds)],
+                  [
+                    { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
+                    ...rosEnv(args.context, true),
+                    { name: "ROSFLEET_CHECK_RUN", value: run },
+                    // The Job controller's label since Kubernetes 1.27, and the older one:
+                    // a label a pod lacks reads as empty, and check.sh takes either.
+                    ...JOB_UID_LABELS.map(([envName, label]) => ({
+                      name: envName,
+                      valueFrom: { fieldRef: { fieldPath: `metadata.labels['${label}']` } },
+                    })),
+                  ],
+                ),
+              ],
             },
           },
-          {
-            parent: this,
-            dependsOn: [beacons, reports, binding],
-            customTimeouts: {
-              create: `${args.timeoutSeconds + 600}s`,
-              update: `${args.timeoutSeconds + 600}s`,
-            },
-          },
-        ),
+        },
+      },
+      {
+        parent: this,
+        dependsOn: [beacons, reports, binding],
+        customTimeouts: {
+          create: `${args.timeoutSeconds + 600}s`,
+          update: `${args.timeoutSeconds + 600}s`,
+        },
+      },
     );
 
     // This run's reports: read once every Job has completed (at preview only when no Job is
     // being replaced; otherwise unknown, so a preview never judges stale reports).
     const read = k8s.core.v1.ConfigMap.get(`${name}-read`, reports.id, {
       parent: this,
-      dependsOn: [...this.jobs],
+      dependsOn: [this.job],
     });
-    const uids = pulumi.all(this.jobs.map((j) => j.metadata.uid));
-    this.results = pulumi.all([read.data, uids, run]).apply(([data, jobUids, key]) => {
-      const mine = new Map(args.nodes.map((node, i) => [node, jobUids[i]]));
-      const heard = heardBy(
-        reportsOf(data),
-        (r) => r.run === key && r.job === mine.get(r.listener),
-      );
+    this.results = pulumi.all([read.data, this.job.metadata.uid, run]).apply(([data, uid, key]) => {
+      const heard = heardBy(reportsOf(data), (r) => r.run === key && r.job === uid);
       const verdict = evaluateDelivery(args.nodes, heard, args.discovery);
       // Fails the update, attributed to this component, without a stack trace.
       if (!verdict.ok) throw new pulumi.ResourceError(verdict.message, this, true);

@@ -59,9 +59,6 @@ export function perNodeName(prefix: string, node: string): string {
   return `${prefix}${node.slice(0, room).replace(/[-.]+$/, "")}-${hash}`;
 }
 
-/** The check Job of `node`. */
-export const jobName = (node: string): string => perNodeName("delivery-check-", node);
-
 /** A short stable hash of what the check Jobs run (image, nodes, mode, ...). */
 export function specHash(spec: unknown): string {
   return createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 10);
@@ -93,7 +90,7 @@ export function checkRun(
 export interface DeliveryPair {
   /** Node whose beacon talker published. */
   readonly talker: string;
-  /** Node whose check Job listened. */
+  /** Node whose check pod listened. */
   readonly listener: string;
 }
 
@@ -165,10 +162,11 @@ export function evaluateDelivery(
       `ROS 2 delivery check failed with ros.discovery = ${mode}: ${failed.length} of ${results.length} node pairs did not hear each other:`,
       ...lines.map((l) => `  - ${l}`),
       ...silent.map(
-        (l) => `  (the check on ${l} reported nothing: kubectl -n rosfleet logs job/${jobName(l)})`,
+        (l) =>
+          `  (the check on ${l} reported nothing: kubectl -n rosfleet logs $(kubectl -n rosfleet get pods -l app.kubernetes.io/name=delivery-check --field-selector spec.nodeName=${l} -o name))`,
       ),
       `Hint: ${HINTS[mode]}.`,
-      "The next pulumi up runs the check again (new check Jobs); nothing else needs to change.",
+      "The next pulumi up runs the check again (a new check Job); nothing else needs to change.",
     ].join("\n"),
   };
 }

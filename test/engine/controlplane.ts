@@ -166,7 +166,14 @@ function kubeApi(dir: string, host: string, port: number): KubeApi {
           method,
           agent,
           timeout: 10_000,
-          headers: payload === undefined ? {} : { "Content-Type": "application/json" },
+          // A PATCH is a JSON merge patch; anything else sends the object itself.
+          headers:
+            payload === undefined
+              ? {}
+              : {
+                  "Content-Type":
+                    method === "PATCH" ? "application/merge-patch+json" : "application/json",
+                },
         },
         (res) => {
           const chunks: Buffer[] = [];

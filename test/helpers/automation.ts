@@ -17,7 +17,7 @@ import { REPO_ROOT } from "./stack";
 
 /** Each run loads the program afresh (index.ts exports the async program: its result is the
  * stack's outputs). */
-function program(): Promise<Record<string, unknown>> {
+export function program(): Promise<Record<string, unknown>> {
   for (const file of Object.keys(require.cache))
     if (file.startsWith(REPO_ROOT) && !file.includes(`${path.sep}node_modules${path.sep}`))
       // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- a module cache entry
@@ -92,6 +92,7 @@ export async function automationStack(
   stackName: string,
   pathDirs: readonly string[],
   extraEnv: Readonly<Record<string, string>> = {},
+  run: () => Promise<Record<string, unknown>> = program,
 ): Promise<AutomationStack> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-pulumi-"));
   const stateDir = path.join(home, "state");
@@ -114,7 +115,7 @@ export async function automationStack(
   const workDir = fs.mkdtempSync(path.join(home, "work-"));
   fs.symlinkSync(path.join(REPO_ROOT, "images"), path.join(workDir, "images"));
   const stack = await LocalWorkspace.createOrSelectStack(
-    { stackName, projectName: "rosfleet", program },
+    { stackName, projectName: "rosfleet", program: run },
     {
       workDir,
       envVars: env,

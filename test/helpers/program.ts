@@ -134,12 +134,8 @@ export class FakeRos {
   created(type: string, inputs: Record<string, unknown>): Record<string, unknown> {
     const template = (inputs["spec"] as Obj | undefined)?.["template"] as Obj | undefined;
     const pod = template?.["spec"] as Obj | undefined;
-    if (type === "kubernetes:apps/v1:DaemonSet" && pod?.["affinity"] !== undefined) {
-      const terms = JSON.stringify(pod["affinity"]);
-      this.beaconNodes = (/"values":\[([^\]]*)\]/.exec(terms)?.[1] ?? "")
-        .split(",")
-        .map((v) => JSON.parse(v) as string);
-    }
+    if (type === "kubernetes:apps/v1:DaemonSet" && pod?.["affinity"] !== undefined)
+      this.beaconNodes = affinityNodes(pod);
     // The API server gives a ClusterIP Service its address.
     if (type === "kubernetes:core/v1:Service")
       return {
@@ -155,10 +151,10 @@ export class FakeRos {
     const container = (pod?.["containers"] as Obj[])[0];
     const env = container["env"] as Obj[];
     const run = env.find((e) => e["name"] === "ROSFLEET_CHECK_RUN")?.["value"];
-    // Only the check's Jobs report; others (Multus's waits) just run.
-    const selector = pod?.["nodeSelector"] as Obj | undefined;
+    // Only the check's Job reports, from a pod on each node its affinity names; others
+    // (Multus's waits) just run.
     if (run !== undefined)
-      this.jobs.push({ node: String(selector?.["kubernetes.io/hostname"]), run: String(run), uid });
+      for (const node of affinityNodes(pod)) this.jobs.push({ node, run: String(run), uid });
     return { ...inputs, metadata: { ...(inputs["metadata"] as Obj), uid } };
   }
 
@@ -176,6 +172,15 @@ export class FakeRos {
 }
 
 type Obj = Record<string, unknown>;
+
+/** The nodes a pod spec's required node affinity allows (`kubernetes.io/hostname In …`). */
+function affinityNodes(pod: Obj | undefined): string[] {
+  const terms = JSON.stringify((pod?.["affinity"] as Obj | undefined)?.["nodeAffinity"] ?? {});
+  const values = /"values":\[([^\]]*)\]/.exec(terms)?.[1];
+  return values === undefined || values === ""
+    ? []
+    : values.split(",").map((v) => JSON.parse(v) as string);
+}
 
 function cannedStdout(name: string, inputs: Record<string, unknown>): string {
   const create = String(inputs["create"] ?? "");
