@@ -11,10 +11,13 @@
 // Under kwok no container runs, so no check pod writes its report: a stand-in here writes, for
 // each check pod as it lands on its node, the report check.sh would write there when every other
 // node was heard (the same line, into the same ConfigMap), so that `up` passes as on a working lab.
+import * as fs from "node:fs";
 import * as os from "node:os";
+import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import * as pulumi from "@pulumi/pulumi";
 import { Stack } from "@pulumi/pulumi/automation";
+import { parseAllDocuments } from "yaml";
 import { CHECK_JOB, REPORTS_CONFIGMAP } from "../components/ros/check";
 import { REPORT_PREFIX } from "../components/ros/delivery";
 import { ControlPlane, KubeApi, startControlPlane } from "../test/engine/controlplane";
@@ -195,9 +198,23 @@ async function measure(cp: ControlPlane, size: number, warmUp = false): Promise<
   }
 }
 
+/**
+ * The toolchain's kwok stages, with a Job's pod completing 2 s after it runs rather than at once:
+ * the time a real check pod listens, in which the stand-in writes its report.
+ */
+function stagesWithListeningPods(): string {
+  const docs = parseAllDocuments(fs.readFileSync(path.join(BIN, "kwok-stages.yaml"), "utf8"));
+  for (const doc of docs)
+    if (doc.getIn(["metadata", "name"]) === "pod-complete")
+      doc.setIn(["spec", "delay"], { durationMilliseconds: 2000 });
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-bench-")), "stages.yaml");
+  fs.writeFileSync(file, docs.map((d) => d.toString()).join("---\n"));
+  return file;
+}
+
 async function main(): Promise<void> {
   if (BIN === "") throw new Error("run it as npm run bench:engine (it builds the toolchain)");
-  const cp = await startControlPlane(BIN);
+  const cp = await startControlPlane(BIN, { kwokStages: stagesWithListeningPods() });
   const rows: Row[] = [];
   try {
     for (let i = 0; i < Math.max(...SIZES); i++) {

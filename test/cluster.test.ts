@@ -116,6 +116,31 @@ describe("cluster: configuration of an existing cluster", () => {
   });
 });
 
+/** A kubeconfig (bearer token) for `api`, in its directory. */
+function kubeconfigFor(api: FakeApi): string {
+  const file = path.join(api.dir, "kubeconfig.yaml");
+  fs.writeFileSync(
+    file,
+    stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [
+        {
+          name: "lab",
+          cluster: {
+            server: `https://127.0.0.1:${api.port}`,
+            "certificate-authority-data": Buffer.from(api.ca).toString("base64"),
+          },
+        },
+      ],
+      users: [{ name: "admin", user: { token: "admin-token-for-tests" } }],
+      contexts: [{ name: "lab", context: { cluster: "lab", user: "admin" } }],
+      "current-context": "lab",
+    }),
+  );
+  return file;
+}
+
 describe("cluster: the program on an existing cluster", () => {
   it("declares no command resource when only cluster.kubeconfig and image are set", async () => {
     const run = await runProgram(minimal);
@@ -143,34 +168,55 @@ describe("cluster: the program on an existing cluster", () => {
     assert.equal(provider.inputs["kubeconfig"], KUBECONFIG_TEXT);
   });
 
-  const described = {
+  let api: FakeApi;
+  let nodes: Record<string, Record<string, string>>;
+  before(async () => {
+    api = await startFakeApi();
+    api.body = (req) =>
+      req.url === "/api/v1/nodes"
+        ? {
+            kind: "NodeList",
+            items: Object.entries(nodes).map(([name, labels]) => ({ metadata: { name, labels } })),
+          }
+        : undefined;
+  });
+  after(async () => api.close());
+  beforeEach(() => {
+    api.requests.length = 0;
+    nodes = {
+      "k8s-main": {
+        "kubernetes.io/arch": "amd64",
+        "node.kubernetes.io/microk8s-controlplane": "microk8s-controlplane",
+      },
+      "k8s-pi1": { "kubernetes.io/arch": "arm64", robot: "pi1" },
+      "k8s-other": { "kubernetes.io/arch": "amd64" },
+    };
+  });
+  const described = () => ({
     ...minimal,
+    cluster: { kubeconfig: kubeconfigFor(api) },
     machines: [
       { name: "k8s-main", kind: "vm" },
       { name: "k8s-pi1", kind: "pi", labels: { robot: "pi1" } },
     ],
-  };
-  const nodes = {
-    "k8s-main": {
-      "kubernetes.io/arch": "amd64",
-      "node.kubernetes.io/microk8s-controlplane": "microk8s-controlplane",
-    },
-    "k8s-pi1": { "kubernetes.io/arch": "arm64", robot: "pi1" },
-  };
+  });
 
-  it("checks the described nodes through the API and runs the delivery check on them", async () => {
-    const run = await runProgram(described, { clusterNodes: nodes });
+  it("checks the described nodes with one list call and runs the delivery check on them", async () => {
+    const run = await runProgram(described());
     assert.deepEqual(
-      run.reads.filter((r) => r.type === "kubernetes:core/v1:Node").map((r) => [r.name, r.id]),
-      [
-        ["cluster-node-k8s-main", "k8s-main"],
-        ["cluster-node-k8s-pi1", "k8s-pi1"],
-      ],
+      api.requests.map((r) => [r.method, r.url, r.headers["authorization"]]),
+      [["GET", "/api/v1/nodes", "Bearer admin-token-for-tests"]],
+    );
+    // No read per node: the state does not grow with the lab by them.
+    assert.deepEqual(
+      run.reads.filter((r) => r.type === "kubernetes:core/v1:Node"),
+      [],
     );
     assert.deepEqual(run.outputs["nodes"], [
       { name: "k8s-main", role: "server", arch: "amd64" },
       { name: "k8s-pi1", role: "agent", arch: "arm64" },
     ]);
+    assert.ok(!run.secretOutputs.includes("nodes"), "the nodes output is not a secret");
     assert.deepEqual(run.names("kubernetes:batch/v1:Job"), ["delivery-job"]);
     assert.equal(run.outputErrors["delivery"], undefined);
     assert.deepEqual(
@@ -179,16 +225,17 @@ describe("cluster: the program on an existing cluster", () => {
     );
   });
 
-  it("stops before deploying when a node's arch or labels differ, naming each", async () => {
-    const run = await runProgram(described, {
-      clusterNodes: { ...nodes, "k8s-pi1": { "kubernetes.io/arch": "amd64" } },
-    });
+  it("stops before deploying when a node is missing or its arch or labels differ, naming each", async () => {
+    nodes["k8s-pi1"] = { "kubernetes.io/arch": "amd64" };
+    delete nodes["k8s-main"];
+    const run = await runProgram(described());
     const error = run.outputErrors["nodes"];
     assert.ok(error instanceof Error);
     assert.equal(
       error.message.replace(/^(error serializing property "\w+": )+/, ""),
       [
-        "the cluster's nodes differ from machines (2):",
+        "the cluster's nodes differ from machines (3):",
+        "  machines[0] (k8s-main): the cluster has no node of that name (kubectl get nodes lists the names; machines[].name must be one)",
         "  machines[1] (k8s-pi1).arch: the cluster's node is amd64, not arm64",
         "  machines[1] (k8s-pi1).labels.robot: the node has no such label; rosfleet does not label a cluster it did not install: kubectl label node k8s-pi1 --overwrite robot=pi1",
       ].join("\n"),
@@ -202,6 +249,21 @@ describe("cluster: the program on an existing cluster", () => {
       [],
     );
   });
+
+  it("says why when the nodes cannot be listed", async () => {
+    api.status = () => 403;
+    try {
+      const run = await runProgram(described());
+      const error = run.outputErrors["nodes"];
+      assert.ok(error instanceof Error);
+      assert.match(
+        error.message,
+        /cannot list the cluster's nodes to check them against machines: GET \/api\/v1\/nodes: HTTP 403 \(the kubeconfig's user may not list nodes\)/,
+      );
+    } finally {
+      api.status = () => 200;
+    }
+  });
 });
 
 describe("cluster: Multus on a cluster rosfleet did not install", () => {
@@ -209,26 +271,7 @@ describe("cluster: Multus on a cluster rosfleet did not install", () => {
   let kubeconfig: string;
   before(async () => {
     api = await startFakeApi();
-    kubeconfig = path.join(api.dir, "kubeconfig.yaml");
-    fs.writeFileSync(
-      kubeconfig,
-      stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [
-          {
-            name: "lab",
-            cluster: {
-              server: `https://127.0.0.1:${api.port}`,
-              "certificate-authority-data": Buffer.from(api.ca).toString("base64"),
-            },
-          },
-        ],
-        users: [{ name: "admin", user: { token: "admin-token-for-tests" } }],
-        contexts: [{ name: "lab", context: { cluster: "lab", user: "admin" } }],
-        "current-context": "lab",
-      }),
-    );
+    kubeconfig = kubeconfigFor(api);
   });
   after(async () => api.close());
   beforeEach(() => (api.requests.length = 0));

@@ -1,11 +1,13 @@
 // The cluster stage of a lab that brings its own cluster (`cluster.kubeconfig`, e.g. MicroK8s or
 // a k3s installed by hand): nothing is installed, no machine is reached over SSH. The nodes that
 // `machines` describes are read through the Kubernetes API and checked (they exist, their arch,
-// their labels) before the provider the later stages deploy with can be used.
+// their labels, with one list call) before the provider the later stages deploy with can be used.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { LabNode } from "../config";
 import type { NodeInfo } from "../k3s/cluster";
+import type { ClusterAccess } from "./kubeconfig";
+import { listNodes } from "./probe";
 
 const ARCH_LABEL = "kubernetes.io/arch";
 // k3s and kubeadm mark servers with node-role labels; MicroK8s with its own.
@@ -20,13 +22,18 @@ export function roleOf(labels: Readonly<Record<string, string>>): string {
   return SERVER_LABELS.some((l) => l in labels) ? "server" : "agent";
 }
 
-/** What differs between `machines[index]` and the cluster's node of that name. */
+/** What differs between `machines[index]` and the cluster's node of that name (undefined: the
+ * cluster has none of that name). */
 export function nodeProblems(
   node: LabNode,
   index: number,
-  labels: Readonly<Record<string, string>>,
+  labels: Readonly<Record<string, string>> | undefined,
 ): string[] {
   const where = `machines[${index}] (${node.name})`;
+  if (labels === undefined)
+    return [
+      `${where}: the cluster has no node of that name (kubectl get nodes lists the names; machines[].name must be one)`,
+    ];
   const problems: string[] = [];
   const arch = labels[ARCH_LABEL];
   if (arch !== node.arch)
@@ -52,6 +59,8 @@ export interface ExistingClusterArgs {
   readonly clusterName: string;
   /** The API server of the context (for the `serverUrl` output). */
   readonly serverUrl: string;
+  /** Address and credentials of the API server (secret): the nodes are listed with them. */
+  readonly access: pulumi.Input<ClusterAccess>;
 }
 
 /** A cluster rosfleet did not install (`rosfleet:cluster:Existing`). */
@@ -64,17 +73,21 @@ export class ExistingCluster extends pulumi.ComponentResource {
   constructor(name: string, args: ExistingClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("rosfleet:cluster:Existing", name, {}, opts);
     const identity = { context: args.context, clusterIdentifier: args.clusterName };
-    // Reads only: the nodes are checked before the provider the stages use exists.
-    const probe = new k8s.Provider(
-      `${name}-probe`,
-      { kubeconfig: args.kubeconfig, ...identity },
-      { parent: this },
+    // One list of the cluster's nodes, however many the lab has (not a read per node). Not a
+    // secret, though asked with the credentials.
+    const listed = pulumi.unsecret(
+      pulumi
+        .output(args.access)
+        .apply(async (access) => (args.nodes.length === 0 ? new Map() : listNodes(access))),
     );
-    const read = args.nodes.map((n) =>
-      k8s.core.v1.Node.get(`${name}-node-${n.name}`, n.name, { parent: this, provider: probe }),
-    );
-    this.nodes = pulumi.all(read.map((r) => r.metadata.labels)).apply((all) => {
-      const labels = all.map((l) => l ?? {});
+    this.nodes = listed.apply((found) => {
+      if (!(found instanceof Map))
+        throw new pulumi.ResourceError(
+          `cannot list the cluster's nodes to check them against machines: ${(found as { error: string }).error}`,
+          this,
+          true,
+        );
+      const labels = args.nodes.map((n) => found.get(n.name));
       const problems = args.nodes.flatMap((n, i) => nodeProblems(n, i, labels[i]));
       if (problems.length > 0)
         throw new pulumi.ResourceError(
@@ -85,7 +98,11 @@ export class ExistingCluster extends pulumi.ComponentResource {
           this,
           true,
         );
-      return args.nodes.map((n, i) => ({ name: n.name, role: roleOf(labels[i]), arch: n.arch }));
+      return args.nodes.map((n, i) => ({
+        name: n.name,
+        role: roleOf(labels[i] ?? {}),
+        arch: n.arch,
+      }));
     });
     this.serverUrl = pulumi.output(args.serverUrl);
     this.provider = new k8s.Provider(

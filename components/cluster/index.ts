@@ -51,23 +51,25 @@ function installK3s(lab: LabConfig, k3s: K3sSettings, clusterName: string): LabC
 function useExisting(lab: LabConfig, cluster: ClusterSettings, clusterName: string): LabCluster {
   const kubeconfig = cluster.kubeconfigPath ?? lab.clusterKubeconfig;
   if (kubeconfig === undefined) throw new Error("cluster.kubeconfig is validated with the config");
+  const text =
+    cluster.kubeconfigPath === undefined
+      ? kubeconfig
+      : pulumi.output(fs.readFileSync(cluster.kubeconfigPath, "utf8"));
+  const access = pulumi.secret(pulumi.output(text).apply((t) => clusterAccess(t, cluster.context)));
   const existing = new ExistingCluster("cluster", {
     kubeconfig,
     context: cluster.context,
     nodes: lab.nodes,
     clusterName,
     serverUrl: cluster.server,
+    access,
   });
-  const text =
-    cluster.kubeconfigPath === undefined
-      ? kubeconfig
-      : pulumi.output(fs.readFileSync(cluster.kubeconfigPath, "utf8"));
   return {
     provider: existing.provider,
     nodes: existing.nodes,
     serverUrl: existing.serverUrl,
     kubeconfig: undefined,
-    access: pulumi.secret(pulumi.output(text).apply((t) => clusterAccess(t, cluster.context))),
+    access,
   };
 }
 

@@ -229,6 +229,8 @@ export interface ControlPlaneOptions {
    * nodes, and reaches them by InternalIP for exec and logs. No kwok.
    */
   readonly address?: string;
+  /** kwok's Stage objects (a YAML file); default: the toolchain's kwok-stages.yaml. */
+  readonly kwokStages?: string;
 }
 
 /** The `kubernetes` Service's address in `SERVICE_CIDR`: pods reach the API server there. */
@@ -322,7 +324,8 @@ export async function startControlPlane(
     ]);
     if (!realNodes)
       run("kwok", [
-        ...["--kubeconfig", kubeconfig, "--config", path.join(bin, "kwok-stages.yaml")],
+        ...["--kubeconfig", kubeconfig],
+        ...["--config", options.kwokStages ?? path.join(bin, "kwok-stages.yaml")],
         ...[
           "--manage-all-nodes=false",
           `--manage-nodes-with-annotation-selector=${KWOK_ANNOTATION}=fake`,

@@ -226,8 +226,6 @@ export interface RunOptions {
   readonly lastReports?: Readonly<Record<string, string>>;
   /** The stack's outputs at its last update, as its StackReference to itself reads them. */
   readonly previousOutputs?: Readonly<Record<string, unknown>>;
-  /** An existing cluster's nodes: name → labels. */
-  readonly clusterNodes?: Readonly<Record<string, Record<string, string>>>;
   /** buildx's state dir (BUILDX_CONFIG) the program finds the builders in. */
   readonly buildx?: string;
   /** Answers the program's own HTTP requests (the registry login check); by default none is
@@ -261,11 +259,6 @@ function readState(
     };
   if (type === "pulumi:pulumi:StackReference")
     return { name: id, outputs: options.previousOutputs ?? {}, secretOutputNames: [] };
-  if (type === "kubernetes:core/v1:Node") {
-    const labels = options.clusterNodes?.[id];
-    if (labels === undefined) throw new Error(`resource '${id}' does not exist`);
-    return { metadata: { name: id, labels } };
-  }
   return {};
 }
 
