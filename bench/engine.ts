@@ -81,6 +81,9 @@ class ReportStandIn {
       const pods = await this.api.get<{ items: Pod[] }>(
         `/api/v1/namespaces/${NAMESPACE}/pods?labelSelector=app.kubernetes.io/name%3D${CHECK_JOB}`,
       );
+      // Every pod that landed since the last tick, in one patch.
+      const data: Record<string, string> = {};
+      const landed: string[] = [];
       for (const pod of pods?.items ?? []) {
         const node = pod.spec.nodeName;
         if (node === undefined || this.seen.has(pod.metadata.uid)) continue;
@@ -88,14 +91,17 @@ class ReportStandIn {
         const run = env.find((e) => e.name === "ROSFLEET_CHECK_RUN")?.value ?? "";
         const job = pod.metadata.labels?.["batch.kubernetes.io/controller-uid"] ?? "";
         const heard = this.nodes.length === 1 ? [node] : this.nodes.filter((n) => n !== node);
-        const line = `${REPORT_PREFIX} listener=${node} heard=${heard.join(",")} run=${run} job=${job}`;
-        const r = await this.api.request(
-          "PATCH",
-          `/api/v1/namespaces/${NAMESPACE}/configmaps/${REPORTS_CONFIGMAP}`,
-          { data: { [node]: line } },
-        );
-        if (r.status === 200) this.seen.add(pod.metadata.uid);
+        data[node] =
+          `${REPORT_PREFIX} listener=${node} heard=${heard.join(",")} run=${run} job=${job}`;
+        landed.push(pod.metadata.uid);
       }
+      if (landed.length === 0) return;
+      const r = await this.api.request(
+        "PATCH",
+        `/api/v1/namespaces/${NAMESPACE}/configmaps/${REPORTS_CONFIGMAP}`,
+        { data },
+      );
+      if (r.status === 200) for (const uid of landed) this.seen.add(uid);
     } catch {
       // The namespace may not exist yet: the next tick tries again.
     } finally {
@@ -199,14 +205,14 @@ async function measure(cp: ControlPlane, size: number, warmUp = false): Promise<
 }
 
 /**
- * The toolchain's kwok stages, with a Job's pod completing 2 s after it runs rather than at once:
+ * The toolchain's kwok stages, with a Job's pod completing 5 s after it runs rather than at once:
  * the time a real check pod listens, in which the stand-in writes its report.
  */
 function stagesWithListeningPods(): string {
   const docs = parseAllDocuments(fs.readFileSync(path.join(BIN, "kwok-stages.yaml"), "utf8"));
   for (const doc of docs)
     if (doc.getIn(["metadata", "name"]) === "pod-complete")
-      doc.setIn(["spec", "delay"], { durationMilliseconds: 2000 });
+      doc.setIn(["spec", "delay"], { durationMilliseconds: 5000 });
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-bench-")), "stages.yaml");
   fs.writeFileSync(file, docs.map((d) => d.toString()).join("---\n"));
   return file;
