@@ -482,7 +482,7 @@ describe("ros: the delivery check", () => {
     );
   });
 
-  it("keeps a passing check's Jobs on the next up, so it changes nothing", async () => {
+  it("keeps a passing check's Job on the next up, so it changes nothing", async () => {
     const next = await runProgram(
       clover((c) => ((c["machines"] as Obj[])[2]["cordon"] = true)),
       { lastReports: run.reports },

@@ -33,7 +33,7 @@ import {
   rosPodBase,
 } from "./render";
 
-/** The ConfigMap the check Jobs write their reports to (data: node name → report line). */
+/** The ConfigMap the check pods write their reports to (data: node name → report line). */
 export const REPORTS_CONFIGMAP = "rosfleet-delivery";
 /** Where a check pod learns its Job's uid: env name → pod label the Job controller sets. */
 export const JOB_UID_LABELS = [
@@ -41,7 +41,7 @@ export const JOB_UID_LABELS = [
   ["ROSFLEET_JOB_UID_LEGACY", "controller-uid"],
 ] as const;
 
-/** The check Jobs' ServiceAccount, Role and RoleBinding. */
+/** The check pods' ServiceAccount, Role and RoleBinding. */
 export const CHECK_ACCOUNT = "rosfleet-delivery-check";
 
 export interface DeliveryCheckArgs {
@@ -86,7 +86,7 @@ export const onNodes = (nodes: readonly string[]) => ({
   },
 });
 
-/** The only thing the check Jobs may do in the cluster: write their reports. */
+/** The only thing the check pods may do in the cluster: write their reports. */
 export const CHECK_RULES = [
   {
     apiGroups: [""],
@@ -112,7 +112,7 @@ export class DeliveryCheck extends pulumi.ComponentResource {
 
     const reports = new k8s.core.v1.ConfigMap(
       `${name}-reports`,
-      // No data: the Jobs own their keys; Pulumi never overwrites a report.
+      // No data: the check pods own their keys; Pulumi never overwrites a report.
       { metadata: { name: REPORTS_CONFIGMAP, namespace: args.namespace, labels: checkLabels } },
       { parent: this },
     );
@@ -145,7 +145,7 @@ export class DeliveryCheck extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    // The last run's reports, read before the Jobs are declared (unknown on the first preview,
+    // The last run's reports, read before the Job is declared (unknown on the first preview,
     // when the ConfigMap does not exist yet).
     const last = k8s.core.v1.ConfigMap.get(`${name}-last`, reports.id, { parent: this });
     const ctx = pulumi.all([args.context.image, args.context.discoveryServer]);
@@ -201,7 +201,8 @@ export class DeliveryCheck extends pulumi.ComponentResource {
     // on one (anti-affinity within this run's pods). One object however many nodes — not one
     // per node that each names every other node — so the state, and every preview, grows
     // linearly with the lab.
-    const runLabels = run.apply((r) => ({ ...checkLabels, [CHECK_RUN_LABEL]: runLabel(r) }));
+    const thisRun = run.apply((r) => ({ [CHECK_RUN_LABEL]: runLabel(r) }));
+    const podLabels = thisRun.apply((l) => ({ ...checkLabels, ...l }));
     this.job = new k8s.batch.v1.Job(
       `${name}-job`,
       {
@@ -212,7 +213,7 @@ export class DeliveryCheck extends pulumi.ComponentResource {
           backoffLimit: 0,
           activeDeadlineSeconds: args.timeoutSeconds + 300,
           template: {
-            metadata: { labels: runLabels, annotations: networking.annotations },
+            metadata: { labels: podLabels, annotations: networking.annotations },
             spec: {
               ...networking.spec,
               ...rosPodBase(),
@@ -225,9 +226,7 @@ export class DeliveryCheck extends pulumi.ComponentResource {
                 podAntiAffinity: {
                   requiredDuringSchedulingIgnoredDuringExecution: [
                     {
-                      labelSelector: {
-                        matchLabels: run.apply((r) => ({ [CHECK_RUN_LABEL]: runLabel(r) })),
-                      },
+                      labelSelector: { matchLabels: thisRun },
                       topologyKey: "kubernetes.io/hostname",
                     },
                   ],
@@ -266,8 +265,8 @@ export class DeliveryCheck extends pulumi.ComponentResource {
       },
     );
 
-    // This run's reports: read once every Job has completed (at preview only when no Job is
-    // being replaced; otherwise unknown, so a preview never judges stale reports).
+    // This run's reports: read once the Job has completed (at preview only when it is not being
+    // replaced; otherwise unknown, so a preview never judges stale reports).
     const read = k8s.core.v1.ConfigMap.get(`${name}-read`, reports.id, {
       parent: this,
       dependsOn: [this.job],

@@ -1,5 +1,5 @@
 // The delivery check's decision: which (talker node → listener node) pairs must hear each
-// other, what the check Jobs reported, pass or fail, the message that says which pairs failed
+// other, what the check pods reported, pass or fail, the message that says which pairs failed
 // and why that may be, and when the check must run again. Pure, so it is tested on its own.
 import { createHash } from "node:crypto";
 import { DiscoveryMode } from "../config";
@@ -59,13 +59,13 @@ export function perNodeName(prefix: string, node: string): string {
   return `${prefix}${node.slice(0, room).replace(/[-.]+$/, "")}-${hash}`;
 }
 
-/** A short stable hash of what the check Jobs run (image, nodes, mode, ...). */
+/** A short stable hash of what the check Job runs (image, nodes, mode, ...). */
 export function specHash(spec: unknown): string {
   return createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 10);
 }
 
 /**
- * The run key the check Jobs get (a change replaces them, so the check runs again). The last
+ * The run key the check Job gets (a change replaces it, so the check runs again). The last
  * run is kept when its reports, all of this spec, passed: a passing lab's next `up` changes
  * nothing. Anything else — a failed pair, a node that reported nothing, reports of another
  * spec or run — gives a new key: the next `up` after a failure checks again.
