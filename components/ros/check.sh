@@ -14,9 +14,9 @@
 # key; ROSFLEET_JOB_UID, the Job's uid (ROSFLEET_JOB_UID_LEGACY on clusters older than
 # Kubernetes 1.27, which label pods only controller-uid).
 
-IFS=, read -r -a nodes <<<"$NODES"
+IFS=, read -r -a lab <<<"$NODES"
 want=()
-for n in "${nodes[@]}"; do [ "$n" = "$NODE_NAME" ] || want+=("$n"); done
+for n in "${lab[@]}"; do [ "$n" = "$NODE_NAME" ] || want+=("$n"); done
 [ "${#want[@]}" -gt 0 ] || want=("$NODE_NAME")
 heard=()
 has() {
