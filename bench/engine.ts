@@ -39,12 +39,11 @@ const machineOf = (i: number) =>
     ? { name: `bench-${String(i).padStart(3, "0")}`, kind: "pi", arch: "arm64" }
     : { name: `bench-${String(i).padStart(3, "0")}`, kind: "vm", arch: "amd64" };
 
-/** Monitors already counting registrations (one per operation, but never counted twice). */
+/** Monitors already timing registrations (one per operation, but never wrapped twice). */
 const wrapped = new WeakSet<object>();
 
 /** What the program did in one operation. */
 interface ProgramStats {
-  registrations: number;
   /** ms from the program's start to its last resource registration. */
   lastRegistration: number;
 }
@@ -116,14 +115,13 @@ interface Row {
   seconds: Record<Op, number>;
   cpu: Record<Op, number>;
   lastRegistration: Record<Op, number>;
-  registrations: number;
 }
 type Op = "preview" | "up" | "noop preview" | "noop up";
 const OPS: readonly Op[] = ["preview", "up", "noop preview", "noop up"];
 
 async function measure(cp: ControlPlane, size: number, warmUp = false): Promise<Row> {
   const machines = Array.from({ length: size }, (_, i) => machineOf(i));
-  const stats: ProgramStats = { registrations: 0, lastRegistration: 0 };
+  const stats: ProgramStats = { lastRegistration: 0 };
   // The program, instrumented: when it starts and when it last registers a resource.
   let started = 0;
   const instrumented = async () => {
@@ -135,7 +133,6 @@ async function measure(cp: ControlPlane, size: number, warmUp = false): Promise<
     wrapped.add(monitor);
     const register = monitor.registerResource.bind(monitor);
     monitor.registerResource = (req, cb) => {
-      stats.registrations++;
       stats.lastRegistration = performance.now() - started;
       return register(req, cb);
     };
@@ -156,7 +153,6 @@ async function measure(cp: ControlPlane, size: number, warmUp = false): Promise<
   const seconds = {} as Record<Op, number>;
   const cpu = {} as Record<Op, number>;
   const lastRegistration = {} as Record<Op, number>;
-  let registrations = 0;
   try {
     await stack.setAllConfig(
       rosfleetConfig({
@@ -166,7 +162,6 @@ async function measure(cp: ControlPlane, size: number, warmUp = false): Promise<
       }),
     );
     const timed = async (op: Op, run: (s: Stack) => Promise<unknown>) => {
-      stats.registrations = 0;
       stats.lastRegistration = 0;
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
@@ -175,10 +170,9 @@ async function measure(cp: ControlPlane, size: number, warmUp = false): Promise<
       const used = process.cpuUsage(cpu0);
       cpu[op] = (used.user + used.system) / 1e6;
       lastRegistration[op] = stats.lastRegistration / 1000;
-      registrations = Math.max(registrations, stats.registrations);
     };
     await timed("preview", (s) => s.preview());
-    if (warmUp) return { nodes: size, resources: 0, seconds, cpu, lastRegistration, registrations };
+    if (warmUp) return { nodes: size, resources: 0, seconds, cpu, lastRegistration };
     await timed("up", (s) => s.up());
     await timed("noop preview", async (s) => {
       const r = await s.preview();
@@ -197,7 +191,7 @@ async function measure(cp: ControlPlane, size: number, warmUp = false): Promise<
     const state = await stack.exportStack();
     const resources = (state.deployment as { resources?: unknown[] }).resources?.length ?? 0;
     await stack.destroy();
-    return { nodes: size, resources, seconds, cpu, lastRegistration, registrations };
+    return { nodes: size, resources, seconds, cpu, lastRegistration };
   } finally {
     reports.stop();
     cleanup();
