@@ -96,7 +96,12 @@ describe("cluster: configuration of an existing cluster", () => {
       'cluster.kubeconfig: no file at "nowhere.yaml" (a path relative to the project directory or ~/…, or the kubeconfig itself as a secret)',
     ]);
     assert.deepEqual(problems(minimal, { readFile: () => "just: text\n" }), [
-      "cluster.kubeconfig: is not a kubeconfig (expected YAML with clusters and contexts, as microk8s config or /etc/rancher/k3s/k3s.yaml print)",
+      "cluster.kubeconfig: is not a kubeconfig: it lists no clusters or no contexts (expected YAML with clusters and contexts, as kubectl config view --raw, microk8s config or /etc/rancher/k3s/k3s.yaml print)",
+    ]);
+    // kubectl's own reader says which entry is broken.
+    const noServer = KUBECONFIG_TEXT.replace(/^\s*server: .*$/m, "");
+    assert.deepEqual(problems(minimal, { readFile: () => noServer }), [
+      "cluster.kubeconfig: is not a kubeconfig: clusters[0].cluster.server is missing (expected YAML with clusters and contexts, as kubectl config view --raw, microk8s config or /etc/rancher/k3s/k3s.yaml print)",
     ]);
     assert.deepEqual(problems({ ...minimal, cluster: { kubeconfig: FIXTURE, context: "lab" } }), [
       'cluster.context: the kubeconfig has no context "lab" (it has "microk8s")',
@@ -262,6 +267,56 @@ describe("cluster: the program on an existing cluster", () => {
       );
     } finally {
       api.status = () => 200;
+    }
+  });
+
+  it("reads a kubeconfig as kubectl does: CA file relative to it, a token file, a server URL with a path", async () => {
+    // Rancher serves each cluster's API under a path; kubeadm and minikube name files, not data.
+    const dir = fs.mkdtempSync(path.join(api.dir, "forms-"));
+    fs.writeFileSync(path.join(dir, "ca.pem"), api.ca);
+    fs.writeFileSync(path.join(dir, "token"), "token-from-a-file\n");
+    const file = path.join(dir, "kubeconfig.yaml");
+    fs.writeFileSync(
+      file,
+      stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [
+          {
+            name: "lab",
+            cluster: {
+              server: `https://127.0.0.1:${api.port}/k8s/clusters/c-lab`,
+              "certificate-authority": "ca.pem",
+            },
+          },
+        ],
+        users: [{ name: "u", user: { tokenFile: path.join(dir, "token") } }],
+        contexts: [{ name: "lab", context: { cluster: "lab", user: "u" } }],
+        "current-context": "lab",
+      }),
+    );
+    const body = api.body;
+    api.body = (req) =>
+      req.url === "/k8s/clusters/c-lab/api/v1/nodes"
+        ? {
+            kind: "NodeList",
+            items: [{ metadata: { name: "k8s-main", labels: nodes["k8s-main"] } }],
+          }
+        : undefined;
+    try {
+      const run = await runProgram({
+        ...described(),
+        cluster: { kubeconfig: file },
+        machines: [{ name: "k8s-main", kind: "vm" }],
+      });
+      assert.deepEqual(
+        api.requests.map((r) => [r.url, r.headers["authorization"]]),
+        [["/k8s/clusters/c-lab/api/v1/nodes", "Bearer token-from-a-file"]],
+      );
+      assert.deepEqual(run.outputs["nodes"], [{ name: "k8s-main", role: "server", arch: "amd64" }]);
+      assert.equal(run.outputs["serverUrl"], `https://127.0.0.1:${api.port}/k8s/clusters/c-lab`);
+    } finally {
+      api.body = body;
     }
   });
 });

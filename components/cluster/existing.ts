@@ -6,7 +6,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { LabNode } from "../config";
 import type { NodeInfo } from "../k3s/cluster";
-import type { ClusterAccess } from "./kubeconfig";
+import type { ClusterAccess } from "../common/kubeconfig";
 import { listNodes } from "./probe";
 
 const ARCH_LABEL = "kubernetes.io/arch";

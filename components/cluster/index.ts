@@ -1,13 +1,12 @@
 // Where the lab's Kubernetes stages deploy: a k3s cluster rosfleet installs on the machines over
 // SSH (stages 2 and 3), or an existing cluster reached with the lab's kubeconfig.
-import * as fs from "node:fs";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterSettings, K3sSettings, LabConfig } from "../config";
 import { K3sCluster, NodeInfo } from "../k3s/cluster";
 import { LabMachine } from "../machine/machine";
 import { ExistingCluster } from "./existing";
-import { ClusterAccess, clusterAccess } from "./kubeconfig";
+import type { ClusterAccess } from "../common/kubeconfig";
 
 /** What the later stages and the outputs need of the cluster, whichever way it came. */
 export interface LabCluster {
@@ -51,11 +50,17 @@ function installK3s(lab: LabConfig, k3s: K3sSettings, clusterName: string): LabC
 function useExisting(lab: LabConfig, cluster: ClusterSettings, clusterName: string): LabCluster {
   const kubeconfig = cluster.kubeconfigPath ?? lab.clusterKubeconfig;
   if (kubeconfig === undefined) throw new Error("cluster.kubeconfig is validated with the config");
-  const text =
+  // A file is read where it is, so that paths in it resolve against its folder as kubectl's do.
+  const access = pulumi.secret(
     cluster.kubeconfigPath === undefined
-      ? kubeconfig
-      : pulumi.output(fs.readFileSync(cluster.kubeconfigPath, "utf8"));
-  const access = pulumi.secret(pulumi.output(text).apply((t) => clusterAccess(t, cluster.context)));
+      ? pulumi
+          .output(kubeconfig)
+          .apply((text): ClusterAccess => ({ kubeconfig: { text }, context: cluster.context }))
+      : pulumi.output<ClusterAccess>({
+          kubeconfig: { file: cluster.kubeconfigPath },
+          context: cluster.context,
+        }),
+  );
   const existing = new ExistingCluster("cluster", {
     kubeconfig,
     context: cluster.context,

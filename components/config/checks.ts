@@ -1,6 +1,6 @@
 // Rules that relate several keys. They read the raw input defensively, so that they can run
 // even when the schema has already rejected some field, and every problem is reported at once.
-import { parseImageReference } from "../image/reference";
+import { parseImageReference } from "../common/image-reference";
 import { Dict, MachineView, dict, duplicates, machineViews, str, uses } from "./raw";
 import { ARCHES } from "./schema";
 import { ModeEnv, modeRules } from "./mode-checks";

@@ -1,7 +1,7 @@
 // What the stages need that follows from the config alone: computed once, in the config stage,
 // so index.ts only wires stages together.
 import * as pulumi from "@pulumi/pulumi";
-import { imageRegistry } from "../image/reference";
+import { imageRegistry } from "../common/image-reference";
 import { REGISTRY_SECRET_FIELDS, Registries, registriesSchema } from "./schema";
 
 /** The registry login the nodes pull with (the one that pushes the build). */

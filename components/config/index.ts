@@ -9,7 +9,7 @@ import { crossChecks, isLocalHost } from "./checks";
 import { previousServers } from "./previous";
 import type { Problem } from "./problem";
 import { isKubeconfigText, resolveKubeconfigPath } from "./mode-checks";
-import { clusterAccess } from "../cluster/kubeconfig";
+import { kubeconfigServer } from "../common/kubeconfig";
 import { Workload, defaultWorkloads, workloadWithDefaults } from "./workloads";
 import {
   PullCredentials,
@@ -221,7 +221,7 @@ function clusterSettings(
   return {
     kubeconfigPath,
     context: cluster.context,
-    server: clusterAccess(text, cluster.context).server,
+    server: kubeconfigServer({ kubeconfig: { text }, context: cluster.context }),
   };
 }
 

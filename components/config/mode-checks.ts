@@ -3,7 +3,7 @@
 // (`cluster.kubeconfig`), where machines only describe nodes that already exist.
 import * as os from "node:os";
 import * as path from "node:path";
-import { kubeconfigContexts } from "../cluster/kubeconfig";
+import { kubeconfigContexts } from "../common/kubeconfig";
 import type { Problem } from "./problem";
 import { Dict, MachineView, dict, isDict, str } from "./raw";
 
@@ -64,12 +64,11 @@ function kubeconfigRules(cluster: Dict, env: ModeEnv): Problem[] {
       ];
   }
   const contexts = kubeconfigContexts(text);
-  if (contexts === undefined)
+  if ("invalid" in contexts)
     return [
       {
         path: "cluster.kubeconfig",
-        message:
-          "is not a kubeconfig (expected YAML with clusters and contexts, as microk8s config or /etc/rancher/k3s/k3s.yaml print)",
+        message: `is not a kubeconfig: ${contexts.invalid} (expected YAML with clusters and contexts, as kubectl config view --raw, microk8s config or /etc/rancher/k3s/k3s.yaml print)`,
       },
     ];
   const context = str(cluster, "context");

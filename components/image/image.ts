@@ -4,7 +4,7 @@
 import * as dockerbuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
 import { Distro, LabSettings } from "../config";
-import { imageRegistry, parseImageReference } from "./reference";
+import { imageRegistry, parseImageReference } from "../common/image-reference";
 
 /** Build context, relative to the project directory (where pulumi runs the program), so the
  * state holds the same path on every laptop. */

@@ -5,7 +5,7 @@
 // realm it names, for the repository's push scope.
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, LabSettings } from "../config";
-import { imageRegistry, parseImageReference } from "./reference";
+import { imageRegistry, parseImageReference } from "../common/image-reference";
 
 /** A fetch like the global one (a parameter so tests can stand in a registry of their own). */
 export type Fetch = (

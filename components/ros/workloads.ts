@@ -4,7 +4,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
 import type { PullCredentials } from "../config/derived";
-import type { ClusterAccess } from "../cluster/kubeconfig";
+import type { ClusterAccess } from "../common/kubeconfig";
 import { Lookup, MULTUS_CRD, crdLookup } from "../cluster/probe";
 import { dockerConfigJson } from "../image/pull";
 import { perNodeName } from "./delivery";
