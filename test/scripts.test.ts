@@ -58,6 +58,11 @@ class FakeMachine {
   readonly state = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-state-"));
   private readonly log = path.join(this.state, "calls.log");
 
+  constructor() {
+    // Booted with systemd (its marker directory; systemctl itself is a stand-in).
+    fs.mkdirSync(this.file("run/systemd/system"), { recursive: true });
+  }
+
   /** Creates a state flag file (e.g. "docker-running", "ready-after"). */
   set(flag: string, content = ""): this {
     fs.writeFileSync(path.join(this.state, flag), content);
@@ -185,6 +190,35 @@ describe("scripts: preflight", () => {
         "  - docker: not running, and docker: true makes k3s use it: install Docker (apt-get install docker.io), then sudo systemctl enable --now docker",
         "",
       ].join("\n"),
+    );
+  });
+
+  it("says alone that a machine is not Linux with systemd, naming the fix", () => {
+    const expect = (m: FakeMachine, line: string) => {
+      const r = m.run(preflightScript({ ...pi, docker: true }), { asRoot: false });
+      assert.equal(r.status, 1);
+      assert.equal(r.stderr, `preflight failed on clover1 (nothing was installed):\n  - ${line}\n`);
+    };
+    // A Mac answering SSH: not "set arch" and an installer failure later.
+    expect(
+      new FakeMachine().set("uname-s", "Darwin\n").set("uname-m", "arm64\n"),
+      "os: this is Darwin; rosfleet installs k3s on Linux with systemd only (a Linux VM on a Mac, or Linux on the machine itself)",
+    );
+    const wsl = new FakeMachine();
+    fs.rmSync(wsl.file("run/systemd"), { recursive: true });
+    fs.mkdirSync(wsl.file("proc"), { recursive: true });
+    fs.writeFileSync(
+      wsl.file("proc/version"),
+      "Linux version 5.15.167.4-microsoft-standard-WSL2\n",
+    );
+    expect(
+      wsl,
+      "systemd: WSL is running without systemd, which k3s needs: add [boot] systemd=true to /etc/wsl.conf, then wsl --shutdown and reopen it",
+    );
+    fs.rmSync(wsl.file("proc/version"));
+    expect(
+      wsl,
+      "systemd: not running as this machine's init (no /run/systemd/system); k3s runs as a systemd service: use a distribution booted with systemd (Raspberry Pi OS, Ubuntu, Debian)",
     );
   });
 

@@ -12,6 +12,24 @@
 
 problems=()
 problem() { problems+=("$1"); }
+failed() {
+  printf 'preflight failed on %s (nothing was installed):\n' "$NODE_NAME" >&2
+  printf '  - %s\n' "$@" >&2
+  exit 1
+}
+
+# k3s and every rosfleet step run as systemd services: on anything else the other checks (and
+# the installer) would only fail further on, so this one is said alone.
+os=$(uname -s)
+if [ "$os" != Linux ]; then
+  failed "os: this is $os; rosfleet installs k3s on Linux with systemd only (a Linux VM on a Mac, or Linux on the machine itself)"
+fi
+if [ ! -d "$ROOT/run/systemd/system" ]; then
+  if grep -qi microsoft "$ROOT/proc/version" 2>/dev/null; then
+    failed "systemd: WSL is running without systemd, which k3s needs: add [boot] systemd=true to /etc/wsl.conf, then wsl --shutdown and reopen it"
+  fi
+  failed "systemd: not running as this machine's init (no /run/systemd/system); k3s runs as a systemd service: use a distribution booted with systemd (Raspberry Pi OS, Ubuntu, Debian)"
+fi
 
 machine=$(uname -m)
 case "$machine" in
@@ -71,10 +89,6 @@ if [ "$NEED_CURL" = true ] && ! command -v curl >/dev/null 2>&1; then
   problem "curl: not installed; the k3s installer is fetched with it: apt-get install curl"
 fi
 
-if [ "${#problems[@]}" -gt 0 ]; then
-  printf 'preflight failed on %s (nothing was installed):\n' "$NODE_NAME" >&2
-  printf '  - %s\n' "${problems[@]}" >&2
-  exit 1
-fi
+if [ "${#problems[@]}" -gt 0 ]; then failed "${problems[@]}"; fi
 
 echo "preflight ok: $NODE_NAME arch=$arch nic=${nic:-unknown}"

@@ -57,6 +57,8 @@ const SETUP = [
   `chmod 0440 /etc/sudoers.d/${LAB_USER}`,
   `install -d -m 0700 -o ${LAB_USER} -g ${LAB_USER} /home/${LAB_USER}/.ssh`,
   "mkdir -p /run/sshd",
+  // systemd's marker (preflight checks it): systemd itself is a stand-in here, like systemctl.
+  "mkdir -p /run/systemd/system",
   // sudo's secure_path starts with /usr/local/sbin: the scripts' `systemctl` is the stand-in.
   "ln -sf /opt/rosfleet-standins/systemctl /usr/local/sbin/systemctl",
   "rm -f /etc/ssh/ssh_host_*",

@@ -92,6 +92,8 @@ describe("ssh: steps over a real SSH connection, with the machine's own tools", 
       this.skip();
     }
     await host.start();
+    // Booted with systemd, as preflight checks (the scripts' systemctl is a stand-in).
+    fs.mkdirSync(path.join(host.root, "run", "systemd", "system"), { recursive: true });
     api = net.createServer((socket) => socket.destroy());
     await new Promise<void>((resolve) => api.listen(6443, SERVER, resolve));
     // k3s.airgap files, put in the SSH user's home as CopyToRemote would: the installer and
