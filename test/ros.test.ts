@@ -315,7 +315,7 @@ describe("ros: discovery modes and scaling", () => {
     assert.ok(!run.names(JOB).includes("ros-multus-crd"), "no chart, no CRD to wait for");
   });
 
-  it("scales a Deployment by its replicas and pins a workload to a node", async () => {
+  it("scales a Deployment by its replicas and pins a workload to a node; a listed workload is a Deployment unless it says pod", async () => {
     const run = await runProgram(
       withRos({
         workloads: [
@@ -333,9 +333,11 @@ describe("ros: discovery modes and scaling", () => {
       "talker",
       ...NO_LOG_FILE,
     ]);
-    assert.deepEqual(podSpec(run.get(POD, "ros-pi-listener"))["nodeSelector"], {
+    // No kind given: a Deployment, which a drain does not lose.
+    assert.deepEqual(podSpec(run.get(DEPLOYMENT, "ros-pi-listener"))["nodeSelector"], {
       "kubernetes.io/hostname": "clover1",
     });
+    assert.deepEqual(run.names(POD), []);
   });
 });
 

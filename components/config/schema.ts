@@ -194,7 +194,8 @@ export type DemoLang = (typeof DEMO_LANGS)[number];
 
 export const workloadSchema = z.strictObject({
   name: matching(DNS1123_LABEL, "a DNS-1123 label such as demo-listener"),
-  kind: oneOf(WORKLOAD_KINDS).default("pod"),
+  // A bare Pod is lost for good on a drain or a node's death: a Deployment comes back.
+  kind: oneOf(WORKLOAD_KINDS).default("deployment"),
   /** Deployments only. */
   replicas: int(0, 100).optional(),
   /** Pin to machines of this arch (`kubernetes.io/arch`). */

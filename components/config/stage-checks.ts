@@ -44,7 +44,7 @@ export function multusAddresses(
   const list = dict(raw, "ros")?.["workloads"];
   const workloads = Array.isArray(list)
     ? list.filter(isDict).map((w) => ({
-        deployment: str(w, "kind") === "deployment",
+        deployment: str(w, "kind") !== "pod",
         replicas: typeof w["replicas"] === "number" ? w["replicas"] : 1,
       }))
     : defaultWorkloads([]).map((w) => ({

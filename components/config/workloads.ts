@@ -16,7 +16,7 @@ export interface Workload {
 }
 
 const workload = (w: Partial<Workload> & Pick<Workload, "name" | "containers">): Workload => ({
-  kind: "pod",
+  kind: "deployment",
   replicas: 1,
   arch: undefined,
   node: undefined,
