@@ -477,7 +477,7 @@ describe("config: k3s.registries", () => {
       [
         'k3s.registries.mirrors["docker.io"].endpoint[0]: expected an endpoint URL such as http://192.168.1.10:5000 (http:// for a registry without TLS), got "192.168.1.10:5000"',
         'k3s.registries.mirrors["bad host!"]: expected a registry such as docker.io or 192.168.1.10:5000, got "bad host!"',
-        'k3s.registries.configs["ghcr.io"].auth.user: unknown key (README: Describing a lab lists every key)',
+        'k3s.registries.configs["ghcr.io"].auth.user: unknown key (docs/reference.md lists every key)',
       ],
     );
   });
@@ -721,11 +721,22 @@ describe("config: validation", () => {
     );
   });
 
-  it("rejects unknown keys, so a typo is not silently ignored", () => {
-    assert.deepEqual(problems({ ...base, machine: [], ros: { domainID: 3 } }), [
-      "ros.domainID: unknown key (README: Describing a lab lists every key)",
-      "machine: unknown key (README: Describing a lab lists every key)",
-    ]);
+  it("rejects unknown keys, so a typo is not silently ignored, and says which key was meant", () => {
+    assert.deepEqual(
+      problems({
+        ...base,
+        machine: [],
+        ros: { domainID: 3, distor: "jazzy", colour: "blue" },
+        machines: [{ ...server, hostkey: "x" }],
+      }),
+      [
+        "machines[0].hostkey: unknown key: did you mean hostKey? (docs/reference.md lists every key)",
+        "ros.domainID: unknown key: did you mean domainId? (docs/reference.md lists every key)",
+        "ros.distor: unknown key: did you mean distro? (docs/reference.md lists every key)",
+        "ros.colour: unknown key (docs/reference.md lists every key)",
+        "machine: unknown key: did you mean machines? (docs/reference.md lists every key)",
+      ],
+    );
   });
 
   it("rejects a wrong shape with the type expected", () => {
