@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { stringify } from "yaml";
 import { formatProblems, parseLab } from "../components/config";
 import { ProviderCopies } from "../components/cluster/tempfiles";
 import { FakeApi, startFakeApi } from "./helpers/apiserver";
+import { writeKubeconfig } from "./helpers/kubeconfig";
 import { runProgram } from "./helpers/program";
 import { configValues, readStackConfig } from "./helpers/stack";
 
@@ -122,29 +122,15 @@ describe("cluster: configuration of an existing cluster", () => {
 });
 
 /** A kubeconfig (bearer token) for `api`, in its directory. */
-function kubeconfigFor(api: FakeApi): string {
-  const file = path.join(api.dir, "kubeconfig.yaml");
-  fs.writeFileSync(
-    file,
-    stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [
-        {
-          name: "lab",
-          cluster: {
-            server: `https://127.0.0.1:${api.port}`,
-            "certificate-authority-data": Buffer.from(api.ca).toString("base64"),
-          },
-        },
-      ],
-      users: [{ name: "admin", user: { token: "admin-token-for-tests" } }],
-      contexts: [{ name: "lab", context: { cluster: "lab", user: "admin" } }],
-      "current-context": "lab",
-    }),
+const kubeconfigFor = (api: FakeApi): string =>
+  writeKubeconfig(
+    path.join(api.dir, "kubeconfig.yaml"),
+    {
+      server: `https://127.0.0.1:${api.port}`,
+      "certificate-authority-data": Buffer.from(api.ca).toString("base64"),
+    },
+    { token: "admin-token-for-tests" },
   );
-  return file;
-}
 
 describe("cluster: the program on an existing cluster", () => {
   it("declares no command resource when only cluster.kubeconfig and image are set", async () => {
@@ -275,25 +261,13 @@ describe("cluster: the program on an existing cluster", () => {
     const dir = fs.mkdtempSync(path.join(api.dir, "forms-"));
     fs.writeFileSync(path.join(dir, "ca.pem"), api.ca);
     fs.writeFileSync(path.join(dir, "token"), "token-from-a-file\n");
-    const file = path.join(dir, "kubeconfig.yaml");
-    fs.writeFileSync(
-      file,
-      stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [
-          {
-            name: "lab",
-            cluster: {
-              server: `https://127.0.0.1:${api.port}/k8s/clusters/c-lab`,
-              "certificate-authority": "ca.pem",
-            },
-          },
-        ],
-        users: [{ name: "u", user: { tokenFile: path.join(dir, "token") } }],
-        contexts: [{ name: "lab", context: { cluster: "lab", user: "u" } }],
-        "current-context": "lab",
-      }),
+    const file = writeKubeconfig(
+      path.join(dir, "kubeconfig.yaml"),
+      {
+        server: `https://127.0.0.1:${api.port}/k8s/clusters/c-lab`,
+        "certificate-authority": "ca.pem",
+      },
+      { tokenFile: path.join(dir, "token") },
     );
     const body = api.body;
     api.body = (req) =>

@@ -5,10 +5,10 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { stringify } from "yaml";
 import { crdLookup, listNodes } from "../../components/cluster/probe";
 import type { ClusterAccess } from "../../components/common/kubeconfig";
 import { ControlPlane, startControlPlane } from "./controlplane";
+import { writeKubeconfig } from "../helpers/kubeconfig";
 
 const BIN = process.env.ROSFLEET_TOOLCHAIN_BIN ?? "";
 
@@ -20,21 +20,12 @@ describe("engine: the kubeconfig forms rosfleet's own requests accept", function
   /** A kubeconfig in the control plane's folder with `user` as its only user. */
   const kubeconfig = (name: string, user: Record<string, unknown>): ClusterAccess => {
     const dir = cp?.dir ?? "";
-    const file = path.join(dir, `${name}.kubeconfig`);
-    fs.writeFileSync(
-      file,
-      stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        // Relative to the kubeconfig's folder, as kubectl resolves it.
-        clusters: [
-          { name: "lab", cluster: { server: cp?.server, "certificate-authority": "ca.crt" } },
-        ],
-        users: [{ name, user }],
-        contexts: [{ name: "lab", context: { cluster: "lab", user: name } }],
-        "current-context": "lab",
-      }),
-      { mode: 0o600 },
+    // Relative to the kubeconfig's folder, as kubectl resolves it.
+    const file = writeKubeconfig(
+      path.join(dir, `${name}.kubeconfig`),
+      { server: cp?.server, "certificate-authority": "ca.crt" },
+      user,
+      name,
     );
     return { kubeconfig: { file }, context: undefined };
   };
