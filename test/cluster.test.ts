@@ -267,7 +267,8 @@ describe("cluster: the program on an existing cluster", () => {
         server: `https://127.0.0.1:${api.port}/k8s/clusters/c-lab`,
         "certificate-authority": "ca.pem",
       },
-      { tokenFile: path.join(dir, "token") },
+      // Relative: read from the kubeconfig's folder, and only when a request needs it.
+      { tokenFile: "token" },
     );
     const body = api.body;
     api.body = (req) =>

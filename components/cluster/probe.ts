@@ -45,7 +45,7 @@ export async function crdLookup(
 ): Promise<Lookup> {
   const what = `GET /apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`;
   try {
-    const api = loadAccess(access).makeApiClient(ApiextensionsV1Api);
+    const api = loadAccess(access, true).makeApiClient(ApiextensionsV1Api);
     await bounded(api.readCustomResourceDefinition({ name }), timeoutMs);
     return { found: true };
   } catch (err) {
@@ -63,7 +63,7 @@ export async function listNodes(
   timeoutMs = 15000,
 ): Promise<NodeLabels | { readonly error: string }> {
   try {
-    const api = loadAccess(access).makeApiClient(CoreV1Api);
+    const api = loadAccess(access, true).makeApiClient(CoreV1Api);
     const list = await bounded(api.listNode(), timeoutMs);
     return new Map(
       list.items.flatMap((n) =>

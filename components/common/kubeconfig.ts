@@ -55,16 +55,21 @@ function withTokenFiles(kc: KubeConfig, text: string, dir: string): KubeConfig {
   return loaded;
 }
 
-/** The kubeconfig loaded as kubectl would; throws with the library's reason when it is not one. */
-function load(kubeconfig: ClusterAccess["kubeconfig"]): KubeConfig {
+/**
+ * The kubeconfig loaded as kubectl would; throws with the library's reason when it is not one.
+ * `forRequests` also reads the token files, which only a request needs (the config stage, which
+ * reads contexts and servers, must not fail on a token file it has no use for).
+ */
+function load(kubeconfig: ClusterAccess["kubeconfig"], forRequests = false): KubeConfig {
   const kc = new KubeConfig();
   if ("file" in kubeconfig) {
     kc.loadFromFile(kubeconfig.file);
+    if (!forRequests) return kc;
     const text = fs.readFileSync(kubeconfig.file, "utf8");
     return withTokenFiles(kc, text, path.dirname(kubeconfig.file));
   }
   kc.loadFromString(kubeconfig.text);
-  return withTokenFiles(kc, kubeconfig.text, process.cwd());
+  return forRequests ? withTokenFiles(kc, kubeconfig.text, process.cwd()) : kc;
 }
 
 /**
@@ -90,9 +95,9 @@ export function kubeconfigContexts(
 }
 
 /** The loaded kubeconfig with `access.context` (else its current-context) made current, checked
- * to name a cluster with a server. */
-export function loadAccess(access: ClusterAccess): KubeConfig {
-  const kc = load(access.kubeconfig);
+ * to name a cluster with a server; `forRequests`: with the token files read. */
+export function loadAccess(access: ClusterAccess, forRequests = false): KubeConfig {
+  const kc = load(access.kubeconfig, forRequests);
   const name = access.context ?? kc.getCurrentContext();
   if (kc.getContextObject(name) === null)
     throw new Error(`the kubeconfig has no context ${JSON.stringify(name)}`);
