@@ -4,7 +4,12 @@
 import { ProgramRun, Registration, runProgram } from "../test/helpers/program";
 
 const SIZES = [1, 10, 100, 300];
-const TARGET_100_SECONDS = 3;
+/**
+ * In calibration loops (below), not seconds: a slower moment of the same machine slows the loop
+ * and the program alike (100 machines took 2.57 s at 0.10 s a loop, 6.96 s at 0.25 s: ~26-28
+ * loops both times). 30 loops is the 3 s target on the machine it was set on (0.10 s a loop).
+ */
+const TARGET_100_LOOPS = 30;
 
 /** One server (the laptop) and `size - 1` agents, alternating Pis and VMs. */
 function lab(size: number): Record<string, unknown> {
@@ -52,9 +57,10 @@ function calibrate(): number {
 }
 
 async function main(): Promise<void> {
-  console.log(`calibration: a fixed 1e8-step loop took ${calibrate().toFixed(2)} s`);
   await runProgram(lab(2)); // warm-up: module loading is not part of a lab's cost
-  const rows: string[] = ["machines  seconds  resources/machine  longest chain"];
+  const loop = calibrate();
+  console.log(`calibration: a fixed 1e8-step loop took ${loop.toFixed(2)} s`);
+  const rows: string[] = ["machines  seconds  loops  resources/machine  longest chain"];
   let failed = false;
   const chains: number[] = [];
   for (const size of SIZES) {
@@ -63,12 +69,15 @@ async function main(): Promise<void> {
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     const chain = longestChain(run);
     chains.push(chain);
+    const loops = seconds / loop;
     rows.push(
-      `${String(size).padStart(8)}  ${seconds.toFixed(2).padStart(7)}  ${(run.resources.length / size).toFixed(2).padStart(17)}  ${String(chain).padStart(13)}`,
+      `${String(size).padStart(8)}  ${seconds.toFixed(2).padStart(7)}  ${loops.toFixed(1).padStart(5)}  ${(run.resources.length / size).toFixed(2).padStart(17)}  ${String(chain).padStart(13)}`,
     );
-    if (size === 100 && seconds >= TARGET_100_SECONDS) {
+    if (size === 100 && loops >= TARGET_100_LOOPS) {
       failed = true;
-      rows.push(`  over target: 100 machines must evaluate in under ${TARGET_100_SECONDS} s`);
+      rows.push(
+        `  over target: 100 machines must evaluate in under ${TARGET_100_LOOPS} calibration loops (${(TARGET_100_LOOPS * loop).toFixed(2)} s here)`,
+      );
     }
   }
   if (new Set(chains.slice(1)).size !== 1) {
