@@ -35,7 +35,7 @@ function tokenFiles(text: string): Map<string, string> {
 /**
  * kubectl reads a user's `tokenFile` (relative to the kubeconfig's folder) at each request;
  * client-node knows only a `token-file` key and keeps the file's newline. So the token kubectl
- * would send is read here, whenever the kubeconfig is loaded.
+ * would send is read here, whenever the kubeconfig is loaded for a request.
  */
 function withTokenFiles(kc: KubeConfig, text: string, dir: string): KubeConfig {
   const files = tokenFiles(text);
