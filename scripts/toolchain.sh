@@ -30,6 +30,9 @@ BUILDKIT_VERSION=v0.34.2
 STUBS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/stubs
 CACHE=${ROSFLEET_TOOLCHAIN:-${XDG_CACHE_HOME:-$HOME/.cache}/rosfleet-toolchain}
 BIN=$CACHE/bin
+# -mod=mod: `go build` itself adds the requirements and go.sum lines the wrappers lack (no
+# `go mod tidy`, which fetches every module any platform or test could import). Binaries are
+# linked with -s -w (no symbol table, no DWARF): nothing here debugs them, and linking is faster.
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
 export GOPATH=${GOPATH:-$CACHE/gopath} GOCACHE=${GOCACHE:-$CACHE/gocache}
 mkdir -p "$BIN" "$CACHE/src"
@@ -74,8 +77,7 @@ go_main() {
   cd "$dir"
   printf 'package tools\n\nimport _ "%s"\n' "$4" >tools.go
   go mod edit -require="$2@$3"
-  go mod tidy
-  go build -trimpath -o "$BIN/$1" "$4"
+  go build -trimpath -ldflags "-s -w" -o "$BIN/$1" "$4"
 }
 
 # module_field MODULE@VERSION FIELD: a field (Dir, GoMod) of the downloaded module.
@@ -91,9 +93,8 @@ build_pulumi() {
   go mod edit -require=github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION \
     -require=github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION \
     -replace=github.com/atotto/clipboard=github.com/tgummerer/clipboard@v0.0.0-20241001131231-d02d263e614e
-  go mod tidy
   go build -trimpath -o "$BIN/pulumi" \
-    -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
+    -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
     github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
 }
 
@@ -107,10 +108,9 @@ build_kubernetes() {
   chmod -R u+w .
   # Its only replace (sdk/v4 => ../sdk) is local; the required sdk/v4 release is on the proxy.
   go mod edit -require="$K8S_PROVIDER_MODULE@$K8S_PROVIDER_PSEUDO"
-  go mod tidy
   VERSION=$K8S_PROVIDER_VERSION go run generate.go
   go build -trimpath -o "$BIN/pulumi-resource-kubernetes" \
-    -ldflags "-X $K8S_PROVIDER_MODULE/pkg/version.Version=$K8S_PROVIDER_VERSION" .
+    -ldflags "-s -w -X $K8S_PROVIDER_MODULE/pkg/version.Version=$K8S_PROVIDER_VERSION" .
 }
 
 # kubernetes_build NAME PACKAGE...: builds main packages of k8s.io/kubernetes into $BIN, in a
@@ -136,12 +136,11 @@ kubernetes_build() {
     return 1
   }
   go mod edit -go=1.26.0 -require="k8s.io/kubernetes@$KUBERNETES_VERSION" "${staging[@]}"
-  go mod tidy
   local minor=${KUBERNETES_VERSION#v1.}
   minor=${minor%%.*}
   pkg=k8s.io/component-base/version
   # The provider and kubectl read the server's version; an unstamped build reports v0.0.0.
-  go build -trimpath -o "$BIN/" -ldflags "-X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 \
+  go build -trimpath -o "$BIN/" -ldflags "-s -w -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 \
     -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean" "$@"
 }
 
@@ -168,9 +167,8 @@ build_containerd() {
     printf ')\n'
   } >tools.go
   go mod edit -go=1.26.6 -require="$module@$CONTAINERD_VERSION"
-  go mod tidy
   go build -trimpath -tags no_btrfs -o "$BIN/" \
-    -ldflags "-X $module/version.Version=$CONTAINERD_VERSION" \
+    -ldflags "-s -w -X $module/version.Version=$CONTAINERD_VERSION" \
     "$module/cmd/containerd" "$module/cmd/containerd-shim-runc-v2" "$module/cmd/ctr"
 }
 
@@ -187,9 +185,8 @@ build_docker_build() {
     -require=github.com/pulumi/pulumi-java@v1.29.0 \
     -replace=github.com/pulumi/pulumi-dotnet/pulumi-language-dotnet/v3=./pulumi-language-dotnet \
     -replace=github.com/pulumi/pulumi-java=./pulumi-java
-  go mod tidy
   go build -trimpath -o "$BIN/pulumi-resource-docker-build" \
-    -ldflags "-X $module/provider.Version=${DOCKER_BUILD_VERSION#v}" \
+    -ldflags "-s -w -X $module/provider.Version=${DOCKER_BUILD_VERSION#v}" \
     "$module/provider/cmd/pulumi-resource-docker-build"
 }
 
@@ -202,7 +199,7 @@ build_buildkit() {
   rm -rf "$dir" && cp -r "$src" "$dir" && chmod -R u+w "$dir"
   cd "$dir"
   go build -trimpath -o "$BIN/" \
-    -ldflags "-X $module/version.Version=$BUILDKIT_VERSION -X $module/version.Package=$module" \
+    -ldflags "-s -w -X $module/version.Version=$BUILDKIT_VERSION -X $module/version.Package=$module" \
     ./cmd/buildkitd ./cmd/buildctl
 }
 

@@ -89,6 +89,12 @@ export function missingPrerequisite(machines: readonly LabMachine[]): string | u
   return undefined;
 }
 
+/** The Debian mirror this machine's own apt uses (test/helpers/debian-mirror.sh). */
+const debianMirror = (): string =>
+  execFileSync("bash", [path.join(__dirname, "..", "helpers", "debian-mirror.sh"), "bookworm"], {
+    encoding: "utf8",
+  }).trim();
+
 const hostArch = (): Arch => (process.arch === "arm64" ? "arm64" : "amd64");
 
 /** The image of a machine of `arch`: built once (debootstrap ~35 s, arm64 longer), then reused. */
@@ -110,7 +116,7 @@ function hostImage(arch: Arch, log: (line: string) => void): string {
         `--include=${PACKAGES.join(",")}`,
         "bookworm",
         root,
-        "http://deb.debian.org/debian",
+        debianMirror(),
       ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );

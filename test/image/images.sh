@@ -30,6 +30,8 @@ PAUSE_NAME=rosfleet.local/pause:1
 CACHE=${ROSFLEET_TOOLCHAIN:-${XDG_CACHE_HOME:-$HOME/.cache}/rosfleet-toolchain}/images
 key=$(cat "$0" "$HERE/oci.py" "$HERE/pause.c" "$HERE"/rosimage/* | sha256sum | cut -c1-12)
 OUT=$CACHE/$key
+# The Debian mirror this machine's apt uses (not part of the key: any mirror serves the same).
+MIRROR=$(bash "$HERE/../helpers/debian-mirror.sh" bookworm)
 log() { printf 'images: %s\n' "$*" >&2; }
 
 layer_of() { # ROOT LAYER_TAR: a reproducible layer of ROOT.
@@ -42,7 +44,7 @@ build_root() {
   local arch=$1 root=$2 start
   start=$(date +%s)
   debootstrap --variant=minbase --arch="$arch" --include=$PACKAGES bookworm "$root" \
-    http://deb.debian.org/debian >"$OUT.tmp/debootstrap-$arch.log" 2>&1 ||
+    "$MIRROR" >"$OUT.tmp/debootstrap-$arch.log" 2>&1 ||
     { tail -n 20 "$OUT.tmp/debootstrap-$arch.log" >&2; return 1; }
   chroot "$root" python3 -m venv /opt/ros/jazzy
   install -m 0755 "$HERE/rosimage/ros2" "$root/opt/ros/jazzy/bin/ros2"
