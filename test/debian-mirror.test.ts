@@ -18,7 +18,8 @@ function aptEtc(files: Record<string, string>): string {
 }
 
 function mirror(etc: string, env: Record<string, string> = {}, suite = "bookworm") {
-  const { DEBIAN_MIRROR: _unset, ...base } = process.env;
+  const base = { ...process.env };
+  delete base["DEBIAN_MIRROR"];
   const r = spawnSync("bash", [SCRIPT, suite], {
     encoding: "utf8",
     env: { ...base, APT_ETC: etc, ...env },
