@@ -26,14 +26,17 @@ const base = {
   image: { repository: "docker.io/lab/ros_demo" },
 };
 
+/** The shell of a user whose SSH agent runs (the no-agent rules have their own tests). */
+const WITH_AGENT: Partial<ParseEnv> = { sshAgent: () => "running" };
+
 function settings(config: Record<string, unknown>): LabSettings {
-  const result = parseLab(configValues(config));
+  const result = parseLab(configValues(config), WITH_AGENT);
   if (!result.ok) assert.fail(formatProblems(result.problems));
   return result.settings;
 }
 
 function problems(config: Record<string, unknown>, env?: Partial<ParseEnv>): string[] {
-  const result = parseLab(configValues(config), env);
+  const result = parseLab(configValues(config), { ...WITH_AGENT, ...env });
   assert.equal(result.ok, false, "expected the configuration to be rejected");
   return (result as { problems: readonly Problem[] }).problems.map(
     (p) => `${p.path}: ${p.message}`,
@@ -387,7 +390,7 @@ describe("config: k3s.airgap", () => {
     };
     const result = parseLab(
       configValues({ ...withMachines(server, pi), k3s: { version: "v1.33.5+k3s1", airgap } }),
-      { isFile },
+      { ...WITH_AGENT, isFile },
     );
     assert.ok(result.ok);
     assert.deepEqual(result.settings.k3s?.airgap, { ...airgap, images: {} });
@@ -437,7 +440,10 @@ describe("config: k3s.registries", () => {
   });
 
   it("keeps k3s's own keys, shows credentials as [secret] in the settings", () => {
-    const result = parseLab(configValues(withRegistries(registries)), { isSecret: () => true });
+    const result = parseLab(configValues(withRegistries(registries)), {
+      ...WITH_AGENT,
+      isSecret: () => true,
+    });
     assert.ok(result.ok);
     assert.deepEqual(result.settings.k3s?.registries, {
       mirrors: registries.mirrors,
@@ -460,7 +466,9 @@ describe("config: k3s.registries", () => {
 
   it("needs no secret without credentials", () => {
     const open = { mirrors: registries.mirrors };
-    assert.ok(parseLab(configValues(withRegistries(open)), { isSecret: () => false }).ok);
+    assert.ok(
+      parseLab(configValues(withRegistries(open)), { ...WITH_AGENT, isSecret: () => false }).ok,
+    );
   });
 
   it("names each malformed entry by the path pulumi config set --path takes", () => {
@@ -536,7 +544,7 @@ describe("config: validation", () => {
     });
     const three = ["s1", "s2", "s3"];
     const changed = (machines: object[], previousServers: string[]) =>
-      parseLab(configValues(withMachines(...machines)), { previousServers });
+      parseLab(configValues(withMachines(...machines)), { ...WITH_AGENT, previousServers });
 
     it("lets one of three servers leave per up, 2 servers only on the way down, then 1", () => {
       assert.ok(changed([s("s1"), s("s2")], three).ok);
@@ -785,6 +793,7 @@ describe("config: validation", () => {
   it("reports every problem at once in one error message", () => {
     const result = parseLab(
       configValues({ machines: [{ name: "A", host: "h", role: "agent" }], image: {} }),
+      WITH_AGENT,
     );
     assert.equal(result.ok, false);
     assert.equal(

@@ -215,6 +215,25 @@ describe("k3s: the lab-notes stack (laptop server, Pi and VM agents)", () => {
       assert.ok(r.secretInputs.includes("connection"), r.name);
     }
   });
+
+  it("reads ssh.privateKeyFile once and logs in with its text, kept as a secret", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-key-"));
+    const file = path.join(dir, "id_lab");
+    const key = fs.readFileSync(path.join(__dirname, "fixtures", "fake-ssh-key"), "utf8");
+    fs.writeFileSync(file, key, { mode: 0o600 });
+    const keyed = await runProgram(
+      clover((c) => {
+        c["ssh"] = { ...(c["ssh"] as object), privateKeyFile: file };
+      }),
+    );
+    fs.rmSync(dir, { recursive: true, force: true });
+    const remote = keyed.resources.filter((x) => x.type === REMOTE);
+    assert.ok(remote.length > 0);
+    for (const r of remote) {
+      assert.equal((r.inputs["connection"] as Record<string, unknown>)["privateKey"], key);
+      assert.ok(r.secretInputs.includes("connection"), r.name);
+    }
+  });
 });
 
 describe("k3s: replacements and removals never undo what was just installed", () => {

@@ -1,17 +1,14 @@
 // Rules that relate several keys. They read the raw input defensively, so that they can run
 // even when the schema has already rejected some field, and every problem is reported at once.
 import { parseImageReference } from "../common/image-reference";
-import { Dict, MachineView, dict, duplicates, machineViews, str, uses } from "./raw";
+import { Dict, MachineView, dict, duplicates, isLocalHost, machineViews, str, uses } from "./raw";
+export { isLocalHost };
 import { ARCHES } from "./schema";
 import { ModeEnv, modeRules } from "./mode-checks";
 import { airgapRules, multusRules, registryRules, workloadRules } from "./stage-checks";
 import { serverRules } from "./quorum";
+import { SshEnv, sshRules } from "./ssh-checks";
 import type { Problem } from "./problem";
-
-/** Hosts that mean "the machine that runs pulumi": reached with local commands, not SSH. */
-export const LOCAL_HOSTS: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "::1"]);
-
-export const isLocalHost = (host: string): boolean => LOCAL_HOSTS.has(host.trim().toLowerCase());
 
 function machineRules(views: readonly MachineView[], raw: Dict): Problem[] {
   const problems: Problem[] = [];
@@ -97,19 +94,11 @@ function secretRules(raw: Dict): Problem[] {
       message:
         "registryUsername and registryPassword go together (set the password with pulumi config set --secret registryPassword)",
     });
-  const key = raw["sshPrivateKey"];
-  // Never quote the value: it is a secret.
-  if (typeof key === "string" && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key))
-    problems.push({
-      path: "sshPrivateKey",
-      message:
-        "expected a PEM or OpenSSH private key (pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519)",
-    });
   return problems;
 }
 
 /** What the cross-key rules may look at besides the configuration. */
-export interface CheckEnv extends ModeEnv {
+export interface CheckEnv extends ModeEnv, SshEnv {
   /** Whether a path (relative to the project directory) is a readable file. */
   readonly isFile: (path: string) => boolean;
   /** The servers of the stack's last update, in `machines` order; undefined: none known. */
@@ -133,5 +122,6 @@ export function crossChecks(raw: Dict, env: CheckEnv): Problem[] {
     ...airgapRules(raw, views, env.isFile),
     ...registryRules(raw, env.isSecret),
     ...secretRules(raw),
+    ...sshRules(raw, views, env),
   ];
 }

@@ -7,151 +7,27 @@ import { z } from "zod";
 import { describeIssue } from "./describe";
 import { crossChecks, isLocalHost } from "./checks";
 import { previousServers } from "./previous";
+import type { AgentState } from "./ssh-checks";
 import type { Problem } from "./problem";
-import { isKubeconfigText, resolveKubeconfigPath } from "./mode-checks";
+import { isKubeconfigText } from "./mode-checks";
 import { kubeconfigServer } from "../common/kubeconfig";
 import { Workload, defaultWorkloads, workloadWithDefaults } from "./workloads";
 import {
-  PullCredentials,
   pullCredentials,
   redactRegistries,
   registriesWithSecrets,
   schedulableNodes,
 } from "./derived";
-import {
-  Arch,
-  DashboardAccess,
-  DiscoveryMode,
-  Distro,
-  Kind,
-  Platform,
-  Role,
-  defaultArch,
-  RawMachine,
-  Registries,
-  clusterSchema,
-  labSchema,
-} from "./schema";
+import { RawMachine, clusterSchema, defaultArch, labSchema } from "./schema";
+import { resolveUserPath } from "./raw";
+import type { ClusterSettings, LabConfig, LabNode, LabSettings, Machine } from "./settings";
 
 export { Problem, Workload, isLocalHost };
 export * from "./schema";
+export * from "./settings";
 
 /** The configuration namespace of the contract (`rosfleet:machines`, ...). */
 export const NAMESPACE = "rosfleet";
-
-/** A node of the lab: a machine rosfleet installs, or a node of an existing cluster. */
-export interface LabNode {
-  /** Kubernetes node name (DNS-1123 label), unique in the lab. */
-  readonly name: string;
-  readonly kind: Kind;
-  readonly arch: Arch;
-  readonly labels: Readonly<Record<string, string>>;
-  /** Keep the node unschedulable (on an existing cluster: leave it out of the delivery check). */
-  readonly cordon: boolean;
-}
-
-/** One machine rosfleet installs k3s on, with every default applied. */
-export interface Machine extends LabNode {
-  /** SSH address; for servers also the address agents join and the kubeconfig points at. */
-  readonly host: string;
-  /** True when `host` is this machine (localhost): steps run as local commands, not over SSH. */
-  readonly local: boolean;
-  readonly role: Role;
-  /** SSH user (`machines[].user`, else `ssh.user`); undefined only for local machines. */
-  readonly user: string | undefined;
-  readonly port: number;
-  /** Pinned SSH host key; unset means the host key is not checked. */
-  readonly hostKey: string | undefined;
-  /** `key=value:Effect` */
-  readonly taints: readonly string[];
-  /** Run k3s with `--docker` (Docker must be running on the machine). */
-  readonly docker: boolean;
-  /**
-   * The machine is dead or wiped: when its steps are deleted (it leaves the stack, or
-   * `pulumi destroy`), nothing is run on it; its node is still removed through the server.
-   */
-  readonly skipUninstall: boolean;
-}
-
-/** `k3s.airgap`: the installer, and per arch the binary and (optionally) images tarball. */
-export interface Airgap {
-  readonly installScript: string;
-  readonly binaries: Readonly<Partial<Record<Arch, string>>>;
-  readonly images: Readonly<Partial<Record<Arch, string>>>;
-}
-
-/** `k3s.*`: what rosfleet installs on the machines. */
-export interface K3sSettings {
-  readonly version: string;
-  readonly serverArgs: readonly string[];
-  readonly agentArgs: readonly string[];
-  /** Files to install k3s from instead of downloading it (paths on the laptop). */
-  readonly airgap: Airgap | undefined;
-  /** `k3s.registries` with its credentials shown as `[secret]` (LabConfig has them). */
-  readonly registries: Registries | undefined;
-}
-
-/** `cluster.*`: an existing cluster the lab deploys onto. */
-export interface ClusterSettings {
-  /** Absolute path of the kubeconfig; undefined when the kubeconfig itself is in the stack (secret). */
-  readonly kubeconfigPath: string | undefined;
-  /** Undefined: the kubeconfig's current-context. */
-  readonly context: string | undefined;
-  /** The context's API server, e.g. https://10.0.0.5:16443. */
-  readonly server: string;
-}
-
-/** Everything in the stack configuration but the secret values. */
-export interface LabSettings {
-  /** Every node of the lab, in `machines` order (on an existing cluster: the nodes described). */
-  readonly nodes: readonly LabNode[];
-  /** The machines rosfleet installs k3s on; empty on an existing cluster. */
-  readonly machines: readonly Machine[];
-  /** Set when rosfleet installs k3s (no `cluster`). */
-  readonly k3s: K3sSettings | undefined;
-  /** Set when the lab deploys onto an existing cluster. */
-  readonly cluster: ClusterSettings | undefined;
-  readonly image: {
-    /** Where the image is pushed; with `build: false`, the image deployed (tag/digest allowed). */
-    readonly repository: string;
-    readonly build: boolean;
-    /** buildx builder name; undefined: the current builder. */
-    readonly builder: string | undefined;
-    readonly cache: boolean;
-    readonly platforms: readonly Platform[];
-  };
-  readonly registryUsername: string | undefined;
-  readonly ros: {
-    readonly distro: Distro;
-    readonly domainId: number;
-    readonly discovery: DiscoveryMode;
-    /** `ros.workloads`, or the default ones. */
-    readonly workloads: readonly Workload[];
-    /** Used with `discovery: multus` (then `range` is set). */
-    readonly multus: {
-      readonly interface: string;
-      readonly range: string | undefined;
-      readonly install: boolean;
-    };
-  };
-  readonly dashboard: { readonly enabled: boolean; readonly access: DashboardAccess };
-  readonly deliveryCheck: { readonly enabled: boolean; readonly timeoutSeconds: number };
-}
-
-/** The validated lab, with its secrets as Pulumi secret outputs. */
-export interface LabConfig extends LabSettings {
-  /** Else the SSH agent (`SSH_AUTH_SOCK`) is used. */
-  readonly sshPrivateKey: pulumi.Output<string> | undefined;
-  /** `cluster.kubeconfig` when it holds the kubeconfig itself rather than a path. */
-  readonly clusterKubeconfig: pulumi.Output<string> | undefined;
-  readonly registryPassword: pulumi.Output<string> | undefined;
-  /** `k3s.registries` with its credentials; secret when it has any. */
-  readonly k3sRegistries: pulumi.Output<Registries> | undefined;
-  /** The registry login the nodes pull with, when the stack has one. */
-  readonly pull: PullCredentials | undefined;
-  /** The nodes workloads and the delivery check may use (not cordoned). */
-  readonly schedulable: readonly string[];
-}
 
 export type ParseResult =
   | { readonly ok: true; readonly settings: LabSettings }
@@ -215,7 +91,7 @@ function clusterSettings(
   readFile: ParseEnv["readFile"],
 ): ClusterSettings {
   const inline = isKubeconfigText(cluster.kubeconfig);
-  const kubeconfigPath = inline ? undefined : resolveKubeconfigPath(cluster.kubeconfig);
+  const kubeconfigPath = inline ? undefined : resolveUserPath(cluster.kubeconfig);
   // crossChecks has read and parsed it already.
   const text = kubeconfigPath === undefined ? cluster.kubeconfig : (readFile(kubeconfigPath) ?? "");
   return {
@@ -246,6 +122,8 @@ function applyDefaults(
     // crossChecks guarantees a repository; the fallback only satisfies the type.
     image: { ...lab.image, builder: lab.image.builder, repository: lab.image.repository ?? "" },
     registryUsername: lab.registryUsername,
+    sshPrivateKeyFile:
+      lab.ssh.privateKeyFile === undefined ? undefined : resolveUserPath(lab.ssh.privateKeyFile),
     ros: {
       ...lab.ros,
       multus: {
@@ -269,19 +147,30 @@ export interface ParseEnv {
   readonly isSecret: (key: string) => boolean;
   readonly isFile: (path: string) => boolean;
   readonly readFile: (path: string) => string | undefined;
+  /** Whether the SSH agent the machines would be logged in with is there. */
+  readonly sshAgent: () => AgentState;
   readonly previousServers?: readonly string[];
+}
+
+function readTextFile(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+/** The agent the command provider would ask (it reads SSH_AUTH_SOCK, as ssh does). */
+export function sshAgentState(socket: string | undefined): AgentState {
+  if (socket === undefined || socket === "") return "unset";
+  return fs.statSync(socket, { throwIfNoEntry: false })?.isSocket() === true ? "running" : "stale";
 }
 
 const DEFAULT_ENV: ParseEnv = {
   isSecret: () => true,
   isFile: (file) => fs.statSync(file, { throwIfNoEntry: false })?.isFile() ?? false,
-  readFile: (file) => {
-    try {
-      return fs.readFileSync(file, "utf8");
-    } catch {
-      return undefined;
-    }
-  },
+  readFile: readTextFile,
+  sshAgent: () => sshAgentState(process.env["SSH_AUTH_SOCK"]),
 };
 
 const SECRET_KEYS = ["sshPrivateKey", "registryPassword"] as const;
@@ -304,12 +193,12 @@ export function parseLab(
   values: Readonly<Record<string, string>>,
   env: Partial<ParseEnv> = {},
 ): ParseResult {
-  const { isSecret, isFile, readFile, previousServers } = { ...DEFAULT_ENV, ...env };
+  const { isSecret, isFile, readFile, sshAgent, previousServers } = { ...DEFAULT_ENV, ...env };
   const raw = decode(values);
   const parsed = labSchema.safeParse(raw, { reportInput: true });
   const problems = [
     ...(parsed.success ? [] : parsed.error.issues.flatMap(describeIssue)),
-    ...crossChecks(raw, { isFile, isSecret, readFile, previousServers }),
+    ...crossChecks(raw, { isFile, isSecret, readFile, sshAgent, previousServers }),
     ...plaintextSecrets(values, isSecret),
   ];
   if (problems.length > 0 || !parsed.success) return { ok: false, problems };
@@ -348,8 +237,15 @@ export async function readLabConfig(): Promise<LabConfig> {
       .map(([key, value]) => [key.slice(prefix.length), value]),
   );
   const previous = values["cluster"] === undefined ? await previousServers() : [];
+  // Files are read once: the key file checked is the key file used.
+  const files = new Map<string, string | undefined>();
+  const readOnce = (file: string): string | undefined => {
+    if (!files.has(file)) files.set(file, readTextFile(file));
+    return files.get(file);
+  };
   const result = parseLab(values, {
     isSecret: (key) => configKeyIsSecret(`${prefix}${key}`),
+    readFile: readOnce,
     previousServers: previous,
   });
   if (!result.ok) throw new ConfigError(result.problems);
@@ -357,7 +253,10 @@ export async function readLabConfig(): Promise<LabConfig> {
   const registryPassword = config.getSecret("registryPassword");
   return {
     ...result.settings,
-    sshPrivateKey: config.getSecret("sshPrivateKey"),
+    sshPrivateKey:
+      result.settings.sshPrivateKeyFile === undefined
+        ? config.getSecret("sshPrivateKey")
+        : pulumi.secret(readOnce(result.settings.sshPrivateKeyFile) ?? ""),
     clusterKubeconfig:
       result.settings.cluster !== undefined && result.settings.cluster.kubeconfigPath === undefined
         ? pulumi.secret(config.requireObject<{ kubeconfig: string }>("cluster").kubeconfig)

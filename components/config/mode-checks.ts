@@ -1,11 +1,9 @@
 // The two ways a lab gets its cluster, and the keys each needs or rejects: rosfleet installs k3s
 // over SSH (`machines` with host and role, `k3s.version`), or it deploys onto an existing cluster
 // (`cluster.kubeconfig`), where machines only describe nodes that already exist.
-import * as os from "node:os";
-import * as path from "node:path";
 import { kubeconfigContexts } from "../common/kubeconfig";
 import type { Problem } from "./problem";
-import { Dict, MachineView, dict, isDict, str } from "./raw";
+import { Dict, MachineView, dict, isDict, resolveUserPath, str } from "./raw";
 
 /** Keys that only mean something when rosfleet installs k3s over SSH. */
 const SSH_ONLY_KEYS = ["ssh", "sshPrivateKey", "k3s"] as const;
@@ -23,13 +21,6 @@ const SSH_ONLY_MACHINE_KEYS = [
 /** Text that is a kubeconfig itself rather than the path of one. */
 export const isKubeconfigText = (value: string): boolean =>
   value.includes("\n") || /^\s*(apiVersion|\{)/.test(value);
-
-/** A kubeconfig path as the user wrote it: `~/` is their home, relative is the project's. */
-export function resolveKubeconfigPath(value: string, home: string = os.homedir()): string {
-  const expanded =
-    value === "~" ? home : value.startsWith("~/") ? path.join(home, value.slice(2)) : value;
-  return path.resolve(expanded);
-}
 
 /** What the mode rules may look at besides the configuration. */
 export interface ModeEnv {
@@ -54,7 +45,7 @@ function kubeconfigRules(cluster: Dict, env: ModeEnv): Problem[] {
       ];
     text = value;
   } else {
-    text = env.readFile(resolveKubeconfigPath(value));
+    text = env.readFile(resolveUserPath(value));
     if (text === undefined)
       return [
         {

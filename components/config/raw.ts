@@ -1,5 +1,7 @@
 // Reading the raw (not yet validated) configuration defensively, for the cross-key rules: they
 // must run even where the schema already rejected a field, so that every problem is reported.
+import * as os from "node:os";
+import * as path from "node:path";
 import type { Problem } from "./problem";
 import { defaultArch } from "./schema";
 
@@ -86,3 +88,15 @@ export function duplicates(
 
 export const uses = (views: readonly MachineView[], key: "name" | "host"): Use[] =>
   views.map((v) => ({ entry: v.path, key, value: v[key] }));
+
+/** Hosts that mean "the machine that runs pulumi": reached with local commands, not SSH. */
+export const LOCAL_HOSTS: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "::1"]);
+
+export const isLocalHost = (host: string): boolean => LOCAL_HOSTS.has(host.trim().toLowerCase());
+
+/** A file path as the user wrote it in the stack: `~/` is their home, relative is the project's. */
+export function resolveUserPath(value: string, home: string = os.homedir()): string {
+  const expanded =
+    value === "~" ? home : value.startsWith("~/") ? path.join(home, value.slice(2)) : value;
+  return path.resolve(expanded);
+}

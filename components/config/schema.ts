@@ -84,7 +84,13 @@ export const machineSchema = z.strictObject({
   skipUninstall: bool.default(false),
 });
 
-export const sshSchema = z.strictObject({ user: nonEmpty.optional() }).default({});
+export const sshSchema = z
+  .strictObject({
+    user: nonEmpty.optional(),
+    /** A private key file (relative to the project, or ~/...), read once and kept as a secret. */
+    privateKeyFile: nonEmpty.optional(),
+  })
+  .default({});
 
 const k3sFlag = matching(/^--[a-z0-9][a-z0-9-]*(=.*)?$/, "a k3s flag such as --disable=traefik");
 

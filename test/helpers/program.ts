@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { provideSshAgent } from "./agent";
 import { REPO_ROOT, configValues } from "./stack";
 
 /** The cluster IP the fake API server gives a Service: its own for each name. */
@@ -268,6 +269,7 @@ export async function runProgram(
   options: RunOptions = {},
 ): Promise<ProgramRun> {
   const stack = options.stack ?? "test";
+  provideSshAgent();
   // The laptop's buildx builders, as the program reads them (test/fixtures/buildx by default).
   process.env.BUILDX_CONFIG = options.buildx ?? path.join(REPO_ROOT, "test", "fixtures", "buildx");
   // The program's own HTTP requests go to the test, never to the network.
