@@ -109,6 +109,8 @@ describe("config: defaults", () => {
       arch: "amd64",
       user: "ubuntu",
       port: 22,
+      nodeIp: undefined,
+      flannelIface: undefined,
       hostKey: undefined,
       labels: {},
       taints: [],
@@ -118,6 +120,7 @@ describe("config: defaults", () => {
     });
     assert.deepEqual(lab.k3s, {
       version: "v1.33.5+k3s1",
+      apiEndpoint: undefined,
       serverArgs: [],
       agentArgs: [],
       airgap: undefined,
@@ -503,6 +506,50 @@ describe("config: k3s.registries", () => {
     assert.deepEqual(
       redactRegistries({ mirrors: {}, configs: { r: { auth: { auth: "dXNlcjpwdw==" } } } }),
       { mirrors: {}, configs: { r: { auth: { auth: "[secret]" } } } },
+    );
+  });
+});
+
+describe("config: addresses of machines with two interfaces", () => {
+  const pi = { name: "clover1", host: "clover1.local", role: "agent", kind: "pi" };
+
+  it("takes nodeIp, flannelIface and k3s.apiEndpoint", () => {
+    const s = settings({
+      ...withMachines(server, { ...pi, nodeIp: "192.168.1.31", flannelIface: "eth0" }),
+      k3s: { version: "v1.33.5+k3s1", apiEndpoint: "k3s.lab.example" },
+    });
+    assert.equal(s.machines[1]?.nodeIp, "192.168.1.31");
+    assert.equal(s.machines[1]?.flannelIface, "eth0");
+    assert.equal(s.machines[0]?.nodeIp, undefined);
+    assert.equal(s.k3s?.apiEndpoint, "k3s.lab.example");
+    assert.equal(
+      settings(withMachines({ ...server, nodeIp: "fd00::21" })).machines[0]?.nodeIp,
+      "fd00::21",
+    );
+  });
+
+  it("names a bad address, interface or endpoint, a reused nodeIp and a flag set twice", () => {
+    assert.deepEqual(
+      problems({
+        ...withMachines(
+          { ...server, nodeIp: "192.168.1.300" },
+          { ...pi, nodeIp: "192.168.1.31", flannelIface: "wlan0; reboot" },
+          { ...pi, name: "clover2", host: "clover2.local", nodeIp: "192.168.1.31" },
+        ),
+        k3s: {
+          version: "v1.33.5+k3s1",
+          apiEndpoint: "https://k3s.lab:6443",
+          agentArgs: ["--node-ip=192.168.1.99"],
+        },
+      }),
+      [
+        'machines[0].nodeIp: expected this machine\'s IP address on the lab network, such as 192.168.1.31, got "192.168.1.300"',
+        'machines[1].flannelIface: expected a network interface name such as eth0, got "wlan0; reboot"',
+        'k3s.apiEndpoint: expected a DNS name or IP address such as k3s.lab.example or 192.168.1.20, got "https://k3s.lab:6443"',
+        "machines[1].nodeIp: k3s.agentArgs sets --node-ip too, for every agent: keep only nodeIp on each machine",
+        "machines[2].nodeIp: k3s.agentArgs sets --node-ip too, for every agent: keep only nodeIp on each machine",
+        'machines[2].nodeIp: "192.168.1.31" is already used by machines[1]',
+      ],
     );
   });
 });

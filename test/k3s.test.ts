@@ -46,6 +46,31 @@ const HA = {
   image: { repository: "r/ros_demo" },
 };
 
+describe("k3s: k3s.apiEndpoint, the address the cluster is reached at", () => {
+  it("is where machines join, what every server's certificate names, and the kubeconfig's server", async () => {
+    const run = await runProgram({
+      ...HA,
+      k3s: { ...HA.k3s, apiEndpoint: "k3s.lab.example" },
+      machines: HA.machines.map((m) => (m.name === "a1" ? { ...m, nodeIp: "10.0.0.4" } : m)),
+    });
+    for (const m of ["s2", "s3", "a1", "a2"])
+      assert.match(script(run.get(REMOTE, `${m}-install`)), /^JOIN_HOST='k3s\.lab\.example'$/m, m);
+    for (const m of ["s1", "s2", "s3"])
+      assert.match(
+        script(run.get(REMOTE, `${m}-install`)),
+        /tls-san:\n {2}- 10\.0\.0\.\d\n {2}- k3s\.lab\.example\n/,
+        m,
+      );
+    assert.match(script(run.get(REMOTE, "a1-install")), /\nnode-ip: 10\.0\.0\.4\n/);
+    assert.match(script(run.get(REMOTE, "a1-preflight")), /^NODE_IP='10\.0\.0\.4'$/m);
+    const kubeconfig = parse(String(run.outputs["kubeconfig"])) as {
+      clusters: { cluster: { server: string } }[];
+    };
+    assert.equal(kubeconfig.clusters[0]?.cluster.server, "https://k3s.lab.example:6443");
+    assert.equal(run.outputs["serverUrl"], "https://k3s.lab.example:6443");
+  });
+});
+
 describe("k3s: the dev stack (one local server)", () => {
   let run: ProgramRun;
   before(async () => {
@@ -489,6 +514,53 @@ describe("k3s: rendering", () => {
         "",
       ].join("\n"),
     );
+  });
+
+  it("names k3s.apiEndpoint in a server's certificate, and the addresses of a two-NIC Pi", () => {
+    assert.equal(
+      renderK3sConfig({
+        machine: machine({ nodeIp: "192.168.1.21", flannelIface: "enp3s0" }),
+        joinHost: undefined,
+        clusterInit: true,
+        extraArgs: [],
+        apiEndpoint: "k3s.lab.example",
+      }),
+      [
+        "node-name: laptop",
+        "tls-san:",
+        "  - 192.168.1.21",
+        "  - k3s.lab.example",
+        'write-kubeconfig-mode: "0600"',
+        "cluster-init: true",
+        "node-ip: 192.168.1.21",
+        "flannel-iface: enp3s0",
+        "",
+      ].join("\n"),
+    );
+    const pi = renderK3sConfig({
+      machine: machine({
+        name: "clover1",
+        role: "agent",
+        nodeIp: "fd00::31",
+        flannelIface: "eth0",
+      }),
+      joinHost: "k3s.lab.example",
+      clusterInit: false,
+      extraArgs: [],
+      apiEndpoint: "k3s.lab.example",
+    });
+    assert.equal(
+      pi,
+      [
+        "node-name: clover1",
+        "server: https://k3s.lab.example:6443",
+        "token-file: /etc/rancher/k3s/token",
+        "node-ip: fd00::31",
+        "flannel-iface: eth0",
+        "",
+      ].join("\n"),
+    );
+    assert.doesNotMatch(pi, /tls-san/);
   });
 
   it("turns repeated and bare flags into lists and booleans", () => {

@@ -32,6 +32,32 @@ function machineRules(views: readonly MachineView[], raw: Dict): Problem[] {
   return problems;
 }
 
+/** k3s flags that `machines[].nodeIp` and `.flannelIface` set: given twice, k3s takes a list. */
+const ADDRESS_FLAGS = [
+  ["nodeIp", "--node-ip"],
+  ["flannelIface", "--flannel-iface"],
+] as const;
+
+function addressRules(views: readonly MachineView[], raw: Dict): Problem[] {
+  const k3s = dict(raw, "k3s");
+  const flags = (key: string): string[] => {
+    const list = k3s?.[key];
+    return Array.isArray(list) ? list.filter((f): f is string => typeof f === "string") : [];
+  };
+  const problems: Problem[] = [];
+  for (const v of views) {
+    const role = v.role === "server" ? "server" : "agent";
+    const given = flags(`${role}Args`).map((f) => f.split("=")[0]);
+    for (const [key, flag] of ADDRESS_FLAGS)
+      if (v[key] !== undefined && given.includes(flag))
+        problems.push({
+          path: `${v.path}.${key}`,
+          message: `k3s.${role}Args sets ${flag} too, for every ${role}: keep only ${key} on each machine`,
+        });
+  }
+  return [...problems, ...duplicates(uses(views, "nodeIp"))];
+}
+
 function imageRules(raw: Dict, views: readonly MachineView[]): Problem[] {
   const image = dict(raw, "image");
   const build = image?.["build"] ?? true;
@@ -116,6 +142,7 @@ export function crossChecks(raw: Dict, env: CheckEnv): Problem[] {
       isLocalHost(h) ? "localhost" : h.trim().toLowerCase(),
     ),
     ...machineRules(views, raw),
+    ...addressRules(views, raw),
     ...imageRules(raw, views),
     ...workloadRules(raw, views),
     ...multusRules(raw, views),

@@ -80,6 +80,8 @@ const toMachine = (m: RawMachine, sshUser: string | undefined): Machine => ({
   role: m.role ?? "agent",
   user: m.user ?? sshUser,
   port: m.port,
+  nodeIp: m.nodeIp,
+  flannelIface: m.flannelIface,
   hostKey: m.hostKey,
   taints: m.taints,
   docker: m.docker,
@@ -114,6 +116,7 @@ function applyDefaults(
         ? undefined
         : {
             ...lab.k3s,
+            apiEndpoint: lab.k3s.apiEndpoint,
             airgap: lab.k3s.airgap,
             registries:
               lab.k3s.registries === undefined ? undefined : redactRegistries(lab.k3s.registries),

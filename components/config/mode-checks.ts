@@ -13,6 +13,8 @@ const SSH_ONLY_MACHINE_KEYS = [
   "user",
   "port",
   "hostKey",
+  "nodeIp",
+  "flannelIface",
   "taints",
   "docker",
   "skipUninstall",

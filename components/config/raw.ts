@@ -34,6 +34,8 @@ export interface MachineView {
   /** As declared, or the kind's default. */
   readonly arch: string;
   readonly user?: string;
+  readonly nodeIp?: string;
+  readonly flannelIface?: string;
   readonly cordon: boolean;
 }
 
@@ -52,6 +54,8 @@ export function machineViews(raw: Dict): MachineView[] {
         kind,
         arch: str(m, "arch") ?? defaultArch(kind),
         user: str(m, "user"),
+        nodeIp: str(m, "nodeIp"),
+        flannelIface: str(m, "flannelIface"),
         cordon: m["cordon"] === true || m["cordon"] === "true",
       },
     ];
@@ -86,7 +90,7 @@ export function duplicates(
   return problems;
 }
 
-export const uses = (views: readonly MachineView[], key: "name" | "host"): Use[] =>
+export const uses = (views: readonly MachineView[], key: "name" | "host" | "nodeIp"): Use[] =>
   views.map((v) => ({ entry: v.path, key, value: v[key] }));
 
 /** Hosts that mean "the machine that runs pulumi": reached with local commands, not SSH. */

@@ -15,6 +15,11 @@ const LABEL_KEY =
 const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 /** Host names and IPv4/IPv6 addresses; nothing a shell would interpret. */
 const HOST = /^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$/;
+/** IPv4 dotted quad, or an IPv6 address (hex groups and colons, `::` allowed). */
+const IPV4 = /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)$/;
+const IPV6 = /^(?=.*:)[0-9A-Fa-f:]{2,39}$/;
+/** A Linux interface name (at most 15 characters, no '/' or spaces). */
+const IFACE = /^[A-Za-z0-9_.-]{1,15}$/;
 /** An OpenSSH public host key line: algorithm, then base64. */
 const HOST_KEY =
   /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+=*( .*)?$/;
@@ -68,6 +73,16 @@ export const machineSchema = z.strictObject({
   arch: oneOf(ARCHES).optional(),
   user: nonEmpty.optional(),
   port: int(1, 65535).default(22),
+  /** The address k3s registers the node with (k3s node-ip): the one on the lab's wired LAN. */
+  nodeIp: z
+    .string()
+    .refine((v) => IPV4.test(v) || IPV6.test(v), {
+      error: (iss) =>
+        `expected this machine's IP address on the lab network, such as 192.168.1.31, got ${JSON.stringify(iss.input)}`,
+    })
+    .optional(),
+  /** The interface flannel carries pod traffic over (k3s flannel-iface), e.g. eth0 not wlan0. */
+  flannelIface: matching(IFACE, "a network interface name such as eth0").optional(),
   hostKey: matching(
     HOST_KEY,
     'an OpenSSH public key line such as "ssh-ed25519 AAAA..."',
@@ -162,6 +177,11 @@ export type Registries = z.output<typeof registriesSchema>;
 // A missing `k3s` block is reported (checks.ts) as a missing `k3s.version`, the key to add.
 export const k3sSchema = z.strictObject({
   version: matching(K3S_RELEASE_TAG, "a k3s release tag such as v1.33.5+k3s1"),
+  /** Where the cluster is reached when not at the first server's host: a DNS name or VIP. */
+  apiEndpoint: matching(
+    HOST,
+    "a DNS name or IP address such as k3s.lab.example or 192.168.1.20",
+  ).optional(),
   serverArgs: z.array(k3sFlag).default([]),
   agentArgs: z.array(k3sFlag).default([]),
   airgap: airgapSchema.optional(),
@@ -219,9 +239,7 @@ const IPV4_CIDR =
 
 export const multusSchema = z.strictObject({
   /** The NIC every machine routes through; pods' macvlan interfaces attach to it. */
-  interface: matching(/^[A-Za-z0-9_.-]{1,15}$/, "a network interface name such as eth0").default(
-    "eth0",
-  ),
+  interface: matching(IFACE, "a network interface name such as eth0").default("eth0"),
   /** Free LAN addresses for the pods' second interfaces, handed out cluster-wide (whereabouts). */
   range: matching(IPV4_CIDR, "an IPv4 range such as 192.168.1.200/28").optional(),
   /** Install Multus + whereabouts (k3s HelmChart); false when the cluster already has them. */

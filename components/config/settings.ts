@@ -35,6 +35,10 @@ export interface Machine extends LabNode {
   /** SSH user (`machines[].user`, else `ssh.user`); undefined only for local machines. */
   readonly user: string | undefined;
   readonly port: number;
+  /** k3s `node-ip`: the address the node registers with; undefined: the one k3s picks. */
+  readonly nodeIp: string | undefined;
+  /** k3s `flannel-iface`: the interface pod traffic between nodes goes over. */
+  readonly flannelIface: string | undefined;
   /** Pinned SSH host key; unset means the host key is not checked. */
   readonly hostKey: string | undefined;
   /** `key=value:Effect` */
@@ -58,6 +62,8 @@ export interface Airgap {
 /** `k3s.*`: what rosfleet installs on the machines. */
 export interface K3sSettings {
   readonly version: string;
+  /** `k3s.apiEndpoint`: in every server's tls-san, the address joins and the kubeconfig use. */
+  readonly apiEndpoint: string | undefined;
   readonly serverArgs: readonly string[];
   readonly agentArgs: readonly string[];
   /** Files to install k3s from instead of downloading it (paths on the laptop). */

@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { K3sSettings, Registries } from "../config";
 import { Step, Target, step } from "../machine/step";
 import { installSteps } from "./install";
+import { apiHost } from "./render";
 import { nodeScript, removeNodeScript } from "./scripts";
 
 export interface K3sAgentArgs {
@@ -41,7 +42,7 @@ export class K3sAgent {
         target: args.target,
         k3s: args.k3s,
         registries: args.registries,
-        join: { host: args.primary.machine.host, token: args.token },
+        join: { host: apiHost(args.k3s, args.primary.machine), token: args.token },
         clusterInit: false,
         after: args.after,
       },

@@ -9,7 +9,7 @@ import { K3sSettings, LabSettings, Registries } from "../config";
 import { LabMachine } from "../machine/machine";
 import { Target } from "../machine/step";
 import { K3sAgent } from "./agent";
-import { rewriteKubeconfig, serverUrl } from "./render";
+import { apiHost, rewriteKubeconfig, serverUrl } from "./render";
 import { K3sServer } from "./server";
 
 /** The step after which a server runs Ready: its join (HA joiners), else its install. */
@@ -115,7 +115,7 @@ export class K3sCluster extends pulumi.ComponentResource {
         ),
     );
 
-    const host = first.target.machine.host;
+    const host = apiHost(args.lab.k3s, first.target.machine);
     this.serverUrl = pulumi.output(serverUrl(host));
     this.kubeconfig = pulumi.secret(
       primary.rawKubeconfig.apply((text) => rewriteKubeconfig(text, host, args.clusterName)),

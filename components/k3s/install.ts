@@ -46,6 +46,7 @@ export function installSteps(
     joinHost: args.join?.host,
     clusterInit: args.clusterInit,
     extraArgs: machine.role === "server" ? args.k3s.serverArgs : args.k3s.agentArgs,
+    apiEndpoint: args.k3s.apiEndpoint,
   });
   const airgap = airgapPlan(args.k3s.airgap, machine);
   const copies = copyAirgapFiles(machine.name, args.target, airgap, {

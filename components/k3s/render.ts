@@ -1,12 +1,16 @@
 // Pure renderers for what k3s receives: config.yaml, the API address, the kubeconfig rewrite.
 import { parse, stringify } from "yaml";
-import { Machine } from "../config";
+import { K3sSettings, Machine } from "../config";
 
 /** Where k3s keeps the join token on a machine (0600, written by install.sh). */
 export const TOKEN_FILE = "/etc/rancher/k3s/token";
 export const SERVER_TOKEN = "/var/lib/rancher/k3s/server/token";
 export const KUBECONFIG_FILE = "/etc/rancher/k3s/k3s.yaml";
 export const API_PORT = 6443;
+
+/** Where the cluster is reached: `k3s.apiEndpoint`, else the first server's host. */
+export const apiHost = (k3s: Pick<K3sSettings, "apiEndpoint">, first: Machine): string =>
+  k3s.apiEndpoint ?? first.host;
 
 /** `https://<host>:6443`, with IPv6 literals in brackets. */
 export function serverUrl(host: string): string {
@@ -50,6 +54,8 @@ export interface K3sConfigArgs {
   readonly clusterInit: boolean;
   /** `k3s.serverArgs` or `k3s.agentArgs`, as written in the stack. */
   readonly extraArgs: readonly string[];
+  /** `k3s.apiEndpoint`: a server's certificate names it too. */
+  readonly apiEndpoint?: string;
 }
 
 /**
@@ -61,7 +67,10 @@ export function renderK3sConfig(args: K3sConfigArgs): string {
   const { machine } = args;
   const config: Record<string, ConfigValue> = { "node-name": machine.name };
   if (machine.role === "server") {
-    config["tls-san"] = [machine.host];
+    config["tls-san"] =
+      args.apiEndpoint === undefined || args.apiEndpoint === machine.host
+        ? [machine.host]
+        : [machine.host, args.apiEndpoint];
     config["write-kubeconfig-mode"] = "0600";
     if (args.clusterInit) config["cluster-init"] = true;
   }
@@ -69,6 +78,9 @@ export function renderK3sConfig(args: K3sConfigArgs): string {
     config["server"] = serverUrl(args.joinHost);
     config["token-file"] = TOKEN_FILE;
   }
+  // A Pi with both Wi-Fi and Ethernet: the address it registers with, the link flannel uses.
+  if (machine.nodeIp !== undefined) config["node-ip"] = machine.nodeIp;
+  if (machine.flannelIface !== undefined) config["flannel-iface"] = machine.flannelIface;
   if (machine.docker) config["docker"] = true;
   Object.assign(config, flagsToConfig(args.extraArgs));
   return stringify(config);

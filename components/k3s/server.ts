@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { K3sSettings, Registries } from "../config";
 import { Step, Target, step } from "../machine/step";
 import { installSteps } from "./install";
-import { KUBECONFIG_FILE, SERVER_TOKEN } from "./render";
+import { KUBECONFIG_FILE, SERVER_TOKEN, apiHost } from "./render";
 import { nodeScript, readFileProgram, removeNodeScript } from "./scripts";
 
 export interface K3sServerArgs {
@@ -52,7 +52,7 @@ export class K3sServer {
         join:
           args.join === undefined
             ? undefined
-            : { host: args.join.primary.machine.host, token: args.join.token },
+            : { host: apiHost(args.k3s, args.join.primary.machine), token: args.join.token },
         clusterInit: args.clusterInit,
         after: args.after,
       },

@@ -32,6 +32,8 @@ export function preflightScript(machine: Machine, opts: PreflightOptions = {}): 
     NEED_DOCKER: machine.docker,
     NEED_CURL: !(opts.airgapped ?? false),
     MULTUS_NIC: opts.multusInterface ?? "",
+    NODE_IP: machine.nodeIp ?? "",
+    FLANNEL_IFACE: machine.flannelIface ?? "",
     ROOT: "",
   });
 }

@@ -7,6 +7,8 @@
 #   NEED_DOCKER    true when k3s runs with --docker
 #   NEED_CURL      true unless k3s is installed from air-gap files
 #   MULTUS_NIC     with ros.discovery multus: the NIC pods' macvlan attaches to ("" otherwise)
+#   NODE_IP        machines[].nodeIp: an address this machine must have ("" when unset)
+#   FLANNEL_IFACE  machines[].flannelIface: an interface it must have, holding NODE_IP if set
 #   ROOT           filesystem prefix ("" on a real machine; a temp dir in tests)
 # Prints "preflight ok: <name> arch=<arch> nic=<default NIC>" on success.
 
@@ -82,6 +84,20 @@ if [ -n "$MULTUS_NIC" ]; then
     problem "nic: ros.discovery multus attaches pods to $MULTUS_NIC on every machine, but this one's default route is on ${nic:-no interface}: give the machines the same NIC name (netplan match: macaddress + set-name) or set ros.multus.interface"
   elif [ -d "$ROOT/sys/class/net/$MULTUS_NIC/wireless" ]; then
     problem "nic: $MULTUS_NIC is a Wi-Fi interface, and macvlan (ros.discovery multus) does not work on Wi-Fi: use a wired NIC"
+  fi
+fi
+
+# "IFACE ADDRESS" per address of this machine (`ip -o addr`: one line each).
+addresses() {
+  ip -o addr show 2>/dev/null | awk '{ sub(/@.*/, "", $2); split($4, a, "/"); print $2, a[1] }'
+}
+if [ -n "$FLANNEL_IFACE" ] && ! ip -o link show dev "$FLANNEL_IFACE" >/dev/null 2>&1; then
+  problem "flannelIface: this machine has no interface $FLANNEL_IFACE (it has $(ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); printf "%s%s", sep, $2; sep = ", " }')): set flannelIface to the interface on the lab's wired network"
+elif [ -n "$NODE_IP" ]; then
+  if ! addresses | awk -v ip="$NODE_IP" '$2 == ip { found = 1 } END { exit !found }'; then
+    problem "nodeIp: $NODE_IP is not an address of this machine (it has $(addresses | awk '$2 !~ /^(127\.|::1$|fe80:)/ { printf "%s%s on %s", sep, $2, $1; sep = ", " }')): set nodeIp to its address on the network the lab's machines share"
+  elif [ -n "$FLANNEL_IFACE" ] && ! addresses | awk -v i="$FLANNEL_IFACE" -v ip="$NODE_IP" '$1 == i && $2 == ip { found = 1 } END { exit !found }'; then
+    problem "flannelIface: $NODE_IP (nodeIp) is not on $FLANNEL_IFACE, so nodes would reach this one at an address its pod traffic does not use: name the interface that holds it"
   fi
 fi
 

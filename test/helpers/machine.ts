@@ -12,6 +12,8 @@ export const machine = (over: Partial<Machine> = {}): Machine => ({
   user: "ubuntu",
   port: 22,
   hostKey: undefined,
+  nodeIp: undefined,
+  flannelIface: undefined,
   labels: {},
   taints: [],
   docker: false,
