@@ -1,7 +1,7 @@
 // `npm run bench:cluster` (root): on the cluster tier's lab (three real nodes, the ROS 2 test
 // image), for each discovery mode from an empty stack: the wall time of `pulumi up` until the
 // delivery check's verdict (pass, or the failure that names the pairs), then `destroy`. Prints
-// one table; README's "ROS 2 across nodes" quotes it. Not a test, not in CI.
+// one table; docs/reference.md's "ROS 2 across nodes" quotes it. Not a test, not in CI.
 import { ClusterLab, Mode } from "../test/cluster/lab";
 
 const MODES: Mode[] = ["discovery-server", "host-network", "multicast"];

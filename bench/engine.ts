@@ -6,7 +6,7 @@
 // state; and rosfleet's own share — the CPU time of this process, which runs the program (index.ts
 // and the Pulumi SDK; the CLI and providers are processes of their own), and how long the program
 // took from its start to its last resource registration. Prints one table and the targets'
-// ratios; exits non-zero when a target is missed. Not a test, not in CI (README: Scale).
+// ratios; exits non-zero when a target is missed. Not a test, not in CI (docs/development.md: Scale).
 //
 // Under kwok no container runs, so no check pod writes its report: a stand-in here writes, for
 // each check pod as it lands on its node, the report check.sh would write there when every other

@@ -33,7 +33,7 @@ const ready = (p: Pod) =>
 function readmeEchoCommand(): string[] {
   const readme = fs.readFileSync(path.join(REPO_ROOT, "README.md"), "utf8").replace(/\s+/g, " ");
   const m =
-    /`(kubectl -n rosfleet exec -it deploy\/demo-listener -c toolbox -- [^`]*topic echo \/chatter)`/.exec(
+    /(kubectl -n rosfleet exec -it deploy\/demo-listener -c toolbox -- [^`]*?topic echo \/chatter)/.exec(
       readme,
     );
   if (m === null) throw new Error("README has no `kubectl ... exec ... topic echo /chatter` line");

@@ -140,6 +140,36 @@ describe("lab: the k3s steps on separate machines, with a real API server behind
     assert.match(r.stderr, /the stack declares amd64 but uname -m says aarch64 \(arm64\)/);
   });
 
+  it("checks a two-interface machine's nodeIp and flannelIface against its own addresses", async () => {
+    const preflight = async (over: Partial<Machine>) =>
+      lab.ssh(
+        arm,
+        bundleLine("create", { asRoot: false, user: LAB_USER }),
+        scriptBundle({ create: preflightScript({ ...m(arm), ...over }, { airgapped: true }) }),
+      );
+    const wired = await preflight({ nodeIp: arm.ip, flannelIface: "eth0" });
+    assert.equal(wired.status, 0, wired.stderr);
+    assert.equal((await preflight({ nodeIp: arm.wifiIp, flannelIface: "eth1" })).status, 0);
+    const crossed = await preflight({ nodeIp: arm.ip, flannelIface: "eth1" });
+    assert.equal(crossed.status, 1);
+    assert.match(crossed.stderr, new RegExp(`flannelIface: ${arm.ip} \\(nodeIp\\) is not on eth1`));
+    const elsewhere = await preflight({ nodeIp: "172.31.254.9" });
+    assert.equal(elsewhere.status, 1);
+    assert.match(
+      elsewhere.stderr,
+      new RegExp(
+        `nodeIp: 172\\.31\\.254\\.9 is not an address of this machine \\(it has ${arm.ip} on eth0, ${arm.wifiIp} on eth1\\)`,
+      ),
+    );
+    const missing = await preflight({ flannelIface: "wlan0" });
+    assert.match(
+      missing.stderr,
+      /flannelIface: this machine has no interface wlan0 \(it has lo, (.*, )?eth0, eth1\)/,
+    );
+    // From here on the arm machine is the lab's Pi on its wired address.
+    stack.set(arm.name, { ...m(arm), nodeIp: arm.ip, flannelIface: "eth0" });
+  });
+
   it("installs the server from the air-gap files: a Ready node, a token, a kubeconfig", async () => {
     // Copied to the SSH user's home as CopyToRemote does.
     for (const h of lab.hosts)
@@ -186,6 +216,11 @@ describe("lab: the k3s steps on separate machines, with a real API server behind
     for (const h of [arm, vm]) {
       const out = await send(h, installOf(h));
       assert.match(out, new RegExp(`it starts when ${h.name}-join gives it the cluster token`));
+      if (h === arm)
+        assert.match(
+          lab.root(arm, "cat /etc/rancher/k3s/config.yaml").stdout,
+          new RegExp(`\\nnode-ip: ${arm.ip.replace(/\./g, "\\.")}\\nflannel-iface: eth0\\n`),
+        );
       assert.match(
         await join(h),
         new RegExp(`k3s \\(agent\\) on ${h.name} runs with the cluster token`),

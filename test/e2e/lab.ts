@@ -23,7 +23,10 @@ export interface LabMachine {
 }
 
 export interface LabHost extends LabMachine {
+  /** On eth0, the lab's network (the default route). */
   readonly ip: string;
+  /** On eth1, a second network, as a Pi's Wi-Fi beside its Ethernet. */
+  readonly wifiIp: string;
   readonly container: string;
 }
 
@@ -37,6 +40,9 @@ export const LAB_MACHINES = [
   { name: "e2e-vm", arch: "amd64", role: "agent", kind: "vm" },
 ] as const;
 const NETWORK = "rosfleet-e2e";
+/** Every machine's second interface (eth1): a Pi with both Wi-Fi and Ethernet. */
+const WIFI_NETWORK = "rosfleet-e2e-wifi";
+const WIFI_SUBNET = "172.31.253";
 /** The lab's bridge: the host is .1, machines from .10. */
 const SUBNET = "172.31.252";
 const STANDINS = path.join(__dirname, "standins");
@@ -160,6 +166,7 @@ export class Lab {
     this.hosts = machines.map((m, i) => ({
       ...m,
       ip: `${SUBNET}.${10 + i}`,
+      wifiIp: `${WIFI_SUBNET}.${10 + i}`,
       container: `rosfleet-e2e-${m.name}`,
     }));
   }
@@ -175,6 +182,7 @@ export class Lab {
     if (this.hosts.some((h) => h.arch !== hostArch())) ensureEmulation();
     this.removeContainers();
     docker(["network", "create", "--subnet", `${SUBNET}.0/24`, NETWORK]);
+    docker(["network", "create", "--subnet", `${WIFI_SUBNET}.0/24`, WIFI_NETWORK]);
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", this.key]);
     const publicKey = fs.readFileSync(`${this.key}.pub`, "utf8");
     for (const h of this.hosts) {
@@ -186,6 +194,7 @@ export class Lab {
         ...["-v", `${this.toolchain}:/opt/rosfleet-toolchain:ro`],
         image,
       ]);
+      docker(["network", "connect", "--ip", h.wifiIp, WIFI_NETWORK, h.container]);
       docker(
         [
           ...["exec", "-i", h.container, "sh", "-c"],
@@ -246,7 +255,8 @@ export class Lab {
 
   private removeContainers(): void {
     for (const h of this.hosts) spawnSync("docker", ["rm", "-f", h.container], { stdio: "ignore" });
-    spawnSync("docker", ["network", "rm", NETWORK], { stdio: "ignore" });
+    for (const n of [NETWORK, WIFI_NETWORK])
+      spawnSync("docker", ["network", "rm", n], { stdio: "ignore" });
   }
 
   async stop(): Promise<void> {
