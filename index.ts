@@ -8,6 +8,7 @@ import { Dashboard } from "./components/dashboard/headlamp";
 import { withBuilder } from "./components/image/builder";
 import { checkRegistryLogin } from "./components/image/login";
 import { RosDemoImage } from "./components/image/image";
+import { checkPublishedImage } from "./components/image/published";
 import { DeliveryCheck } from "./components/ros/check";
 import { RosWorkloads } from "./components/ros/workloads";
 
@@ -21,6 +22,9 @@ export = async (): Promise<Record<string, unknown>> => {
   // A login the registry refuses fails `up` here, before anything changes (preview stays offline).
   if (!pulumi.runtime.isDryRun())
     await checkRegistryLogin(imageSettings, lab.registryUsername, lab.registryPassword);
+  // A published image (image.build: false) that lacks an arch of the lab fails here, at preview
+  // too, instead of as an exec format error on the nodes of that arch.
+  await checkPublishedImage(lab.image, lab.nodes, lab.registryUsername, lab.registryPassword);
 
   // Stages 2–3 — machine and k3s over SSH, or the lab's existing cluster (cluster.kubeconfig).
   const cluster = labCluster(lab, `rosfleet-${pulumi.getStack()}`);

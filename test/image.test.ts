@@ -7,6 +7,7 @@ import { ProgramRun, Registration, runProgram } from "./helpers/program";
 import { NO_LOG_FILE } from "../components/ros/render";
 import { builderPlan, readBuilders } from "../components/image/builder";
 import { Fetch, checkRegistryLogin, tryLogin } from "../components/image/login";
+import { missingPlatformProblem, publishedPlatforms } from "../components/image/published";
 import { REPO_ROOT, readStackConfig } from "./helpers/stack";
 
 const BUILD = "docker-build:index:Image";
@@ -366,7 +367,10 @@ describe("image: the registry login, tried before the build", () => {
             },
           }),
         );
-      return Promise.resolve(new Response("{}", { status: ok ? 200 : 401 }));
+      // A token server answers with the token (a registry's /v2/ with nothing in particular).
+      return Promise.resolve(
+        new Response(JSON.stringify({ token: "t0k" }), { status: ok ? 200 : 401 }),
+      );
     };
     return { fake, seen };
   }
@@ -435,5 +439,27 @@ describe("image: the registry login, tried before the build", () => {
     const never: Fetch = () => assert.fail("no login to check");
     await checkRegistryLogin(settings, undefined, "pw", never);
     await checkRegistryLogin({ ...settings, build: false }, "lab", "pw", never);
+  });
+});
+
+describe("image: a published image (image.build false) has every arch of the lab", () => {
+  const nodes = [
+    { name: "laptop", kind: "laptop", arch: "amd64", labels: {}, cordon: false },
+    { name: "clover1", kind: "pi", arch: "arm64", labels: {}, cordon: false },
+  ] as const;
+
+  it("names each node whose platform the image lacks, and the two ways out", () => {
+    assert.equal(
+      missingPlatformProblem("r.lab/ros_demo:v1", ["linux/amd64"], nodes),
+      "r.lab/ros_demo:v1 has only linux/amd64, but clover1 (linux/arm64) would run it: publish it for linux/amd64 and linux/arm64 (docker buildx build --platform linux/amd64,linux/arm64 --push), or let rosfleet build it (image.build: true)",
+    );
+    assert.equal(missingPlatformProblem("r", ["linux/arm64", "linux/amd64"], nodes), undefined);
+  });
+
+  it("says why when the registry cannot be read, so up warns and goes on", async () => {
+    const offline: Fetch = () => Promise.reject(new TypeError("fetch failed"));
+    assert.deepEqual(await publishedPlatforms("r.lab:5000/ros_demo:v1", undefined, offline), {
+      unknown: "registry r.lab:5000 did not answer",
+    });
   });
 });

@@ -38,46 +38,91 @@ export function challenge(header: string): { scheme: string; params: Record<stri
 const apiHost = (registry: string): string =>
   registry === "docker.io" || registry === "index.docker.io" ? "registry-1.docker.io" : registry;
 
+/** The registry API's base URL and the headers that authorize a request to it. */
+export interface Session {
+  readonly base: string;
+  readonly headers: Record<string, string>;
+}
+
+/** One request, its body read; undefined when there is no answer. */
+async function ask(
+  fetchImpl: Fetch,
+  url: string,
+  headers?: Record<string, string>,
+): Promise<Response | undefined> {
+  try {
+    const r = await fetchImpl(url, { headers, signal: AbortSignal.timeout(ANSWER_WITHIN_MS) });
+    await r.arrayBuffer();
+    return r;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The registry's handshake for `scope` (`pull` or `pull,push` on `path`), with the login when one
+ * is given: a session, "refused" (the login, or anonymous access, is not taken), or undefined when
+ * the registry cannot be asked here (unreachable, or no /v2/ API). Over HTTPS, or plain HTTP when
+ * the registry speaks only that.
+ */
+export async function openSession(
+  registry: string,
+  path: string,
+  scope: "pull" | "pull,push",
+  login: { readonly username: string; readonly password: string } | undefined,
+  fetchImpl: Fetch = fetch,
+): Promise<Session | "refused" | undefined> {
+  const basic =
+    login === undefined
+      ? undefined
+      : `Basic ${Buffer.from(`${login.username}:${login.password}`, "utf8").toString("base64")}`;
+  const auth: Record<string, string> = basic === undefined ? {} : { Authorization: basic };
+  for (const scheme of ["https", "http"]) {
+    const base = `${scheme}://${apiHost(registry)}/v2/`;
+    const first = await ask(fetchImpl, base);
+    if (first === undefined) continue;
+    if (first.status !== 401) return first.ok ? { base, headers: {} } : undefined;
+    const { scheme: kind, params } = challenge(first.headers.get("www-authenticate") ?? "");
+    if (kind === "basic") {
+      const answer = await ask(fetchImpl, base, auth);
+      if (answer === undefined) return undefined;
+      if (answer.status === 401 || answer.status === 403) return "refused";
+      return answer.ok ? { base, headers: auth } : undefined;
+    }
+    if (kind !== "bearer" || params.realm === undefined) return undefined;
+    const query = new URLSearchParams({
+      ...(params.service === undefined ? {} : { service: params.service }),
+      scope: `repository:${path}:${scope}`,
+    });
+    try {
+      const r = await fetchImpl(`${params.realm}?${query}`, {
+        headers: auth,
+        signal: AbortSignal.timeout(ANSWER_WITHIN_MS),
+      });
+      if (r.status === 401 || r.status === 403) return "refused";
+      if (!r.ok) return undefined;
+      const body = (await r.json()) as { token?: string; access_token?: string };
+      const token = body.token ?? body.access_token;
+      return token === undefined
+        ? undefined
+        : { base, headers: { Authorization: `Bearer ${token}` } };
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
 /**
  * Whether the registry takes the login: "refused" (the problem to report), "accepted", or
- * "unknown" when the registry cannot be asked here (unreachable, or no /v2/ API): then the
- * build says what it finds. Over HTTPS, or plain HTTP when the registry speaks only that.
+ * "unknown" when the registry cannot be asked here: then the build says what it finds.
  */
 export async function tryLogin(
   args: LoginArgs,
   fetchImpl: Fetch = fetch,
 ): Promise<"accepted" | "refused" | "unknown"> {
-  const basic = `Basic ${Buffer.from(`${args.username}:${args.password}`, "utf8").toString("base64")}`;
-  // One request, its body read; undefined when there is no answer.
-  const ask = async (url: string, headers?: Record<string, string>) => {
-    try {
-      const r = await fetchImpl(url, { headers, signal: AbortSignal.timeout(ANSWER_WITHIN_MS) });
-      await r.arrayBuffer();
-      return r;
-    } catch {
-      return undefined;
-    }
-  };
-  for (const scheme of ["https", "http"]) {
-    const base = `${scheme}://${apiHost(args.registry)}/v2/`;
-    const first = await ask(base);
-    if (first === undefined) continue;
-    if (first.status !== 401) return first.ok ? "accepted" : "unknown";
-    const { scheme: kind, params } = challenge(first.headers.get("www-authenticate") ?? "");
-    let answer: Response | undefined;
-    if (kind === "basic") answer = await ask(base, { Authorization: basic });
-    else if (kind === "bearer" && params.realm !== undefined) {
-      const query = new URLSearchParams({
-        ...(params.service === undefined ? {} : { service: params.service }),
-        scope: `repository:${args.path}:pull,push`,
-      });
-      answer = await ask(`${params.realm}?${query}`, { Authorization: basic });
-    }
-    if (answer === undefined) return "unknown";
-    if (answer.status === 401 || answer.status === 403) return "refused";
-    return answer.ok ? "accepted" : "unknown";
-  }
-  return "unknown";
+  const session = await openSession(args.registry, args.path, "pull,push", args, fetchImpl);
+  return session === undefined ? "unknown" : session === "refused" ? "refused" : "accepted";
 }
 
 /** The one message for a refused login: the registry, and the keys to fix. */
@@ -87,7 +132,7 @@ export const refusedLogin = (args: Omit<LoginArgs, "password">): string =>
   "pulumi config set --secret registryPassword …)";
 
 /** The value of a (secret) config output, for this check only: it is never exported. */
-const valueOf = (secret: pulumi.Input<string>): Promise<string> =>
+export const valueOf = (secret: pulumi.Input<string>): Promise<string> =>
   new Promise((resolve) => pulumi.output(secret).apply((v) => resolve(v)));
 
 /**

@@ -282,6 +282,46 @@ describe("image: the ros_demo Dockerfile built for amd64 and arm64, pushed, used
     assert.deepEqual(changeList(changes), []);
   });
 
+  it("image.build false: a published image without the Pi's arm64 is refused at preview, naming the key", async () => {
+    const index = await api.manifest(REPO_PATH, "jazzy");
+    const amd64 = index.body.manifests?.find((m) => m.platform?.architecture === "amd64");
+    assert.ok(amd64 !== undefined, "the build pushed an amd64 image");
+    // That image alone under a tag of its own: a single-arch image, as a plain `docker push` makes.
+    const base = `http://${world?.lab?.address}/v2/${REPO_PATH}/manifests`;
+    const auth = `Basic ${Buffer.from(`${LOGIN.username}:${LOGIN.password}`).toString("base64")}`;
+    const got = await fetch(`${base}/${amd64.digest}`, {
+      headers: { Authorization: auth, Accept: "application/vnd.oci.image.manifest.v1+json" },
+    });
+    assert.equal(got.status, 200);
+    const put = await fetch(`${base}/amd64-only`, {
+      method: "PUT",
+      headers: {
+        Authorization: auth,
+        "Content-Type":
+          got.headers.get("content-type") ?? "application/vnd.oci.image.manifest.v1+json",
+      },
+      body: Buffer.from(await got.arrayBuffer()),
+    });
+    assert.equal(put.status, 201, await put.text());
+    await stack.setAllConfig(
+      config({ build: false, repository: `${world?.repository}:amd64-only` }),
+    );
+    const err = await stack.preview().then(
+      () => assert.fail("preview passed with an amd64-only image and an arm64 machine"),
+      (e: unknown) => e as Error,
+    );
+    assert.match(
+      err.message,
+      /image\.repository: \S+:amd64-only has only linux\/amd64, but image-pi \(linux\/arm64\) would run it: publish it for linux\/amd64 and linux\/arm64 \(docker buildx build --platform linux\/amd64,linux\/arm64 --push\), or let rosfleet build it \(image\.build: true\)/,
+    );
+    // The two-platform index the build pushed passes the same check.
+    await stack.setAllConfig(
+      config({ build: false, repository: `${world?.repository}@${index.digest}` }),
+    );
+    const preview = await stack.preview();
+    assert.doesNotMatch(preview.stdout, /could not check which platforms/);
+  });
+
   it("a Dockerfile change rebuilds from the registry cache and changes only the pods' image", async () => {
     const before = await workloads();
     const previous = String((await stack.outputs()).image?.value);
