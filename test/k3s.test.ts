@@ -563,6 +563,21 @@ describe("k3s: rendering", () => {
     assert.doesNotMatch(pi, /tls-san/);
   });
 
+  it("adds a --tls-san of k3s.serverArgs to rosfleet's names instead of replacing them", () => {
+    const yaml = renderK3sConfig({
+      machine: machine(),
+      joinHost: undefined,
+      clusterInit: false,
+      extraArgs: ["--tls-san=laptop.lab.example", "--tls-san=192.168.1.21"],
+      apiEndpoint: "k3s.lab.example",
+    });
+    assert.deepEqual((parse(yaml) as Record<string, unknown>)["tls-san"], [
+      "192.168.1.21",
+      "k3s.lab.example",
+      "laptop.lab.example",
+    ]);
+  });
+
   it("turns repeated and bare flags into lists and booleans", () => {
     assert.deepEqual(
       flagsToConfig([

@@ -82,7 +82,14 @@ export function renderK3sConfig(args: K3sConfigArgs): string {
   if (machine.nodeIp !== undefined) config["node-ip"] = machine.nodeIp;
   if (machine.flannelIface !== undefined) config["flannel-iface"] = machine.flannelIface;
   if (machine.docker) config["docker"] = true;
-  Object.assign(config, flagsToConfig(args.extraArgs));
+  const extra = flagsToConfig(args.extraArgs);
+  // A `--tls-san` of the stack's adds a name to the certificate: rosfleet's names (the host and
+  // k3s.apiEndpoint, which agents and the kubeconfig use) stay.
+  const ownSans = config["tls-san"];
+  const theirSans = extra["tls-san"];
+  if (Array.isArray(ownSans) && theirSans !== undefined && typeof theirSans !== "boolean")
+    extra["tls-san"] = [...new Set([...ownSans, ...[theirSans].flat()])];
+  Object.assign(config, extra);
   return stringify(config);
 }
 
