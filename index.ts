@@ -6,7 +6,7 @@ import { ProviderCopies, sweepAtExit } from "./components/cluster/tempfiles";
 import { readLabConfig } from "./components/config";
 import { Dashboard } from "./components/dashboard/headlamp";
 import { withBuilder } from "./components/image/builder";
-import { checkRegistryLogin } from "./components/image/login";
+import { checkRegistryLogin, speaksPlainHttp } from "./components/image/login";
 import { RosDemoImage } from "./components/image/image";
 import { checkPublishedImage } from "./components/image/published";
 import { DeliveryCheck } from "./components/ros/check";
@@ -20,11 +20,26 @@ export = async (): Promise<Record<string, unknown>> => {
   const lab = await readLabConfig();
   const imageSettings = withBuilder(lab.image);
   // A login the registry refuses fails `up` here, before anything changes (preview stays offline).
+  // Plain HTTP only to a registry on loopback or declared as HTTP in k3s.registries.
+  const plainHttp = speaksPlainHttp(lab.k3s?.registries);
   if (!pulumi.runtime.isDryRun())
-    await checkRegistryLogin(imageSettings, lab.registryUsername, lab.registryPassword);
+    await checkRegistryLogin(
+      imageSettings,
+      lab.registryUsername,
+      lab.registryPassword,
+      undefined,
+      plainHttp,
+    );
   // A published image (image.build: false) that lacks an arch of the lab fails here, at preview
   // too, instead of as an exec format error on the nodes of that arch.
-  await checkPublishedImage(lab.image, lab.nodes, lab.registryUsername, lab.registryPassword);
+  await checkPublishedImage(
+    lab.image,
+    lab.nodes,
+    lab.registryUsername,
+    lab.registryPassword,
+    undefined,
+    plainHttp,
+  );
 
   // Stages 2–3 — machine and k3s over SSH, or the lab's existing cluster (cluster.kubeconfig).
   const cluster = labCluster(lab, `rosfleet-${pulumi.getStack()}`);

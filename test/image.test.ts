@@ -6,7 +6,7 @@ import { validate } from "dockerfile-utils";
 import { ProgramRun, Registration, runProgram } from "./helpers/program";
 import { NO_LOG_FILE } from "../components/ros/render";
 import { builderPlan, readBuilders } from "../components/image/builder";
-import { Fetch, checkRegistryLogin, tryLogin } from "../components/image/login";
+import { Fetch, checkRegistryLogin, speaksPlainHttp, tryLogin } from "../components/image/login";
 import { missingPlatformProblem, publishedPlatforms } from "../components/image/published";
 import { REPO_ROOT, readStackConfig } from "./helpers/stack";
 
@@ -91,12 +91,9 @@ describe("image: the build", () => {
     ]);
     assert.ok(build.secretInputs.includes("registries"));
     assert.ok(!JSON.stringify(run.outputs).includes("hunter2"));
-    // During up the login is tried first (Docker Hub's API host); offline here, so the build
-    // goes ahead and would say what it finds.
-    assert.deepEqual(run.fetches, [
-      "https://registry-1.docker.io/v2/",
-      "http://registry-1.docker.io/v2/",
-    ]);
+    // During up the login is tried first (Docker Hub's API host), over HTTPS only (Docker Hub
+    // is not declared as HTTP); offline here, so the build goes ahead and would say what it finds.
+    assert.deepEqual(run.fetches, ["https://registry-1.docker.io/v2/"]);
   });
 
   it("tries the registry login during up only, and a refused one stops the program before any resource", async () => {
@@ -393,9 +390,34 @@ describe("image: the registry login, tried before the build", () => {
   it("finds a wrong password, also on a plain-HTTP registry", async () => {
     assert.equal(await tryLogin({ ...LOGIN, password: "no" }, registry("basic").fake), "refused");
     assert.equal(
-      await tryLogin({ ...LOGIN, password: "no" }, registry("bearer", "http").fake),
+      await tryLogin(
+        { ...LOGIN, password: "no", plainHttp: true },
+        registry("bearer", "http").fake,
+      ),
       "refused",
     );
+  });
+
+  it("asks over plain HTTP only a registry on loopback or declared as HTTP in k3s.registries", async () => {
+    const h = registry("basic", "http");
+    assert.equal(await tryLogin(LOGIN, h.fake), "unknown");
+    assert.deepEqual(h.seen, ["https://registry.lab:5000/v2/ -"], "no request in clear");
+    assert.equal(await tryLogin({ ...LOGIN, plainHttp: true }, h.fake), "accepted");
+    const plain = speaksPlainHttp({
+      mirrors: { "docker.io": { endpoint: ["http://registry.lab:5000", "https://mirror.lab"] } },
+    });
+    assert.deepEqual(
+      [
+        "registry.lab:5000",
+        "mirror.lab",
+        "docker.io",
+        "127.0.0.1:5000",
+        "localhost:5000",
+        "evil.lab",
+      ].map(plain),
+      [true, false, false, true, true, false],
+    );
+    assert.equal(speaksPlainHttp(undefined)("registry.lab:5000"), false);
   });
 
   it("gives every request a deadline, and takes a connection lost half-way as unknown", async () => {

@@ -23,6 +23,29 @@ export interface LoginArgs {
   readonly path: string;
   readonly username: string;
   readonly password: string;
+  /** The stack says this registry speaks plain HTTP (see `speaksPlainHttp`). */
+  readonly plainHttp?: boolean;
+}
+
+const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/;
+
+/**
+ * Whether a registry may be asked over plain HTTP: only one on this machine's loopback, or one
+ * the stack declares as HTTP (an `http://` endpoint in `k3s.registries`). Anything else is asked
+ * over HTTPS alone: a failed TLS handshake (a captive portal, an interception) must not turn
+ * into the password sent in clear.
+ */
+export function speaksPlainHttp(
+  registries:
+    | { readonly mirrors: Readonly<Record<string, { readonly endpoint: readonly string[] }>> }
+    | undefined,
+): (registry: string) => boolean {
+  const declared = new Set(
+    Object.values(registries?.mirrors ?? {}).flatMap((m) =>
+      m.endpoint.filter((e) => e.startsWith("http://")).map((e) => new URL(e).host),
+    ),
+  );
+  return (registry) => LOOPBACK.test(registry) || declared.has(registry);
 }
 
 /** `WWW-Authenticate: Bearer realm="…",service="…"` → its parameters. */
@@ -62,8 +85,8 @@ async function ask(
 /**
  * The registry's handshake for `scope` (`pull` or `pull,push` on `path`), with the login when one
  * is given: a session, "refused" (the login, or anonymous access, is not taken), or undefined when
- * the registry cannot be asked here (unreachable, or no /v2/ API). Over HTTPS, or plain HTTP when
- * the registry speaks only that.
+ * the registry cannot be asked here (unreachable, or no /v2/ API). Over HTTPS; then over plain
+ * HTTP only when `plainHttp` (the stack declares the registry as HTTP: `speaksPlainHttp`).
  */
 export async function openSession(
   registry: string,
@@ -71,13 +94,14 @@ export async function openSession(
   scope: "pull" | "pull,push",
   login: { readonly username: string; readonly password: string } | undefined,
   fetchImpl: Fetch = fetch,
+  plainHttp = false,
 ): Promise<Session | "refused" | undefined> {
   const basic =
     login === undefined
       ? undefined
       : `Basic ${Buffer.from(`${login.username}:${login.password}`, "utf8").toString("base64")}`;
   const auth: Record<string, string> = basic === undefined ? {} : { Authorization: basic };
-  for (const scheme of ["https", "http"]) {
+  for (const scheme of plainHttp ? ["https", "http"] : ["https"]) {
     const base = `${scheme}://${apiHost(registry)}/v2/`;
     const first = await ask(fetchImpl, base);
     if (first === undefined) continue;
@@ -121,7 +145,14 @@ export async function tryLogin(
   args: LoginArgs,
   fetchImpl: Fetch = fetch,
 ): Promise<"accepted" | "refused" | "unknown"> {
-  const session = await openSession(args.registry, args.path, "pull,push", args, fetchImpl);
+  const session = await openSession(
+    args.registry,
+    args.path,
+    "pull,push",
+    args,
+    fetchImpl,
+    args.plainHttp ?? false,
+  );
   return session === undefined ? "unknown" : session === "refused" ? "refused" : "accepted";
 }
 
@@ -145,6 +176,7 @@ export async function checkRegistryLogin(
   username: string | undefined,
   password: pulumi.Input<string> | undefined,
   fetchImpl: Fetch = fetch,
+  plainHttp: (registry: string) => boolean = () => false,
 ): Promise<void> {
   if (!image.build || username === undefined || password === undefined) return;
   const login = {
@@ -152,7 +184,10 @@ export async function checkRegistryLogin(
     path: parseImageReference(image.repository)?.path ?? image.repository,
     username,
   };
-  const answer = await tryLogin({ ...login, password: await valueOf(password) }, fetchImpl);
+  const answer = await tryLogin(
+    { ...login, password: await valueOf(password), plainHttp: plainHttp(login.registry) },
+    fetchImpl,
+  );
   if (answer === "refused")
     throw new ConfigError([{ path: "registryPassword", message: refusedLogin(login) }]);
 }

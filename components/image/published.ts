@@ -30,10 +30,11 @@ export async function publishedPlatforms(
   reference: string,
   login: { readonly username: string; readonly password: string } | undefined,
   fetchImpl: Fetch = fetch,
+  plainHttp = false,
 ): Promise<{ platforms: string[] } | { unknown: string }> {
   const ref = parseImageReference(reference);
   if (ref === undefined) return { unknown: "not an image reference" };
-  const session = await openSession(ref.registry, ref.path, "pull", login, fetchImpl);
+  const session = await openSession(ref.registry, ref.path, "pull", login, fetchImpl, plainHttp);
   if (session === undefined) return { unknown: `registry ${ref.registry} did not answer` };
   if (session === "refused")
     return {
@@ -95,13 +96,19 @@ export async function checkPublishedImage(
   username: string | undefined,
   password: pulumi.Input<string> | undefined,
   fetchImpl: Fetch = fetch,
+  plainHttp: (registry: string) => boolean = () => false,
 ): Promise<void> {
   if (image.build || nodes.length === 0) return;
   const login =
     username === undefined || password === undefined
       ? undefined
       : { username, password: await valueOf(password) };
-  const found = await publishedPlatforms(image.repository, login, fetchImpl);
+  const found = await publishedPlatforms(
+    image.repository,
+    login,
+    fetchImpl,
+    plainHttp(parseImageReference(image.repository)?.registry ?? ""),
+  );
   if ("unknown" in found) {
     pulumi.log.warn(
       `image.repository: could not check which platforms ${image.repository} has: ${found.unknown}`,
