@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { createHash } from "node:crypto";
 import { parse } from "yaml";
+import { filesDigest, hashFiles, remoteName } from "../components/k3s/airgap";
 import {
   flagsToConfig,
   renderK3sConfig,
@@ -650,6 +652,38 @@ describe("k3s: bad configuration stops the program before any resource", () => {
         return true;
       },
     );
+  });
+});
+
+describe("k3s: air-gap file names and digests", () => {
+  it("names a copy rosfleet-<basename>, with anything a shell could read replaced", () => {
+    assert.equal(
+      remoteName("/a/k3s-airgap-images-arm64.tar.zst"),
+      "rosfleet-k3s-airgap-images-arm64.tar.zst",
+    );
+    assert.equal(remoteName("/a/my images $(x);*.tar"), "rosfleet-my_images___x___.tar");
+  });
+
+  it("reads a file list once per run, in chunks, and again when a file changes", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-digest-"));
+    const big = path.join(dir, "images.tar");
+    // Over one read chunk, so the chunked read is what is checked against the whole file.
+    const content = Buffer.alloc(3 * (1 << 20) + 17, 7);
+    fs.writeFileSync(big, content);
+    let reads = 0;
+    const whole = createHash("sha256").update(content).update("x").digest("hex");
+    const small = path.join(dir, "k3s");
+    fs.writeFileSync(small, "x");
+    const hashOf = (files: readonly string[]) => {
+      reads += 1;
+      return hashFiles(files);
+    };
+    assert.equal(filesDigest([big, small], hashOf), whole);
+    assert.equal(filesDigest([big, small], hashOf), whole);
+    assert.equal(reads, 1, "the second machine of the arch reuses the digest");
+    fs.appendFileSync(small, "y");
+    assert.notEqual(filesDigest([big, small], hashOf), whole);
+    assert.equal(reads, 2);
   });
 });
 

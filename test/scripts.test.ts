@@ -878,4 +878,29 @@ describe("scripts: air-gapped install", () => {
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(fs.readdirSync(m.file("home/lab")), []);
   });
+
+  it("refuses, as root, to remove a name that is a path or a glob, and removes nothing", () => {
+    const { m, plan } = airgapped();
+    m.run(airgapInstall(plan));
+    const kept = m.file("home/kept");
+    fs.writeFileSync(kept, "the user's");
+    for (const hostile of ["../kept", "rosfleet-*"]) {
+      const bad: AirgapPlan = {
+        ...plan,
+        copies: [...plan.copies, { role: "images", local: "/dev/null", remote: hostile }],
+      };
+      const r = m.run(
+        { create: airgapInstall(plan), delete: uninstallScript(server, bad) },
+        { action: "delete" },
+      );
+      assert.equal(r.status, 1, hostile);
+      assert.match(
+        r.stderr,
+        new RegExp(`refusing to remove air-gap file "${hostile.replace("*", "\\*")}" from laptop`),
+      );
+      assert.ok(fs.existsSync(kept), hostile);
+    }
+    assert.equal(fs.readdirSync(m.file("home/lab")).length, plan.copies.length);
+    assert.ok(fs.existsSync(m.file("usr/local/bin/k3s")), "checked before k3s is removed");
+  });
 });

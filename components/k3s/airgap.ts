@@ -28,11 +28,62 @@ export interface AirgapPlan {
   };
 }
 
-/** A digest of files' contents: a new binary or installer is a visible change of the install. */
-export function filesDigest(files: readonly string[]): string {
+/** Read size for digests: an images tarball is GBs, and never wholly in memory. */
+const CHUNK_BYTES = 1 << 20;
+
+/** The sha256 of files' contents concatenated, read a chunk at a time. */
+export function hashFiles(files: readonly string[]): string {
   const hash = createHash("sha256");
-  for (const file of files) hash.update(fs.readFileSync(file));
+  const buffer = Buffer.alloc(CHUNK_BYTES);
+  for (const file of files) {
+    const fd = fs.openSync(file, "r");
+    try {
+      for (let n = fs.readSync(fd, buffer); n > 0; n = fs.readSync(fd, buffer)) {
+        hash.update(buffer.subarray(0, n));
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
   return hash.digest("hex");
+}
+
+/**
+ * Digests already computed in this run, by file list and each file's size and mtime: every
+ * machine of an arch shares one list, and reading GBs of images once per Pi is minutes.
+ */
+const digestMemo = new Map<string, string>();
+
+/** The key a digest is remembered under: a rewritten file is read again. */
+function memoKey(files: readonly string[]): string {
+  return JSON.stringify(
+    files.map((file) => {
+      const st = fs.statSync(file);
+      return [path.resolve(file), st.size, st.mtimeMs];
+    }),
+  );
+}
+
+/**
+ * A digest of files' contents (sha256 of them concatenated): a new binary or installer is a
+ * visible change of the install. Computed once per file list per run.
+ */
+export function filesDigest(
+  files: readonly string[],
+  hash: (files: readonly string[]) => string = hashFiles,
+): string {
+  const key = memoKey(files);
+  let digest = digestMemo.get(key);
+  if (digest === undefined) {
+    digest = hash(files);
+    digestMemo.set(key, digest);
+  }
+  return digest;
+}
+
+/** The name a laptop file gets in the SSH user's home: rosfleet-<basename>, shell-safe. */
+export function remoteName(local: string): string {
+  return `rosfleet-${path.basename(local).replace(/[^A-Za-z0-9._+-]/g, "_")}`;
 }
 
 /** The plan for `machine`, or undefined when k3s is downloaded. */
@@ -50,7 +101,7 @@ export function airgapPlan(
     { role: "binary", local: binary, remote: "rosfleet-k3s" },
     ...(images === undefined
       ? []
-      : [{ role: "images" as const, local: images, remote: `rosfleet-${path.basename(images)}` }]),
+      : [{ role: "images" as const, local: images, remote: remoteName(images) }]),
   ];
   // Relative names are resolved in the SSH user's home by install.sh.
   const where = (role: AirgapFile["role"]) => {

@@ -7,9 +7,21 @@
 #   NODE_NAME  Kubernetes node name
 #   ROLE       server | agent
 #   ROOT       filesystem prefix ("" on a real machine; a temp dir in tests)
-#   AIRGAP_FILES  air-gap files copied to the SSH user's home, space-separated ("" for none)
+#   AIRGAP_FILES  air-gap files copied to the SSH user's home, space-separated names
+#                 rosfleet-<name> ("" for none)
 #   KEEP_REGISTRIES  true when k3s.registries is set: registries.yaml stays (the
 #                 `<name>-registries` step removes it when it goes, after this one)
+
+# Root deletes the air-gap copies: only names rosfleet gives them (no path, no glob), checked
+# before anything is removed.
+set -f
+for file in $AIRGAP_FILES; do
+  if [[ ! $file =~ ^rosfleet-[A-Za-z0-9._+-]+$ ]]; then
+    echo "refusing to remove air-gap file \"$file\" from $NODE_NAME: not a name rosfleet gives its copies (rosfleet-<name>, no /)" >&2
+    exit 1
+  fi
+done
+set +f
 
 current=$(owner)
 if [ -n "$current" ] && [ "$current" != "$NODE_NAME $ROLE" ]; then
@@ -31,5 +43,9 @@ rm -f "$conf/config.yaml" "$conf/token" "$conf/rosfleet-join.sh" "$OWNER_FILE"
 remove_empty_dirs
 if [ -n "$AIRGAP_FILES" ]; then
   home=$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)
-  for file in $AIRGAP_FILES; do rm -f "$home/$file"; done
+  set -f
+  for file in $AIRGAP_FILES; do
+    [ -n "$home" ] && rm -f -- "$home/$file"
+  done
+  set +f
 fi
