@@ -466,6 +466,29 @@ describe("scripts: install", () => {
       "clover1 server\n",
     );
   });
+
+  it("turns a joined agent into a joining HA server that starts at once: its token stays", () => {
+    const m = new FakeMachine();
+    m.run(install(pi, SERVER));
+    join(m);
+    // The join step's input is the same in either role: it does not run again.
+    const r = m.run(install({ ...pi, role: "server" }, SERVER));
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(r.calls.includes("k3s-agent-uninstall.sh"));
+    assert.doesNotMatch(r.stdout, /it starts when clover1-join gives it the cluster token/);
+    assert.ok(
+      r.calls.indexOf("systemctl restart k3s") > r.calls.indexOf("k3s-agent-uninstall.sh"),
+      r.calls.join("\n"),
+    );
+    const token = m.file("etc/rancher/k3s/token");
+    assert.equal(fs.readFileSync(token, "utf8"), TOKEN);
+    assert.equal((fs.statSync(token).mode & 0o777).toString(8), "600");
+    assert.deepEqual(
+      fs.readdirSync(m.file("etc/rancher")).filter((f) => f !== "k3s"),
+      [],
+      "no copy left behind",
+    );
+  });
 });
 
 describe("scripts: k3s.registries", () => {
@@ -580,7 +603,9 @@ describe("scripts: a server of an HA cluster becoming an agent", () => {
       deleted < r.calls.indexOf("k3s-uninstall.sh"),
       "the member goes before the uninstall",
     );
-    assert.equal(fs.existsSync(path.join(m.state, "nodes", "clover1")), false);
+    // Then it starts as an agent with the token it had (its join step does not run again).
+    assert.ok(r.calls.indexOf("systemctl restart k3s-agent") > r.calls.indexOf("k3s-uninstall.sh"));
+    assert.equal(fs.readFileSync(m.file("etc/rancher/k3s/token"), "utf8"), TOKEN);
   });
 });
 

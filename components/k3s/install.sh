@@ -71,9 +71,12 @@ if [ -n "$previous" ] && [ "${previous##* }" != "$ROLE" ]; then
     kubectl() { "$K3S" kubectl --kubeconfig "$conf_dir/k3s.yaml" --server "https://$api:6443" "$@"; }
     remove_server_node "$NODE_NAME" "$WAIT_SECONDS"
   fi
-  keep=false
-  if [ -n "$REGISTRIES" ]; then keep=true; fi
-  if [ -x "$old_uninstall" ]; then keeping_registries "$keep" "$old_uninstall"; fi
+  # A joining machine keeps its cluster token: the join step's input is the same for either
+  # role, so it would not run again to hand it back, and k3s would never start.
+  keep=""
+  if [ -n "$JOIN_HOST" ]; then keep="$conf_dir/token"; fi
+  if [ -n "$REGISTRIES" ]; then keep="$keep $REGISTRIES_FILE"; fi
+  if [ -x "$old_uninstall" ]; then keeping "$keep" "$old_uninstall"; fi
   rm -f "$OWNER_FILE"
 fi
 

@@ -62,22 +62,35 @@ put() {
 # k3s's registries.yaml: written by the `<name>-registries` step, read by k3s at start only.
 REGISTRIES_FILE="$ROOT/etc/rancher/k3s/registries.yaml"
 
-# keeping_registries KEEP COMMAND...: runs COMMAND (a k3s uninstall script, which removes
-# /etc/rancher/k3s) and, when KEEP is true, puts registries.yaml back after it: the file
-# belongs to the `<name>-registries` step, which outlives a reinstall or a role change.
-keeping_registries() {
-  local keep=$1 saved="" status=0
+# keeping "FILE..." COMMAND...: runs COMMAND (a k3s uninstall script, which removes
+# /etc/rancher/k3s) and puts each FILE that existed back after it, mode and all.
+keeping() {
+  local files=$1 file saved status=0
+  local -a kept=()
   shift
-  if [ "$keep" = true ] && [ -f "$REGISTRIES_FILE" ]; then
-    saved=$(mktemp "$ROOT/etc/rancher/.rosfleet-registries.XXXXXX")
-    cp -p "$REGISTRIES_FILE" "$saved"
-  fi
+  for file in $files; do
+    [ -f "$file" ] || continue
+    saved=$(mktemp "$ROOT/etc/rancher/.rosfleet-keep.XXXXXX")
+    cp -p "$file" "$saved"
+    kept+=("$file" "$saved")
+  done
   "$@" || status=$?
-  if [ -n "$saved" ]; then
-    (umask 077 && mkdir -p "$(dirname "$REGISTRIES_FILE")")
-    mv -f "$saved" "$REGISTRIES_FILE"
-  fi
+  set -- "${kept[@]}"
+  while [ $# -gt 0 ]; do
+    (umask 077 && mkdir -p "$(dirname "$1")")
+    mv -f "$2" "$1"
+    shift 2
+  done
   return "$status"
+}
+
+# keeping_registries KEEP COMMAND...: COMMAND, with registries.yaml put back when KEEP is
+# true: the file belongs to the `<name>-registries` step, which outlives a reinstall or a
+# role change.
+keeping_registries() {
+  local keep=$1
+  shift
+  if [ "$keep" = true ]; then keeping "$REGISTRIES_FILE" "$@"; else "$@"; fi
 }
 
 # remove_empty_dirs: the folders rosfleet's steps made (0700) go, when nothing else is in them.
