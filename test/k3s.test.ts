@@ -451,6 +451,21 @@ describe("k3s: k3s.registries", () => {
     assert.ok(run.dependsOn(run.get(REMOTE, "a1-registries"), run.get(REMOTE, "s3-join")));
   });
 
+  it("removes it from servers one at a time when k3s.registries goes (each restart in turn)", () => {
+    // The engine orders deletes by direct dependencies only: a chain through steps that stay
+    // (the previous server's node step) would let every server restart at once.
+    for (const [s, previous] of [
+      ["s2", "s1"],
+      ["s3", "s2"],
+    ])
+      assert.ok(
+        run
+          .directDependencies(run.get(REMOTE, `${s}-registries`))
+          .includes(run.get(REMOTE, `${previous}-registries`)),
+        s,
+      );
+  });
+
   it("sends the credentials only in the registries step's stdin, a secret", () => {
     for (const m of machines) {
       const step = run.get(REMOTE, `${m}-registries`);

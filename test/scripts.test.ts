@@ -560,6 +560,21 @@ describe("scripts: k3s.registries", () => {
     );
   });
 
+  it("is left by the undo of another name's step (a rename), k3s not restarted", () => {
+    const m = new FakeMachine();
+    m.run(registries(server));
+    m.run(withRegistries(server));
+    const renamed = { ...server, name: "laptop2" };
+    m.run(registries(renamed));
+    m.run(withRegistries(renamed));
+    // The old name's step goes last, as the engine deletes it.
+    const r = m.run(registries(server), { action: "delete" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /now rosfleet's server laptop2's: left in place \(not laptop's\)/);
+    assert.equal(fs.readFileSync(file(m), "utf8"), YAML);
+    assert.deepEqual(restarts(r), []);
+  });
+
   it("goes with its step: removed, k3s restarted without it, the folders gone with k3s", () => {
     const m = new FakeMachine();
     m.run(registries(server));

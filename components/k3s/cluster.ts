@@ -90,6 +90,7 @@ export class K3sCluster extends pulumi.ComponentResource {
             // server's node step (behind its Ready join): on removal, this server is gone
             // before the previous one's Node is deleted.
             after: [previous.node],
+            registriesAfter: previous.registries,
           },
           m,
         ),

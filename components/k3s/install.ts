@@ -24,10 +24,14 @@ export interface InstallStepArgs {
   readonly clusterInit: boolean;
   /** Nothing is copied or installed before these. */
   readonly after: readonly pulumi.Resource[];
+  /** The previous server's registries step: servers restart for it, or its removal, in turn. */
+  readonly registriesAfter?: pulumi.Resource;
 }
 
 export interface InstallSteps {
   readonly install: Step;
+  /** `<name>-registries`, when the lab has `k3s.registries`. */
+  readonly registries: Step | undefined;
   /** Joining machines only: the token handed over, k3s started with it. */
   readonly join: Step | undefined;
   /** What the machine's later steps re-run on: a reinstall (replacement) of either. */
@@ -54,14 +58,19 @@ export function installSteps(
     dependsOn: [...args.after],
   });
   // Before the install (k3s starts with it), after what the install waits for (a server's
-  // restart for a changed file comes in its turn, after the previous server is Ready).
+  // restart for a changed file comes in its turn, after the previous server is Ready). It
+  // depends on the previous server's registries step itself too: deletes are ordered only by
+  // direct dependencies, so removing k3s.registries would otherwise restart every server at once.
   const registries =
     args.registries === undefined
       ? []
       : [
           registriesStep(name, args.target, args.registries, {
             parent,
-            dependsOn: [...args.after],
+            dependsOn: [
+              ...args.after,
+              ...(args.registriesAfter === undefined ? [] : [args.registriesAfter]),
+            ],
           }),
         ];
   const shown =
@@ -91,7 +100,9 @@ export function installSteps(
       retainOnDelete: machine.skipUninstall,
     },
   );
-  if (args.join === undefined) return { install, join: undefined, identity: [install.id] };
+  const [registriesStepOf] = registries;
+  if (args.join === undefined)
+    return { install, registries: registriesStepOf, join: undefined, identity: [install.id] };
   const join = step(
     `${name}-join`,
     args.target,
@@ -104,5 +115,5 @@ export function installSteps(
     },
     { parent, dependsOn: [install] },
   );
-  return { install, join, identity: [install.id, join.id] };
+  return { install, registries: registriesStepOf, join, identity: [install.id, join.id] };
 }

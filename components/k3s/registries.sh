@@ -13,6 +13,14 @@
 #   WAIT_SECONDS     how long k3s may take to restart, and a server to report Ready
 #   ROOT             filesystem prefix ("" on a real machine; a temp dir in tests)
 
+# The undo acts only for its own node: after a rename (or a replacement that installed first),
+# the file is the new step's, and removing it would leave that k3s without its registries.
+current=$(owner)
+if [ -z "$REGISTRIES_YAML" ] && [ -n "$current" ] && [ "$current" != "$NODE_NAME $ROLE" ]; then
+  echo "registries.yaml on this machine is now rosfleet's ${current##* } ${current% *}'s: left in place (not $NODE_NAME's)"
+  exit 0
+fi
+
 service=$(unit_of "$ROLE")
 changed=false
 what=written

@@ -26,11 +26,15 @@ export interface K3sServerArgs {
   readonly clusterInit: boolean;
   /** Installed only after these: every machine's preflight, and the previous server. */
   readonly after: readonly pulumi.Resource[];
+  /** The previous server's registries step (see InstallStepArgs). */
+  readonly registriesAfter?: pulumi.Resource;
 }
 
 /** One k3s server. */
 export class K3sServer {
   public readonly install: Step;
+  /** `<name>-registries`, when the lab has `k3s.registries`. */
+  public readonly registries: Step | undefined;
   /** Joining servers only: the token handed over, k3s started with it. */
   public readonly join: Step | undefined;
   /** Waits for the node to be Ready, then applies labels, taints, cordon. */
@@ -55,10 +59,12 @@ export class K3sServer {
             : { host: apiHost(args.k3s, args.join.primary.machine), token: args.join.token },
         clusterInit: args.clusterInit,
         after: args.after,
+        registriesAfter: args.registriesAfter,
       },
       parent,
     );
     this.install = steps.install;
+    this.registries = steps.registries;
     this.join = steps.join;
     const primary = args.join?.primary ?? args.target;
     this.node = step(
