@@ -117,6 +117,7 @@ describe("config: defaults", () => {
       docker: false,
       cordon: false,
       skipUninstall: false,
+      adopt: false,
     });
     assert.deepEqual(lab.k3s, {
       version: "v1.33.5+k3s1",

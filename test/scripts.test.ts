@@ -255,6 +255,51 @@ describe("scripts: preflight", () => {
   });
 });
 
+describe("scripts: preflight and a k3s that was there first", () => {
+  const foreign = (r: Result) => r.stderr.split("\n").find((l) => l.startsWith("  - k3s: "));
+
+  it("refuses a k3s binary, unit or data dir rosfleet did not install, naming each and the key", () => {
+    const m = new FakeMachine().withK3s();
+    fs.mkdirSync(path.join(m.state, "units"), { recursive: true });
+    fs.writeFileSync(path.join(m.state, "units", "k3s"), "");
+    fs.mkdirSync(m.file("var/lib/rancher/k3s/server/db"), { recursive: true });
+    const r = m.run(preflightScript(pi), { asRoot: false });
+    assert.equal(r.status, 1);
+    assert.equal(
+      foreign(r),
+      "  - k3s: a k3s rosfleet did not install is here (/usr/local/bin/k3s, k3s.service, /var/lib/rancher/k3s); rosfleet leaves it alone. To hand it over set adopt: true on this machine in the stack: rosfleet then rewrites its /etc/rancher/k3s/config.yaml, stops a k3s server on an agent, and on removal or destroy runs k3s's uninstall, which deletes /var/lib/rancher/k3s (that cluster's data). Otherwise uninstall it (/usr/local/bin/k3s-uninstall.sh or k3s-agent-uninstall.sh) or use another machine",
+    );
+    // Each alone is enough.
+    const dataOnly = new FakeMachine();
+    fs.mkdirSync(dataOnly.file("var/lib/rancher/k3s"), { recursive: true });
+    assert.match(
+      foreign(dataOnly.run(preflightScript(pi), { asRoot: false })) ?? "",
+      /is here \(\/var\/lib\/rancher\/k3s\)/,
+    );
+  });
+
+  it("passes with adopt: true, and on a k3s rosfleet installed", () => {
+    const m = new FakeMachine().withK3s();
+    const adopted = m.run(preflightScript({ ...server, adopt: true }), { asRoot: false });
+    assert.equal(adopted.status, 0, adopted.stderr);
+    fs.mkdirSync(m.file("etc/rancher/k3s"), { recursive: true });
+    fs.writeFileSync(m.file("etc/rancher/k3s/rosfleet-owner"), "laptop server\n");
+    const r = m.run(preflightScript(server), { asRoot: false });
+    assert.equal(r.status, 0, r.stderr);
+  });
+
+  it("claims the machine before the installer runs: an install cut short is still rosfleet's", () => {
+    const m = new FakeMachine().set("offline");
+    const r = m.run(install(server));
+    assert.equal(r.status, 1);
+    assert.equal(
+      fs.readFileSync(m.file("etc/rancher/k3s/rosfleet-owner"), "utf8"),
+      "laptop server\n",
+    );
+    assert.equal(m.run(preflightScript(server), { asRoot: false }).status, 0);
+  });
+});
+
 describe("scripts: install", () => {
   listenAsServer();
 

@@ -86,6 +86,7 @@ const toMachine = (m: RawMachine, sshUser: string | undefined): Machine => ({
   taints: m.taints,
   docker: m.docker,
   skipUninstall: m.skipUninstall,
+  adopt: m.adopt,
 });
 
 function clusterSettings(

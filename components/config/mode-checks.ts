@@ -18,6 +18,7 @@ const SSH_ONLY_MACHINE_KEYS = [
   "taints",
   "docker",
   "skipUninstall",
+  "adopt",
 ] as const;
 
 /** Text that is a kubeconfig itself rather than the path of one. */

@@ -97,6 +97,7 @@ export const machineSchema = z.strictObject({
   docker: bool.default(false),
   cordon: bool.default(false),
   skipUninstall: bool.default(false),
+  adopt: bool.default(false),
 });
 
 export const sshSchema = z

@@ -50,6 +50,11 @@ export interface Machine extends LabNode {
    * `pulumi destroy`), nothing is run on it; its node is still removed through the server.
    */
   readonly skipUninstall: boolean;
+  /**
+   * A k3s that rosfleet did not install may be taken over: without it preflight refuses one
+   * (its config, its server on an agent and, on removal, its data would be rosfleet's to change).
+   */
+  readonly adopt: boolean;
 }
 
 /** `k3s.airgap`: the installer, and per arch the binary and (optionally) images tarball. */

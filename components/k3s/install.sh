@@ -101,6 +101,9 @@ if [ "$ROLE" = agent ]; then
 fi
 
 mkdir -p "$conf_dir"
+# Claimed before anything of k3s is put in place: an install cut short is still rosfleet's to
+# finish (preflight refuses a k3s without this file) and to remove.
+printf '%s %s\n' "$NODE_NAME" "$ROLE" >"$OWNER_FILE"
 changed=false
 if put "$conf_dir/config.yaml" "$CONFIG_YAML"; then changed=true; fi
 if [ -n "$JOIN_SCRIPT" ]; then put "$conf_dir/rosfleet-join.sh" "$JOIN_SCRIPT" || true; fi
@@ -140,7 +143,6 @@ if [ "$reinstall" = true ] || [ "$installed" != "$K3S_VERSION" ] || ! systemctl 
   fi
   changed=true
 fi
-printf '%s %s\n' "$NODE_NAME" "$ROLE" >"$OWNER_FILE"
 
 if [ -n "$JOIN_HOST" ] && [ ! -s "$conf_dir/token" ]; then
   echo "k3s $K3S_VERSION ($ROLE) is installed on $NODE_NAME; it starts when $NODE_NAME-join gives it the cluster token"

@@ -34,6 +34,7 @@ export function preflightScript(machine: Machine, opts: PreflightOptions = {}): 
     MULTUS_NIC: opts.multusInterface ?? "",
     NODE_IP: machine.nodeIp ?? "",
     FLANNEL_IFACE: machine.flannelIface ?? "",
+    ADOPT: machine.adopt,
     ROOT: "",
   });
 }

@@ -9,6 +9,7 @@
 #   MULTUS_NIC     with ros.discovery multus: the NIC pods' macvlan attaches to ("" otherwise)
 #   NODE_IP        machines[].nodeIp: an address this machine must have ("" when unset)
 #   FLANNEL_IFACE  machines[].flannelIface: an interface it must have, holding NODE_IP if set
+#   ADOPT          machines[].adopt: a k3s that rosfleet did not install may be taken over
 #   ROOT           filesystem prefix ("" on a real machine; a temp dir in tests)
 # Prints "preflight ok: <name> arch=<arch> nic=<default NIC>" on success.
 
@@ -98,6 +99,23 @@ elif [ -n "$NODE_IP" ]; then
     problem "nodeIp: $NODE_IP is not an address of this machine (it has $(addresses | awk '$2 !~ /^(127\.|::1$|fe80:)/ { printf "%s%s on %s", sep, $2, $1; sep = ", " }')): set nodeIp to its address on the network the lab's machines share"
   elif [ -n "$FLANNEL_IFACE" ] && ! addresses | awk -v i="$FLANNEL_IFACE" -v ip="$NODE_IP" '$1 == i && $2 == ip { found = 1 } END { exit !found }'; then
     problem "flannelIface: $NODE_IP (nodeIp) is not on $FLANNEL_IFACE, so nodes would reach this one at an address its pod traffic does not use: name the interface that holds it"
+  fi
+fi
+
+# A k3s that rosfleet did not install (no owner file, which install.sh writes before it installs
+# anything) is someone else's: its config.yaml would be overwritten, a server on an agent
+# stopped, and on removal k3s's own uninstall would delete its datastore. Looked at as root:
+# /etc/rancher/k3s (and a data dir) may be closed to the SSH user.
+if [ "$ADOPT" != true ]; then
+  found=()
+  if "${as_root[@]}" test -e "$ROOT/usr/local/bin/k3s" 2>/dev/null; then found+=(/usr/local/bin/k3s); fi
+  for unit in k3s k3s-agent; do
+    if systemctl cat "$unit" >/dev/null 2>&1; then found+=("$unit.service"); fi
+  done
+  if "${as_root[@]}" test -d "$ROOT/var/lib/rancher/k3s" 2>/dev/null; then found+=(/var/lib/rancher/k3s); fi
+  if [ "${#found[@]}" -gt 0 ] && ! "${as_root[@]}" test -e "$ROOT/etc/rancher/k3s/rosfleet-owner" 2>/dev/null; then
+    list=$(printf ', %s' "${found[@]}")
+    problem "k3s: a k3s rosfleet did not install is here (${list:2}); rosfleet leaves it alone. To hand it over set adopt: true on this machine in the stack: rosfleet then rewrites its /etc/rancher/k3s/config.yaml, stops a k3s server on an agent, and on removal or destroy runs k3s's uninstall, which deletes /var/lib/rancher/k3s (that cluster's data). Otherwise uninstall it (/usr/local/bin/k3s-uninstall.sh or k3s-agent-uninstall.sh) or use another machine"
   fi
 fi
 

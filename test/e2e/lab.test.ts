@@ -325,6 +325,30 @@ describe("lab: the k3s steps on separate machines, with a real API server behind
     assert.ok(running(arm), "the other agent still runs");
   });
 
+  it("refuses at preflight a k3s data dir rosfleet did not make (closed to the SSH user), unless adopted", async () => {
+    // A k3s installed by hand, as root: its datastore under a folder closed to others.
+    lab.root(
+      vm,
+      "mkdir -p /var/lib/rancher/k3s/server/db && touch /var/lib/rancher/k3s/server/db/state.db && chmod 0700 /var/lib/rancher",
+    );
+    const preflight = (over: Partial<Machine>) =>
+      lab.ssh(
+        vm,
+        bundleLine("create", { asRoot: false, user: LAB_USER }),
+        scriptBundle({ create: preflightScript({ ...m(vm), ...over }, { airgapped: true }) }),
+      );
+    const refused = await preflight({});
+    assert.equal(refused.status, 1);
+    assert.match(
+      refused.stderr,
+      /^ {2}- k3s: a k3s rosfleet did not install is here \(\/var\/lib\/rancher\/k3s\); rosfleet leaves it alone\. To hand it over set adopt: true on this machine in the stack/m,
+    );
+    const adopted = await preflight({ adopt: true });
+    assert.equal(adopted.status, 0, adopted.stderr);
+    lab.root(vm, "rm -rf /var/lib/rancher");
+    assert.equal(leftovers(vm), "");
+  });
+
   it("uninstalls the rest, and then has nothing left to do", async () => {
     for (const h of [arm, laptop]) {
       await send(h, installOf(h), { action: "delete" });

@@ -19,5 +19,6 @@ export const machine = (over: Partial<Machine> = {}): Machine => ({
   docker: false,
   cordon: false,
   skipUninstall: false,
+  adopt: false,
   ...over,
 });
