@@ -555,6 +555,96 @@ describe("config: addresses of machines with two interfaces", () => {
   });
 });
 
+describe("config: k3s.serverArgs / agentArgs never override rosfleet's settings", () => {
+  const pi = { name: "clover1", host: "clover1.local", role: "agent", kind: "pi" };
+  const TOKEN = "K10abc::server:never-echo-this";
+  const withArgs = (serverArgs: unknown[], agentArgs: unknown[] = []) => ({
+    ...withMachines(server, pi),
+    k3s: { version: "v1.33.5+k3s1", serverArgs, agentArgs },
+  });
+
+  it("refuses each flag rosfleet sets, naming what sets it, and token flags without their value", () => {
+    const found = problems(
+      withArgs(
+        [
+          "--disable=traefik",
+          "--node-name=other",
+          "--cluster-init",
+          `--token=${TOKEN}`,
+          "--write-kubeconfig-mode=0644",
+          "--data-dir=/srv/k3s",
+        ],
+        [
+          "--server=https://10.0.0.9:6443",
+          "--token-file=/tmp/t",
+          `--agent-token=${TOKEN}`,
+          "--docker",
+        ],
+      ),
+    );
+    assert.deepEqual(
+      found.map((p) => p.replace(/: .*/s, "")),
+      [
+        "k3s.serverArgs[1]",
+        "k3s.serverArgs[2]",
+        "k3s.serverArgs[3]",
+        "k3s.serverArgs[4]",
+        "k3s.serverArgs[5]",
+        "k3s.agentArgs[0]",
+        "k3s.agentArgs[1]",
+        "k3s.agentArgs[2]",
+        "k3s.agentArgs[3]",
+      ],
+    );
+    assert.equal(
+      found[0],
+      "k3s.serverArgs[1]: --node-name is rosfleet's own setting: each node is named by machines[].name; remove it from k3s.serverArgs",
+    );
+    assert.match(
+      found[5],
+      /^k3s\.agentArgs\[0\]: --server is rosfleet's own setting: a joining machine joins the first server's host, or k3s\.apiEndpoint/,
+    );
+    assert.match(
+      found[2],
+      /^k3s\.serverArgs\[3\]: --token would put a secret in plaintext in the stack file, the state and config\.yaml: rosfleet reads the cluster's own token on the first server and hands it to each joining machine as a secret; remove it from k3s\.serverArgs/,
+    );
+    assert.match(found[8], /--docker is rosfleet's own setting: set docker: true on each machine/);
+    for (const p of found) assert.ok(!p.includes("never-echo-this"), p);
+  });
+
+  it("checks --node-label and --node-taint as machines[].labels and .taints are checked", () => {
+    assert.deepEqual(
+      problems(withArgs([], ["--node-label=robot", "--node-taint=gpu=yes:Sometimes"])),
+      [
+        "k3s.agentArgs[0]: --node-label takes key=value (a label key such as robot or example.com/robot, a value of at most 63 letters, digits, '-', '_' or '.'), got \"robot\"",
+        'k3s.agentArgs[1]: --node-taint takes key=value:Effect or key:Effect (NoSchedule, PreferNoSchedule, NoExecute), got "gpu=yes:Sometimes"',
+      ],
+    );
+  });
+
+  it("merges --node-label and --node-taint into the labels and taints of each machine of that role", () => {
+    const lab = settings({
+      ...withMachines(server, { ...pi, labels: { zone: "bench" }, taints: ["gpu=no:NoSchedule"] }),
+      k3s: {
+        version: "v1.33.5+k3s1",
+        agentArgs: [
+          "--node-label=zone=floor",
+          "--node-label=robot=yes",
+          "--node-taint=gpu=yes:NoSchedule",
+          "--node-taint=wet:NoExecute",
+        ],
+      },
+    });
+    const [laptop, clover] = lab.machines;
+    assert.deepEqual(laptop.labels, {});
+    assert.deepEqual(laptop.taints, []);
+    // The machine's own label and taint win for the same key (and effect).
+    assert.deepEqual(clover.labels, { zone: "bench", robot: "yes" });
+    assert.deepEqual(clover.taints, ["wet:NoExecute", "gpu=no:NoSchedule"]);
+    assert.deepEqual(lab.nodes[1].labels, { zone: "bench", robot: "yes" });
+  });
+});
+
 describe("config: validation", () => {
   it("requires machines and k3s.version", () => {
     assert.deepEqual(problems({ image: base.image }), [

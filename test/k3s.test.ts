@@ -595,6 +595,17 @@ describe("k3s: rendering", () => {
     ]);
   });
 
+  it("leaves --node-label and --node-taint out of config.yaml (the node step applies them)", () => {
+    const yaml = renderK3sConfig({
+      machine: machine(),
+      joinHost: undefined,
+      clusterInit: false,
+      extraArgs: ["--node-label=robot=yes", "--node-taint=wet:NoExecute", "--disable=traefik"],
+    });
+    assert.doesNotMatch(yaml, /node-label|node-taint/);
+    assert.match(yaml, /^disable: traefik$/m);
+  });
+
   it("turns repeated and bare flags into lists and booleans", () => {
     assert.deepEqual(
       flagsToConfig([

@@ -6,6 +6,7 @@ export { isLocalHost };
 import { ARCHES } from "./schema";
 import { ModeEnv, modeRules } from "./mode-checks";
 import { airgapRules, multusRules, registryRules, workloadRules } from "./stage-checks";
+import { k3sArgsRules } from "./k3s-args";
 import { serverRules } from "./quorum";
 import { SshEnv, sshRules } from "./ssh-checks";
 import type { Problem } from "./problem";
@@ -143,6 +144,7 @@ export function crossChecks(raw: Dict, env: CheckEnv): Problem[] {
     ),
     ...machineRules(views, raw),
     ...addressRules(views, raw),
+    ...k3sArgsRules(raw),
     ...imageRules(raw, views),
     ...workloadRules(raw, views),
     ...multusRules(raw, views),

@@ -18,11 +18,13 @@ import {
   registriesWithSecrets,
   schedulableNodes,
 } from "./derived";
+import { ArgsNodeSettings, nodeSettingsOf } from "./k3s-args";
 import { RawMachine, clusterSchema, defaultArch, labSchema } from "./schema";
 import { resolveUserPath } from "./raw";
 import type { ClusterSettings, LabConfig, LabNode, LabSettings, Machine } from "./settings";
 
 export { Problem, Workload, isLocalHost };
+export { configFlags } from "./k3s-args";
 export * from "./schema";
 export * from "./settings";
 
@@ -62,19 +64,35 @@ function decode(values: Readonly<Record<string, string>>): Record<string, unknow
   return raw;
 }
 
-function toNode(m: RawMachine): LabNode {
+const NO_ARGS: ArgsNodeSettings = { labels: {}, taints: [] };
+
+/** `m`'s labels over the `--node-label`s of its role's args (the machine's own win). */
+function toNode(m: RawMachine, args: ArgsNodeSettings = NO_ARGS): LabNode {
   return {
     name: m.name,
     kind: m.kind,
     arch: m.arch ?? defaultArch(m.kind),
-    labels: m.labels,
+    labels: { ...args.labels, ...m.labels },
     cordon: m.cordon,
   };
 }
 
+/** A taint's identity: k3s keeps one per key and effect. */
+const taintKey = (t: string): string => t.replace(/=[^:]*/, "");
+
+/** The role's `--node-taint`s, then the machine's own (which win for the same key and effect). */
+function mergedTaints(own: readonly string[], args: readonly string[]): string[] {
+  const mine = new Set(own.map(taintKey));
+  return [...args.filter((t) => !mine.has(taintKey(t))), ...own];
+}
+
 // crossChecks guarantees host and role when k3s is installed; the fallbacks only satisfy types.
-const toMachine = (m: RawMachine, sshUser: string | undefined): Machine => ({
-  ...toNode(m),
+const toMachine = (
+  m: RawMachine,
+  sshUser: string | undefined,
+  args: ArgsNodeSettings = NO_ARGS,
+): Machine => ({
+  ...toNode(m, args),
   host: m.host ?? "",
   local: isLocalHost(m.host ?? ""),
   role: m.role ?? "agent",
@@ -83,7 +101,7 @@ const toMachine = (m: RawMachine, sshUser: string | undefined): Machine => ({
   nodeIp: m.nodeIp,
   flannelIface: m.flannelIface,
   hostKey: m.hostKey,
-  taints: m.taints,
+  taints: mergedTaints(m.taints, args.taints),
   docker: m.docker,
   skipUninstall: m.skipUninstall,
   adopt: m.adopt,
@@ -109,9 +127,13 @@ function applyDefaults(
   readFile: ParseEnv["readFile"],
 ): LabSettings {
   const cluster = lab.cluster;
+  // The --node-label / --node-taint of a machine's role, applied through the API with its own.
+  const argsOf = (m: RawMachine): ArgsNodeSettings =>
+    nodeSettingsOf((m.role === "server" ? lab.k3s?.serverArgs : lab.k3s?.agentArgs) ?? []);
   return {
-    nodes: lab.machines.map(toNode),
-    machines: cluster === undefined ? lab.machines.map((m) => toMachine(m, lab.ssh.user)) : [],
+    nodes: lab.machines.map((m) => toNode(m, argsOf(m))),
+    machines:
+      cluster === undefined ? lab.machines.map((m) => toMachine(m, lab.ssh.user, argsOf(m))) : [],
     k3s:
       lab.k3s === undefined
         ? undefined

@@ -10,9 +10,9 @@ export const K3S_RELEASE_TAG = /^v\d+\.\d+\.\d+(-rc\d+)?\+k3s\d+$/;
 export const TAINT =
   /^([A-Za-z0-9][-A-Za-z0-9_./]*)(=([-A-Za-z0-9_.]*))?:(NoSchedule|PreferNoSchedule|NoExecute)$/;
 /** Label keys: optional DNS prefix, then a name of at most 63 characters. */
-const LABEL_KEY =
+export const LABEL_KEY =
   /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+export const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 /** Host names and IPv4/IPv6 addresses; nothing a shell would interpret. */
 const HOST = /^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$/;
 /** IPv4 dotted quad, or an IPv6 address (hex groups and colons, `::` allowed). */

@@ -1,6 +1,6 @@
 // Pure renderers for what k3s receives: config.yaml, the API address, the kubeconfig rewrite.
 import { parse, stringify } from "yaml";
-import { K3sSettings, Machine } from "../config";
+import { K3sSettings, Machine, configFlags } from "../config";
 
 /** Where k3s keeps the join token on a machine (0600, written by install.sh). */
 export const TOKEN_FILE = "/etc/rancher/k3s/token";
@@ -82,7 +82,9 @@ export function renderK3sConfig(args: K3sConfigArgs): string {
   if (machine.nodeIp !== undefined) config["node-ip"] = machine.nodeIp;
   if (machine.flannelIface !== undefined) config["flannel-iface"] = machine.flannelIface;
   if (machine.docker) config["docker"] = true;
-  const extra = flagsToConfig(args.extraArgs);
+  // --node-label / --node-taint are the machine's labels and taints now (config stage): applied
+  // through the API, they change without a restart and go when removed.
+  const extra = flagsToConfig(configFlags(args.extraArgs));
   // A `--tls-san` of the stack's adds a name to the certificate: rosfleet's names (the host and
   // k3s.apiEndpoint, which agents and the kubeconfig use) stay.
   const ownSans = config["tls-san"];
