@@ -23,6 +23,22 @@ export const containerSecurity = {
   capabilities: { drop: ["ALL"] },
 };
 
+/** Pod Security admission levels, strictest first. */
+export type PodSecurityLevel = "restricted" | "baseline" | "privileged";
+
+/**
+ * Labels that make the API server's Pod Security admission enforce `level` in a namespace (and
+ * warn and audit at it): whoever may create pods there — the dashboard's `admin` — can create
+ * only pods of that level, never a privileged or hostPath pod, which would be root on a node.
+ */
+export const podSecurityLabels = (level: PodSecurityLevel): Record<string, string> =>
+  Object.fromEntries(
+    ["enforce", "warn", "audit"].flatMap((mode) => [
+      [`pod-security.kubernetes.io/${mode}`, level],
+      [`pod-security.kubernetes.io/${mode}-version`, "latest"],
+    ]),
+  );
+
 /** Pods that must run on their node whatever its taints (per-node checks, beacons). */
 export const tolerateAll = [{ operator: "Exists" }];
 

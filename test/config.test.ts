@@ -645,6 +645,26 @@ describe("config: k3s.serverArgs / agentArgs never override rosfleet's settings"
   });
 });
 
+describe("config: the dashboard's admin never reaches a privileged namespace", () => {
+  const lab = (discovery: string, access: string) => ({
+    ...base,
+    ros: { discovery },
+    dashboard: { enabled: true, access },
+  });
+
+  it("refuses admin with host-network, naming the key and both ways out", () => {
+    assert.deepEqual(problems(lab("host-network", "admin")), [
+      "dashboard.access: admin may create pods in the rosfleet namespace, which ros.discovery host-network opens to host-network pods (Pod Security privileged): an admin token could start a privileged pod, root on a node. Use access view (read, logs; kubectl with the kubeconfig for changes), or a discovery mode whose pods pass Pod Security restricted (discovery-server, multus)",
+    ]);
+  });
+
+  it("allows view with host-network, admin with discovery-server, and admin when the dashboard is off", () => {
+    settings(lab("host-network", "view"));
+    settings(lab("discovery-server", "admin"));
+    settings({ ...lab("host-network", "admin"), dashboard: { enabled: false, access: "admin" } });
+  });
+});
+
 describe("config: validation", () => {
   it("requires machines and k3s.version", () => {
     assert.deepEqual(problems({ image: base.image }), [

@@ -19,6 +19,12 @@ describe("dashboard: Headlamp", () => {
     view = await runProgram(readStackConfig("clover"));
   });
 
+  it("enforces Pod Security restricted in its namespace (Headlamp's own pod passes it)", () => {
+    const ns = view.get("kubernetes:core/v1:Namespace", "dashboard-namespace");
+    const labels = o(o(ns.inputs["metadata"])["labels"]);
+    assert.equal(labels["pod-security.kubernetes.io/enforce"], "restricted");
+  });
+
   it("deploys Headlamp in-cluster from its pinned image", () => {
     const headlamp = view.get(DEPLOYMENT, "dashboard-headlamp");
     const container = o(

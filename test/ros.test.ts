@@ -59,6 +59,46 @@ const withRos = (ros: Obj) => clover((c) => (c["ros"] = { ...o(c["ros"]), ...ros
 /** Every ROS container: its home and logs in the one writable directory. */
 const SCRATCH_ENV = { HOME: "/tmp", ROS_LOG_DIR: "/tmp/ros-log" };
 
+describe("ros: Pod Security of the lab's namespace", () => {
+  const NAMESPACE = "kubernetes:core/v1:Namespace";
+  const labels = (run: ProgramRun) =>
+    o(o(run.get(NAMESPACE, "ros-namespace").inputs["metadata"])["labels"]);
+
+  it("enforces restricted, the level every ROS pod of the default modes passes", async () => {
+    for (const discovery of ["discovery-server", "multus", "multicast"]) {
+      const run = await runProgram(
+        withRos(
+          discovery === "multus"
+            ? { discovery, multus: { range: "192.168.1.192/27" } }
+            : { discovery },
+        ),
+      );
+      assert.deepEqual(
+        labels(run),
+        {
+          "pod-security.kubernetes.io/enforce": "restricted",
+          "pod-security.kubernetes.io/enforce-version": "latest",
+          "pod-security.kubernetes.io/warn": "restricted",
+          "pod-security.kubernetes.io/warn-version": "latest",
+          "pod-security.kubernetes.io/audit": "restricted",
+          "pod-security.kubernetes.io/audit-version": "latest",
+        },
+        discovery,
+      );
+    }
+  });
+
+  it("enforces privileged only for host-network, whose pods are beyond baseline", async () => {
+    const run = await runProgram(withRos({ discovery: "host-network" }));
+    assert.equal(labels(run)["pod-security.kubernetes.io/enforce"], "privileged");
+    assert.ok(
+      run.resources
+        .filter((r) => r.type === DEPLOYMENT)
+        .some((r) => podSpec(r)["hostNetwork"] === true),
+    );
+  });
+});
+
 describe("ros: default workloads on the lab-notes stack", () => {
   let run: ProgramRun;
   before(async () => {

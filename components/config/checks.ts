@@ -5,7 +5,13 @@ import { Dict, MachineView, dict, duplicates, isLocalHost, machineViews, str, us
 export { isLocalHost };
 import { ARCHES } from "./schema";
 import { ModeEnv, modeRules } from "./mode-checks";
-import { airgapRules, multusRules, registryRules, workloadRules } from "./stage-checks";
+import {
+  airgapRules,
+  dashboardRules,
+  multusRules,
+  registryRules,
+  workloadRules,
+} from "./stage-checks";
 import { k3sArgsRules } from "./k3s-args";
 import { serverRules } from "./quorum";
 import { SshEnv, sshRules } from "./ssh-checks";
@@ -150,6 +156,7 @@ export function crossChecks(raw: Dict, env: CheckEnv): Problem[] {
     ...multusRules(raw, views),
     ...airgapRules(raw, views, env.isFile),
     ...registryRules(raw, env.isSecret),
+    ...dashboardRules(raw),
     ...secretRules(raw),
     ...sshRules(raw, views, env),
   ];

@@ -190,3 +190,23 @@ export function registryRules(raw: Dict, isSecret: (key: string) => boolean): Pr
     });
   });
 }
+
+/**
+ * The dashboard's `admin` may create pods in the lab's namespace. host-network ROS pods need
+ * that namespace at Pod Security `privileged`, where such a pod could be privileged or mount the
+ * host: root on a node, hence the cluster token and the admin kubeconfig.
+ */
+export function dashboardRules(raw: Dict): Problem[] {
+  const dashboard = dict(raw, "dashboard");
+  const enabled = dashboard?.["enabled"];
+  if (enabled === false || enabled === "false") return [];
+  if (str(dashboard, "access") !== "admin") return [];
+  if (str(dict(raw, "ros"), "discovery") !== "host-network") return [];
+  return [
+    {
+      path: "dashboard.access",
+      message:
+        "admin may create pods in the rosfleet namespace, which ros.discovery host-network opens to host-network pods (Pod Security privileged): an admin token could start a privileged pod, root on a node. Use access view (read, logs; kubectl with the kubeconfig for changes), or a discovery mode whose pods pass Pod Security restricted (discovery-server, multus)",
+    },
+  ];
+}

@@ -5,7 +5,13 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { DashboardAccess } from "../config";
-import { appLabels, containerSecurity, deploymentArgs, podSecurity } from "../k8s";
+import {
+  appLabels,
+  containerSecurity,
+  deploymentArgs,
+  podSecurity,
+  podSecurityLabels,
+} from "../k8s";
 
 export const HEADLAMP_IMAGE = "ghcr.io/headlamp-k8s/headlamp:v0.39.0";
 export const HEADLAMP_NAMESPACE = "headlamp";
@@ -68,7 +74,8 @@ export class Dashboard extends pulumi.ComponentResource {
     const child = { parent: this };
     const ns = new k8s.core.v1.Namespace(
       `${name}-namespace`,
-      { metadata: { name: HEADLAMP_NAMESPACE } },
+      // Headlamp's own pod passes `restricted`; nothing less may start beside it.
+      { metadata: { name: HEADLAMP_NAMESPACE, labels: podSecurityLabels("restricted") } },
       child,
     ).metadata.name;
     const labels = appLabels("headlamp");

@@ -7,7 +7,7 @@ import * as path from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import { ContainerRole, DemoLang, DiscoveryMode, Workload } from "../config";
-import { containerSecurity, podSecurity } from "../k8s";
+import { PodSecurityLevel, containerSecurity, podSecurity } from "../k8s";
 import { readScript } from "../shell";
 
 type EnvVar = k8s.types.input.core.v1.EnvVar;
@@ -89,6 +89,14 @@ export function podNetworking(mode: DiscoveryMode): {
     return { spec: {}, annotations: { "k8s.v1.cni.cncf.io/networks": MULTUS_NETWORK } };
   return { spec: {}, annotations: {} };
 }
+
+/**
+ * The strictest Pod Security level the ROS pods of a mode pass: host networking is beyond
+ * `baseline`, so host-network needs `privileged` (and then the dashboard's `admin`, which may
+ * create pods there, is refused by the config stage); every other mode passes `restricted`.
+ */
+export const podSecurityLevel = (mode: DiscoveryMode): PodSecurityLevel =>
+  mode === "host-network" ? "privileged" : "restricted";
 
 /** Requests and limits a Raspberry Pi 4 can give several of. */
 export const ROS_RESOURCES = {

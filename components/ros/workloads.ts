@@ -8,7 +8,7 @@ import type { ClusterAccess } from "../common/kubeconfig";
 import { Lookup, MULTUS_CRD, crdLookup } from "../cluster/probe";
 import { dockerConfigJson } from "../image/pull";
 import { perNodeName } from "./delivery";
-import { appLabels, deploymentArgs, tolerateAll } from "../k8s";
+import { appLabels, deploymentArgs, podSecurityLabels, tolerateAll } from "../k8s";
 import { MULTUS_CHART, macvlanConfig, multusValues } from "./multus";
 import {
   DISCOVERY_SERVERS,
@@ -20,6 +20,7 @@ import {
   RosContext,
   SCRATCH,
   podNetworking,
+  podSecurityLevel,
   pythonJob,
   rosContainerOf,
   rosPodBase,
@@ -101,7 +102,12 @@ export class RosWorkloads extends pulumi.ComponentResource {
     const { ros } = args;
     this.namespace = new k8s.core.v1.Namespace(
       `${name}-namespace`,
-      { metadata: { name: NAMESPACE } },
+      {
+        metadata: {
+          name: NAMESPACE,
+          labels: podSecurityLabels(podSecurityLevel(ros.discovery)),
+        },
+      },
       { parent: this },
     );
     const ns = this.namespace.metadata.name;

@@ -11,7 +11,13 @@ import * as path from "node:path";
 
 /** A GET/POST/DELETE through the API as cluster admin. */
 export interface KubeApi {
-  request(method: string, urlPath: string, body?: unknown): Promise<ApiResponse>;
+  /** `headers`: e.g. `Impersonate-User`, to ask as another identity (the admin may). */
+  request(
+    method: string,
+    urlPath: string,
+    body?: unknown,
+    headers?: Readonly<Record<string, string | string[]>>,
+  ): Promise<ApiResponse>;
   get<T = unknown>(urlPath: string): Promise<T | undefined>;
 }
 
@@ -155,7 +161,12 @@ function kubeApi(dir: string, host: string, port: number): KubeApi {
     cert: fs.readFileSync(path.join(dir, "admin.crt")),
     key: fs.readFileSync(path.join(dir, "admin.key")),
   });
-  const request = (method: string, urlPath: string, body?: unknown) =>
+  const request = (
+    method: string,
+    urlPath: string,
+    body?: unknown,
+    extra: Readonly<Record<string, string | string[]>> = {},
+  ) =>
     new Promise<ApiResponse>((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const req = https.request(
@@ -167,13 +178,15 @@ function kubeApi(dir: string, host: string, port: number): KubeApi {
           agent,
           timeout: 10_000,
           // A PATCH is a JSON merge patch; anything else sends the object itself.
-          headers:
-            payload === undefined
+          headers: {
+            ...extra,
+            ...(payload === undefined
               ? {}
               : {
                   "Content-Type":
                     method === "PATCH" ? "application/merge-patch+json" : "application/json",
-                },
+                }),
+          },
         },
         (res) => {
           const chunks: Buffer[] = [];

@@ -273,6 +273,69 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
     assert.deepEqual(await dashboardMay("view", ASKS), [], "the view login is gone");
   });
 
+  it("dashboard admin: Pod Security admission refuses it a privileged pod in the lab's namespace", async () => {
+    // Asked as the admin login's ServiceAccount, dry-run: admission runs, nothing is created.
+    const asAdmin = {
+      "Impersonate-User": "system:serviceaccount:headlamp:dashboard-admin",
+      "Impersonate-Group": [
+        "system:serviceaccounts",
+        "system:serviceaccounts:headlamp",
+        "system:authenticated",
+      ],
+    };
+    const pod = (name: string, spec: Record<string, unknown>) => ({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name, namespace: "rosfleet" },
+      spec,
+    });
+    const create = (body: unknown) =>
+      cp?.api.request("POST", "/api/v1/namespaces/rosfleet/pods?dryRun=All", body, asAdmin);
+    const root = await create(
+      pod("root-on-a-node", {
+        hostPID: true,
+        containers: [
+          {
+            name: "sh",
+            image: IMAGE,
+            securityContext: { privileged: true },
+            volumeMounts: [{ name: "host", mountPath: "/host" }],
+          },
+        ],
+        volumes: [{ name: "host", hostPath: { path: "/" } }],
+      }),
+    );
+    assert.equal(root?.status, 403, root?.body);
+    const { message } = JSON.parse(root?.body ?? "{}") as { message?: string };
+    assert.match(message ?? "", /is forbidden: violates PodSecurity "restricted:latest": /);
+    assert.match(
+      message ?? "",
+      /privileged \(container "sh" must not set securityContext\.privileged=true\)/,
+    );
+    assert.match(
+      message ?? "",
+      /restricted volume types \(volume "host" uses restricted volume type "hostPath"\)/,
+    );
+    // RBAC lets it create pods there: a pod of the namespace's level is admitted.
+    const plain = await create(
+      pod("plain", {
+        securityContext: {
+          runAsNonRoot: true,
+          runAsUser: 1000,
+          seccompProfile: { type: "RuntimeDefault" },
+        },
+        containers: [
+          {
+            name: "sh",
+            image: IMAGE,
+            securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+          },
+        ],
+      }),
+    );
+    assert.equal(plain?.status, 201, plain?.body);
+  });
+
   it("a bare Pod deleted behind rosfleet's back comes back with up --refresh (as README says)", async () => {
     const url = "/api/v1/namespaces/rosfleet/pods/demo-listener";
     assert.equal((await cp?.api.request("DELETE", `${url}?gracePeriodSeconds=0`))?.status, 200);
