@@ -1,7 +1,7 @@
 // rosfleet: read the lab's stack config, create the stages, export the outputs (DESIGN.md).
 import * as os from "node:os";
 import * as pulumi from "@pulumi/pulumi";
-import { labCluster } from "./components/cluster";
+import { apiAccess, labCluster } from "./components/cluster";
 import { ProviderCopies, sweepAtExit } from "./components/cluster/tempfiles";
 import { readLabConfig } from "./components/config";
 import { Dashboard } from "./components/dashboard/headlamp";
@@ -98,7 +98,12 @@ export = async (): Promise<Record<string, unknown>> => {
   const headlamp = lab.dashboard.enabled
     ? new Dashboard(
         "dashboard",
-        { access: lab.dashboard.access, labNamespaces: [ros.namespace.metadata.name] },
+        {
+          access: lab.dashboard.access,
+          labNamespaces: [ros.namespace.metadata.name],
+          tokenHours: lab.dashboard.tokenHours,
+          clusterAccess: apiAccess(cluster),
+        },
         inCluster,
       )
     : undefined;

@@ -150,7 +150,7 @@ describe("config: defaults", () => {
         ],
       },
     );
-    assert.deepEqual(lab.dashboard, { enabled: true, access: "view" });
+    assert.deepEqual(lab.dashboard, { enabled: true, access: "view", tokenHours: 24 });
     assert.deepEqual(lab.deliveryCheck, { enabled: true, timeoutSeconds: 120 });
     assert.equal(lab.registryUsername, undefined);
   });

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { FAKE_SA_TOKEN, ProgramRun, Registration, runProgram } from "./helpers/program";
+import { renewalDue, replacedBy } from "../components/dashboard/token";
+import {
+  DASHBOARD_TOKEN,
+  FAKE_SA_TOKEN,
+  FAKE_TOKEN_EXPIRES,
+  ProgramRun,
+  Registration,
+  runProgram,
+} from "./helpers/program";
 import { readStackConfig } from "./helpers/stack";
 
 const BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding";
@@ -55,7 +63,7 @@ describe("dashboard: Headlamp", () => {
     );
   }
   const access = (run: ProgramRun) =>
-    String(o(run.get(SECRET, "dashboard-user-token").inputs["metadata"])["name"]).split("-")[1];
+    String(run.get(DASHBOARD_TOKEN, "dashboard-user-token").inputs["serviceAccount"]).split("-")[1];
 
   it("view: the built-in view role and reading nodes, so the robots show; nothing more", () => {
     assert.deepEqual(grants(view), {
@@ -119,12 +127,41 @@ describe("dashboard: Headlamp", () => {
     );
   });
 
-  it("creates a long-lived token Secret for the ServiceAccount", () => {
-    const secret = view.get(SECRET, "dashboard-user-token");
-    assert.equal(secret.inputs["type"], "kubernetes.io/service-account-token");
-    assert.deepEqual(o(secret.inputs["metadata"])["annotations"], {
-      "kubernetes.io/service-account.name": "dashboard-view",
-    });
+  it("mints a token of the ServiceAccount that expires after dashboard.tokenHours (24 by default)", async () => {
+    const token = view.get(DASHBOARD_TOKEN, "dashboard-user-token");
+    assert.equal(token.inputs["serviceAccount"], "dashboard-view");
+    assert.equal(token.inputs["namespace"], "headlamp");
+    assert.equal(token.inputs["hours"], 24);
+    // It asks the API server with the cluster's admin kubeconfig: a secret input.
+    assert.ok(token.secretInputs.includes("access"));
+    assert.equal(
+      view.names(SECRET).filter((n) => n.includes("token")).length,
+      0,
+      "no long-lived token Secret",
+    );
+    const week = await runProgram(withDashboard({ tokenHours: 168 }));
+    assert.equal(week.get(DASHBOARD_TOKEN, "dashboard-user-token").inputs["hours"], 168);
+  });
+
+  it("renews the token once less than a tenth of its life is left, and when it was minted for other inputs", () => {
+    const hour = 3_600_000;
+    const minted = Date.UTC(2026, 0, 1);
+    const expires = minted + 24 * hour;
+    assert.equal(renewalDue(expires, 24, minted + 21 * hour), false);
+    assert.equal(renewalDue(expires, 24, minted + 22 * hour), true);
+    assert.equal(renewalDue(expires, 24, expires + 1), true);
+    const olds = {
+      namespace: "headlamp",
+      serviceAccount: "dashboard-view",
+      serviceAccountUid: "u1",
+      hours: 24,
+    };
+    assert.deepEqual(replacedBy(olds, { ...olds }), []);
+    // The account deleted to revoke its tokens comes back with a new UID.
+    assert.deepEqual(replacedBy(olds, { ...olds, serviceAccountUid: "u2", hours: 1 }), [
+      "serviceAccountUid",
+      "hours",
+    ]);
   });
 
   it("exports how to open it, with the token, as a secret", () => {
@@ -134,6 +171,7 @@ describe("dashboard: Headlamp", () => {
       portForward: "kubectl -n headlamp port-forward svc/headlamp 8080:80",
       url: "http://localhost:8080",
       token: FAKE_SA_TOKEN,
+      expires: new Date(FAKE_TOKEN_EXPIRES).toISOString(),
     });
   });
 

@@ -84,3 +84,16 @@ export function labCluster(lab: LabConfig, clusterName: string): LabCluster {
   if (lab.k3s === undefined) throw new Error("k3s.version is validated with the config");
   return installK3s(lab, lab.k3s, clusterName);
 }
+
+/** How rosfleet's own requests reach the lab's API server (secret): the existing cluster's
+ * access, or the admin kubeconfig of the k3s it installed. */
+export function apiAccess(cluster: LabCluster): pulumi.Output<ClusterAccess> {
+  if (cluster.access !== undefined) return cluster.access;
+  if (cluster.kubeconfig === undefined) throw new Error("a cluster has an access or a kubeconfig");
+  return pulumi.secret(
+    cluster.kubeconfig.apply((text): ClusterAccess => ({
+      kubeconfig: { text },
+      context: undefined,
+    })),
+  );
+}

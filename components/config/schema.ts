@@ -266,8 +266,10 @@ export const dashboardSchema = z
   .strictObject({
     enabled: bool.default(true),
     access: oneOf(DASHBOARD_ACCESS).default("view"),
+    // A day by default; at most a year. The API server refuses less than 10 minutes.
+    tokenHours: int(1, 8760).default(24),
   })
-  .default({ enabled: true, access: "view" });
+  .default({ enabled: true, access: "view", tokenHours: 24 });
 
 export const deliveryCheckSchema = z
   .strictObject({

@@ -122,7 +122,12 @@ export interface LabSettings {
       readonly install: boolean;
     };
   };
-  readonly dashboard: { readonly enabled: boolean; readonly access: DashboardAccess };
+  readonly dashboard: {
+    readonly enabled: boolean;
+    readonly access: DashboardAccess;
+    /** The login token's lifetime; the first `up` after it has expired mints a new one. */
+    readonly tokenHours: number;
+  };
   readonly deliveryCheck: { readonly enabled: boolean; readonly timeoutSeconds: number };
 }
 

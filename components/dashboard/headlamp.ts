@@ -4,7 +4,9 @@
 // no credential: it forwards the token the user logs in with.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import type { ClusterAccess } from "../common/kubeconfig";
 import { DashboardAccess } from "../config";
+import { DashboardToken, DynamicHost } from "./token";
 import {
   appLabels,
   containerSecurity,
@@ -54,6 +56,10 @@ export interface DashboardArgs {
   readonly access: DashboardAccess;
   /** The lab's namespaces, where `admin` may change things. */
   readonly labNamespaces: readonly pulumi.Input<string>[];
+  /** `dashboard.tokenHours`: the login token's lifetime. */
+  readonly tokenHours: number;
+  /** The API server to mint the token with (secret). */
+  readonly clusterAccess: pulumi.Input<ClusterAccess>;
 }
 
 /** What the `dashboard` output says. */
@@ -63,6 +69,8 @@ export interface DashboardInfo {
   readonly url: string;
   /** Paste into Headlamp's login (secret). */
   readonly token: string;
+  /** When the token stops working (ISO 8601); the first `pulumi up` after mints a new one. */
+  readonly expires: string;
 }
 
 /** Headlamp and its login token (`rosfleet:dashboard:Headlamp`). */
@@ -197,27 +205,26 @@ export class Dashboard extends pulumi.ComponentResource {
       child,
     );
     bind("-nodes", nodes.metadata.name);
-    // A long-lived token: Kubernetes fills data.token, and the provider waits for it.
-    const tokenSecret = new k8s.core.v1.Secret(
+    // A token that expires (dashboard.tokenHours), minted on up and renewed by the first up
+    // after it has expired.
+    const minted = new DashboardToken(
       `${name}-user-token`,
       {
-        metadata: {
-          name: `dashboard-${args.access}-token`,
-          namespace: ns,
-          annotations: { "kubernetes.io/service-account.name": user.metadata.name },
-        },
-        type: "kubernetes.io/service-account-token",
+        access: args.clusterAccess,
+        namespace: ns,
+        serviceAccount: user.metadata.name,
+        serviceAccountUid: user.metadata.uid,
+        hours: args.tokenHours,
       },
-      { parent: this, additionalSecretOutputs: ["data"] },
+      { parent: this, provider: new DynamicHost(`${name}-dynamic`, child) },
     );
-    const token = pulumi.secret(
-      tokenSecret.data.apply((d) => Buffer.from(d?.["token"] ?? "", "base64").toString("utf8")),
-    );
-    this.info = pulumi.all([ns, token]).apply(([namespace, t]) => ({
+    const token = pulumi.secret(minted.token);
+    this.info = pulumi.all([ns, token, minted.expiresAt]).apply(([namespace, t, expiresAt]) => ({
       access: args.access,
       portForward: `kubectl -n ${namespace} port-forward svc/headlamp ${LOCAL_PORT}:80`,
       url: `http://localhost:${LOCAL_PORT}`,
       token: t,
+      expires: new Date(expiresAt).toISOString(),
     }));
     this.registerOutputs({ info: this.info });
   }

@@ -5,6 +5,7 @@
 // delete order of `destroy`. Run with `npm run test:engine`.
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ConfigMap, Stack } from "@pulumi/pulumi/automation";
@@ -53,7 +54,7 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
         machines: MACHINES,
         image: { build: false, repository: IMAGE },
         ros: { domainId: 3, workloads: WORKLOADS },
-        dashboard: { enabled: true, access: "view" },
+        dashboard: { enabled: true, access: "view", tokenHours: 2 },
         deliveryCheck: { enabled: false },
         ...overrides,
         // A private registry: the nodes pull with this login.
@@ -61,6 +62,35 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
       },
       { registryPassword: REGISTRY_PASSWORD },
     );
+
+  /** The dashboard output's login token. */
+  async function dashboardToken(): Promise<string> {
+    const info = (await stack.outputs())["dashboard"]?.value as { token?: string } | undefined;
+    return info?.token ?? "";
+  }
+
+  /** GET `urlPath` with `token` as the only credential. */
+  function asBearer(token: string, urlPath: string): Promise<{ status: number }> {
+    const url = new URL(cp?.server ?? "");
+    return new Promise((resolve, reject) => {
+      const req = https.request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: urlPath,
+          ca: fs.readFileSync(path.join(cp?.dir ?? "", "ca.crt")),
+          headers: { Authorization: `Bearer ${token}` },
+          timeout: 10_000,
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve({ status: res.statusCode ?? 0 }));
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+  }
 
   /** What the API server's RBAC lets the dashboard login of `access` do, per question. */
   async function dashboardMay(access: string, asks: readonly Ask[]): Promise<string[]> {
@@ -221,17 +251,17 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
   it("the state holds no plaintext token or cluster credential", async () => {
     const state = stateText(pulumi as AutomationStack, BIN);
     assert.ok(state.includes("4dabf18193072939515e22adb298388d"), "secrets are there, encrypted");
-    const secret = await cp?.api.get<{ data?: { token?: string } }>(
-      "/api/v1/namespaces/headlamp/secrets/dashboard-view-token",
-    );
-    const token = Buffer.from(secret?.data?.token ?? "", "base64").toString("utf8");
+    const token = await dashboardToken();
     assert.ok(token.length > 20, "the dashboard token was issued");
     const at = state.indexOf(token);
     assert.ok(
       at < 0,
       `no plaintext dashboard token: ${state.slice(Math.max(0, at - 600), at + 80)}`,
     );
-    assert.ok(!state.includes(secret?.data?.token ?? "-"), "no base64 dashboard token");
+    assert.ok(
+      !state.includes(Buffer.from(token).toString("base64").slice(0, 40)),
+      "no base64 dashboard token",
+    );
     assert.ok(!state.includes(REGISTRY_PASSWORD), "no plaintext registry password");
     assert.ok(
       !state.includes(Buffer.from(`lab:${REGISTRY_PASSWORD}`).toString("base64")),
@@ -247,6 +277,40 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
       !state.includes(Buffer.from(key).toString("base64").slice(0, 40)),
       "no client key (base64)",
     );
+  });
+
+  it("dashboard token: minted for dashboard.tokenHours, and logs in with the view access", async () => {
+    const token = await dashboardToken();
+    const claims = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString()) as {
+      exp: number;
+      iat: number;
+      sub: string;
+    };
+    assert.equal(claims.exp - claims.iat, 2 * 3600);
+    assert.equal(claims.sub, "system:serviceaccount:headlamp:dashboard-view");
+    const info = (await stack.outputs())["dashboard"]?.value as { expires: string };
+    assert.equal(new Date(info.expires).getTime(), claims.exp * 1000);
+    // Presented alone (no client certificate): the API server knows it, and RBAC scopes it.
+    assert.equal((await asBearer(token, "/api/v1/nodes")).status, 200);
+    assert.equal((await asBearer(token, "/api/v1/namespaces/rosfleet/secrets")).status, 403);
+    assert.equal((await asBearer(`${token.slice(0, -4)}AAAA`, "/api/v1/nodes")).status, 401);
+  });
+
+  it("dashboard token: revoked at once by deleting its ServiceAccount; up --refresh mints a new one", async () => {
+    const old = await dashboardToken();
+    const url = "/api/v1/namespaces/headlamp/serviceaccounts/dashboard-view";
+    assert.equal((await cp?.api.request("DELETE", url))?.status, 200);
+    await waitFor(
+      "the old token is refused",
+      async () => (await asBearer(old, "/api/v1/nodes")).status === 401,
+      30_000,
+      () => "",
+    );
+    await stack.up({ refresh: true });
+    const renewed = await dashboardToken();
+    assert.notEqual(renewed, old);
+    assert.equal((await asBearer(renewed, "/api/v1/nodes")).status, 200);
+    assert.equal((await asBearer(old, "/api/v1/nodes")).status, 401);
   });
 
   it("dashboard view: reads pods, logs and nodes everywhere; changes nothing, no Secrets", async () => {

@@ -103,7 +103,10 @@ export async function automationStack(
     PULUMI_CONFIG_PASSPHRASE: `rosfleet-${stackName}-test`,
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-    PATH: [...pathDirs, process.env.PATH ?? ""].join(path.delimiter),
+    // The dynamic-provider host the Pulumi CLI's distribution has beside it (plugins/).
+    PATH: [...pathDirs, path.join(__dirname, "plugins"), process.env.PATH ?? ""].join(
+      path.delimiter,
+    ),
     ...extraEnv,
   };
   const pulumiCommand = await PulumiCommand.get({

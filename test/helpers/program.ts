@@ -37,6 +37,10 @@ users:
 
 /** The token Kubernetes puts in a service-account-token Secret, here. */
 export const FAKE_SA_TOKEN = "eyJfake.service-account.token";
+/** When the mocks' dashboard token expires (ms since the epoch). */
+export const FAKE_TOKEN_EXPIRES = Date.UTC(2026, 11, 5, 12);
+/** The dynamic resource that mints the dashboard's token (components/dashboard/token.ts). */
+export const DASHBOARD_TOKEN = "pulumi-nodejs:dynamic/dashboard:Token";
 
 export interface Registration {
   readonly type: string;
@@ -299,12 +303,9 @@ export async function runProgram(
                 ? { ...args.inputs, stdout: cannedStdout(args.name, args.inputs), stderr: "" }
                 : args.type === "docker-build:index:Image"
                   ? builtImage(args.inputs, options)
-                  : args.inputs["type"] === "kubernetes.io/service-account-token"
-                    ? // Kubernetes fills in the token of a service-account-token Secret.
-                      {
-                        ...args.inputs,
-                        data: { token: Buffer.from(FAKE_SA_TOKEN).toString("base64") },
-                      }
+                  : args.type === DASHBOARD_TOKEN
+                    ? // The API server mints a token of the ServiceAccount (TokenRequest).
+                      { ...args.inputs, token: FAKE_SA_TOKEN, expiresAt: FAKE_TOKEN_EXPIRES }
                     : ros.created(args.type, args.inputs),
             },
       call: (args) => args.inputs,
