@@ -665,6 +665,40 @@ describe("config: the dashboard's admin never reaches a privileged namespace", (
   });
 });
 
+describe("config: a change that would replace the cluster", () => {
+  const installed = { previousServers: ["laptop"], previousInstalled: true };
+
+  it("refuses cluster.kubeconfig on a stack that installed k3s, unless allowClusterReplacement", () => {
+    const existing = {
+      cluster: { kubeconfig: path.join(__dirname, "fixtures", "kubeconfig.yaml") },
+      machines: [{ name: "laptop" }],
+      image: base.image,
+    };
+    const env = installed;
+    assert.deepEqual(problems(existing, env), [
+      "cluster.kubeconfig: this stack installed k3s on its machines (servers laptop): with cluster.kubeconfig, pulumi up would uninstall k3s from every one of them, deleting /var/lib/rancher/k3s, even when this kubeconfig is that cluster's own. Remove cluster.kubeconfig to go on managing them, or set allowClusterReplacement: true to uninstall them and deploy onto the cluster it names",
+    ]);
+    assert.ok(
+      parseLab(configValues({ ...existing, allowClusterReplacement: true }), {
+        ...WITH_AGENT,
+        ...env,
+      }).ok,
+    );
+    // A stack that was on an existing cluster before may point at another one.
+    assert.ok(
+      parseLab(configValues(existing), { ...WITH_AGENT, ...env, previousInstalled: false }).ok,
+    );
+  });
+
+  it("refuses a new only server of a one-server lab, naming both and the order that works", () => {
+    const moved = withMachines({ ...server, name: "laptop2", host: "192.168.1.22" });
+    assert.deepEqual(problems(moved, installed), [
+      "machines: laptop is the lab's only server and holds its cluster: making laptop2 the server builds a new, empty cluster (and renaming a server in place is not yet carried out safely), where nothing rosfleet deployed in the old one would be redeployed. Keep laptop as the server; to move the lab to laptop2, pulumi destroy, then pulumi up with the new machines",
+    ]);
+    settings(withMachines(server));
+  });
+});
+
 describe("config: validation", () => {
   it("requires machines and k3s.version", () => {
     assert.deepEqual(problems({ image: base.image }), [

@@ -405,6 +405,8 @@ describe("k3s: HA with three servers", () => {
   it("refuses, before declaring any step, a change that takes a majority of servers away", async () => {
     const previousOutputs = {
       nodes: ["s1", "s2", "s3"].map((name) => ({ name, role: "server", arch: "amd64" })),
+      // Only a stack that installed k3s has one.
+      kubeconfig: "apiVersion: v1",
     };
     const one = { ...HA, machines: HA.machines.filter((m) => !["s2", "s3"].includes(m.name)) };
     await assert.rejects(
@@ -417,6 +419,21 @@ describe("k3s: HA with three servers", () => {
       k3sSteps(stepped, REMOTE).filter((n) => /^s\d-install$/.test(n)),
       ["s1-install", "s2-install"],
     );
+  });
+
+  it("refuses, before any step, a new only server (a new, empty cluster); an existing cluster's nodes are not its servers", async () => {
+    const one = { ...HA, machines: HA.machines.filter((m) => !["s1", "s2"].includes(m.name)) };
+    const installed = {
+      nodes: [{ name: "s1", role: "server", arch: "amd64" }],
+      kubeconfig: "apiVersion: v1",
+    };
+    await assert.rejects(
+      runProgram(one, { previousOutputs: installed }),
+      /machines: s1 is the lab's only server and holds its cluster: making s3 the server builds a new, empty cluster/,
+    );
+    // The same nodes output from a stack on an existing cluster (no kubeconfig output).
+    const run = await runProgram(one, { previousOutputs: { nodes: installed.nodes } });
+    assert.ok(run.names(REMOTE).includes("s3-install"));
   });
 
   it("reads the token and kubeconfig from the first server only", () => {

@@ -14,6 +14,7 @@ import {
 } from "./stage-checks";
 import { k3sArgsRules } from "./k3s-args";
 import { serverRules } from "./quorum";
+import { replacementRules } from "./replacement";
 import { SshEnv, sshRules } from "./ssh-checks";
 import type { Problem } from "./problem";
 
@@ -136,6 +137,8 @@ export interface CheckEnv extends ModeEnv, SshEnv {
   readonly isFile: (path: string) => boolean;
   /** The servers of the stack's last update, in `machines` order; undefined: none known. */
   readonly previousServers?: readonly string[];
+  /** The last update installed k3s (it has a `kubeconfig` output). */
+  readonly previousInstalled?: boolean;
 }
 
 /** Every cross-key rule of the contract, over the raw (not yet validated) configuration. */
@@ -144,6 +147,10 @@ export function crossChecks(raw: Dict, env: CheckEnv): Problem[] {
   return [
     ...modeRules(raw, views, env),
     ...serverRules(views, raw, env.previousServers),
+    ...replacementRules(views, raw, {
+      servers: env.previousServers ?? [],
+      installed: env.previousInstalled ?? false,
+    }),
     ...duplicates(uses(views, "name")),
     ...duplicates(uses(views, "host"), (h) =>
       isLocalHost(h) ? "localhost" : h.trim().toLowerCase(),

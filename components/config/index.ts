@@ -6,7 +6,7 @@ import * as pulumiRuntimeConfig from "@pulumi/pulumi/runtime/config";
 import { z } from "zod";
 import { describeIssue } from "./describe";
 import { crossChecks, isLocalHost } from "./checks";
-import { previousServers } from "./previous";
+import { previousLab } from "./previous";
 import type { AgentState } from "./ssh-checks";
 import type { Problem } from "./problem";
 import { isKubeconfigText } from "./mode-checks";
@@ -176,6 +176,8 @@ export interface ParseEnv {
   /** Whether the SSH agent the machines would be logged in with is there. */
   readonly sshAgent: () => AgentState;
   readonly previousServers?: readonly string[];
+  /** The last update installed k3s (replacement.ts). */
+  readonly previousInstalled?: boolean;
 }
 
 function readTextFile(file: string): string | undefined {
@@ -219,12 +221,22 @@ export function parseLab(
   values: Readonly<Record<string, string>>,
   env: Partial<ParseEnv> = {},
 ): ParseResult {
-  const { isSecret, isFile, readFile, sshAgent, previousServers } = { ...DEFAULT_ENV, ...env };
+  const { isSecret, isFile, readFile, sshAgent, previousServers, previousInstalled } = {
+    ...DEFAULT_ENV,
+    ...env,
+  };
   const raw = decode(values);
   const parsed = labSchema.safeParse(raw, { reportInput: true });
   const problems = [
     ...(parsed.success ? [] : parsed.error.issues.flatMap(describeIssue)),
-    ...crossChecks(raw, { isFile, isSecret, readFile, sshAgent, previousServers }),
+    ...crossChecks(raw, {
+      isFile,
+      isSecret,
+      readFile,
+      sshAgent,
+      previousServers,
+      previousInstalled,
+    }),
     ...plaintextSecrets(values, isSecret),
   ];
   if (problems.length > 0 || !parsed.success) return { ok: false, problems };
@@ -262,7 +274,8 @@ export async function readLabConfig(): Promise<LabConfig> {
       .filter(([key]) => key.startsWith(prefix))
       .map(([key, value]) => [key.slice(prefix.length), value]),
   );
-  const previous = values["cluster"] === undefined ? await previousServers() : [];
+  // Also on an existing cluster: a switch to cluster.kubeconfig is judged against it.
+  const previous = await previousLab();
   // Files are read once: the key file checked is the key file used.
   const files = new Map<string, string | undefined>();
   const readOnce = (file: string): string | undefined => {
@@ -272,7 +285,9 @@ export async function readLabConfig(): Promise<LabConfig> {
   const result = parseLab(values, {
     isSecret: (key) => configKeyIsSecret(`${prefix}${key}`),
     readFile: readOnce,
-    previousServers: previous,
+    // An existing cluster's control-plane nodes are not servers rosfleet must keep.
+    previousServers: previous.installed ? previous.servers : [],
+    previousInstalled: previous.installed,
   });
   if (!result.ok) throw new ConfigError(result.problems);
   const config = new pulumi.Config(NAMESPACE);

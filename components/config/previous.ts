@@ -2,6 +2,7 @@
 // `pulumi up` (quorum.ts): read back from the stack's own `nodes` output with a StackReference
 // to itself (a read: `preview` lists it), which needs no state of rosfleet's own.
 import * as pulumi from "@pulumi/pulumi";
+import type { PreviousLab } from "./replacement";
 
 /** One entry of the `nodes` output as far as these rules need it. */
 interface NodeEntry {
@@ -21,11 +22,18 @@ export function serversOf(nodes: unknown): string[] {
   return nodes.filter(isNodeEntry).flatMap((n) => (n.role === "server" ? [n.name] : []));
 }
 
-/** The servers of this stack's last update, in `machines` order; [] on its first. */
-export async function previousServers(): Promise<string[]> {
+/** This stack's last update: its servers in `machines` order ([] on its first), and whether
+ * rosfleet installed k3s then (only then is there a `kubeconfig` output). */
+export async function previousLab(): Promise<PreviousLab> {
   const self = new pulumi.StackReference(
     `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`,
   );
-  const nodes = await self.getOutputDetails("nodes");
-  return serversOf(nodes.value ?? nodes.secretValue);
+  const [nodes, kubeconfig] = await Promise.all([
+    self.getOutputDetails("nodes"),
+    self.getOutputDetails("kubeconfig"),
+  ]);
+  return {
+    servers: serversOf(nodes.value ?? nodes.secretValue),
+    installed: (kubeconfig.value ?? kubeconfig.secretValue) !== undefined,
+  };
 }

@@ -292,6 +292,8 @@ export const labSchema = z.strictObject({
   ros: rosSchema,
   dashboard: dashboardSchema,
   deliveryCheck: deliveryCheckSchema,
+  // A change that builds a new cluster (replacement.ts) goes ahead only with this.
+  allowClusterReplacement: bool.default(false),
 });
 
 export type RawMachine = z.output<typeof machineSchema>;

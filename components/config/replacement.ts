@@ -1,0 +1,52 @@
+// Changes that would replace the lab's cluster rather than change it: refused unless the stack
+// says so (`allowClusterReplacement`). Judged against the last update (previous.ts): whether
+// rosfleet had installed k3s (the stack then has a `kubeconfig` output) and its servers.
+import type { Problem } from "./problem";
+import { Dict, MachineView } from "./raw";
+
+/** What the last update left, as far as these rules need it. */
+export interface PreviousLab {
+  /** Its servers in `machines` order; [] on a first update or an existing cluster. */
+  readonly servers: readonly string[];
+  /** rosfleet installed k3s on the machines (not `cluster.kubeconfig`). */
+  readonly installed: boolean;
+}
+
+const allowed = (raw: Dict): boolean =>
+  raw["allowClusterReplacement"] === true || raw["allowClusterReplacement"] === "true";
+
+/** k3s installed by rosfleet → `cluster.kubeconfig`: every machine's k3s would be uninstalled. */
+function toExistingCluster(raw: Dict, previous: PreviousLab): Problem[] {
+  if (raw["cluster"] === undefined || !previous.installed || allowed(raw)) return [];
+  const servers = previous.servers.length === 0 ? "" : ` (servers ${previous.servers.join(", ")})`;
+  return [
+    {
+      path: "cluster.kubeconfig",
+      message: `this stack installed k3s on its machines${servers}: with cluster.kubeconfig, pulumi up would uninstall k3s from every one of them, deleting /var/lib/rancher/k3s, even when this kubeconfig is that cluster's own. Remove cluster.kubeconfig to go on managing them, or set allowClusterReplacement: true to uninstall them and deploy onto the cluster it names`,
+    },
+  ];
+}
+
+/** The one server of a one-server lab changed: k3s on the new one is a new, empty cluster. */
+function newOnlyServer(views: readonly MachineView[], raw: Dict, previous: PreviousLab): Problem[] {
+  if (raw["cluster"] !== undefined || !previous.installed || previous.servers.length !== 1)
+    return [];
+  const [old] = previous.servers;
+  const now = views.find((v) => v.role === "server")?.name;
+  if (now === undefined || now === old) return [];
+  return [
+    {
+      path: "machines",
+      message: `${old} is the lab's only server and holds its cluster: making ${now} the server builds a new, empty cluster (and renaming a server in place is not yet carried out safely), where nothing rosfleet deployed in the old one would be redeployed. Keep ${old} as the server; to move the lab to ${now}, pulumi destroy, then pulumi up with the new machines`,
+    },
+  ];
+}
+
+/** The rules on replacing the cluster. */
+export function replacementRules(
+  views: readonly MachineView[],
+  raw: Dict,
+  previous: PreviousLab,
+): Problem[] {
+  return [...toExistingCluster(raw, previous), ...newOnlyServer(views, raw, previous)];
+}
