@@ -387,6 +387,60 @@ describe("image: the registry login, tried before the build", () => {
     );
   });
 
+  it("tells a read-only login from one that may push, where the token says what it grants", async () => {
+    /** A token as the distribution token spec's servers write it: a JWT with `access`. */
+    const jwt = (access: unknown) =>
+      [
+        "e30",
+        Buffer.from(JSON.stringify({ sub: "lab", access })).toString("base64url"),
+        "c2ln",
+      ].join(".");
+    const grants =
+      (token: string): Fetch =>
+      (url, init) =>
+        url.endsWith("/v2/") && init?.headers === undefined
+          ? Promise.resolve(
+              new Response("", {
+                status: 401,
+                headers: {
+                  "WWW-Authenticate":
+                    'Bearer realm="https://auth.lab/token",service="registry.lab"',
+                },
+              }),
+            )
+          : Promise.resolve(new Response(JSON.stringify({ token })));
+    const repo = (actions: string[]) => [
+      { type: "repository", name: "rosfleet/ros_demo", actions },
+    ];
+    assert.equal(await tryLogin(LOGIN, grants(jwt(repo(["pull"])))), "read-only");
+    assert.equal(await tryLogin(LOGIN, grants(jwt([]))), "read-only", "granted nothing at all");
+    assert.equal(await tryLogin(LOGIN, grants(jwt(repo(["pull", "push"])))), "accepted");
+    // Another repository's push is not this one's.
+    assert.equal(
+      await tryLogin(
+        LOGIN,
+        grants(jwt([{ type: "repository", name: "other/repo", actions: ["push"] }])),
+      ),
+      "read-only",
+    );
+    // An opaque token (or a JWT without `access`) says nothing: the build will tell.
+    assert.equal(await tryLogin(LOGIN, grants("opaque-token")), "accepted");
+    assert.equal(await tryLogin(LOGIN, grants(jwt(undefined))), "accepted");
+    const settings = {
+      build: true,
+      repository: "registry.lab:5000/rosfleet/ros_demo",
+      platforms: ["linux/amd64"],
+      cache: true,
+      builder: undefined,
+    } as Parameters<typeof checkRegistryLogin>[0];
+    await assert.rejects(
+      checkRegistryLogin(settings, "lab", "pw", grants(jwt(repo(["pull"])))),
+      (err: Error) =>
+        err.message ===
+        'invalid rosfleet stack configuration (1 problem):\n  registryPassword: registry registry.lab:5000 (image.repository) takes the login of registryUsername "lab" but grants it no push on rosfleet/ros_demo (a read-only token): the built image could not be pushed. Use a token or account with write access to that repository (pulumi config set --secret registryPassword …), or image.build false to deploy it as published',
+    );
+  });
+
   it("finds a wrong password, also on a plain-HTTP registry", async () => {
     assert.equal(await tryLogin({ ...LOGIN, password: "no" }, registry("basic").fake), "refused");
     assert.equal(

@@ -65,6 +65,37 @@ const apiHost = (registry: string): string =>
 export interface Session {
   readonly base: string;
   readonly headers: Record<string, string>;
+  /** What the token grants on the repository, when the registry says (its JWT `access`). */
+  readonly granted?: readonly string[];
+}
+
+/**
+ * The actions a registry token grants on repository `path`, from its JWT claims as the
+ * distribution token spec writes them (`access: [{type, name, actions}]`: Docker Hub, Harbor,
+ * the reference token servers) — a token server grants what the login may, not what was asked.
+ * Undefined when the token says nothing (not a JWT, no `access` claim): opaque tokens.
+ */
+export function grantedActions(token: string, path: string): string[] | undefined {
+  const [, payload] = token.split(".");
+  if (payload === undefined || token.split(".").length !== 3) return undefined;
+  let claims: unknown;
+  try {
+    claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
+  } catch {
+    return undefined;
+  }
+  const access = (claims as { access?: unknown } | null)?.access;
+  if (!Array.isArray(access)) return undefined;
+  return access
+    .filter(
+      (a): a is { actions: unknown[] } =>
+        typeof a === "object" &&
+        a !== null &&
+        (a as { type?: unknown }).type === "repository" &&
+        (a as { name?: unknown }).name === path &&
+        Array.isArray((a as { actions?: unknown }).actions),
+    )
+    .flatMap((a) => a.actions.filter((x): x is string => typeof x === "string"));
 }
 
 /** One request, its body read; undefined when there is no answer. */
@@ -127,9 +158,13 @@ export async function openSession(
       if (!r.ok) return undefined;
       const body = (await r.json()) as { token?: string; access_token?: string };
       const token = body.token ?? body.access_token;
-      return token === undefined
-        ? undefined
-        : { base, headers: { Authorization: `Bearer ${token}` } };
+      if (token === undefined) return undefined;
+      const granted = grantedActions(token, path);
+      return {
+        base,
+        headers: { Authorization: `Bearer ${token}` },
+        ...(granted === undefined ? {} : { granted }),
+      };
     } catch {
       return undefined;
     }
@@ -138,13 +173,14 @@ export async function openSession(
 }
 
 /**
- * Whether the registry takes the login: "refused" (the problem to report), "accepted", or
- * "unknown" when the registry cannot be asked here: then the build says what it finds.
+ * Whether the registry takes the login: "refused" (the problem to report), "read-only" (taken,
+ * but its token grants no push on the repository: a pull-only token), "accepted", or "unknown"
+ * when the registry cannot be asked here: then the build says what it finds.
  */
 export async function tryLogin(
   args: LoginArgs,
   fetchImpl: Fetch = fetch,
-): Promise<"accepted" | "refused" | "unknown"> {
+): Promise<"accepted" | "read-only" | "refused" | "unknown"> {
   const session = await openSession(
     args.registry,
     args.path,
@@ -153,7 +189,11 @@ export async function tryLogin(
     fetchImpl,
     args.plainHttp ?? false,
   );
-  return session === undefined ? "unknown" : session === "refused" ? "refused" : "accepted";
+  if (session === undefined) return "unknown";
+  if (session === "refused") return "refused";
+  return session.granted !== undefined && !session.granted.includes("push")
+    ? "read-only"
+    : "accepted";
 }
 
 /** The one message for a refused login: the registry, and the keys to fix. */
@@ -161,6 +201,12 @@ export const refusedLogin = (args: Omit<LoginArgs, "password">): string =>
   `registry ${args.registry} (image.repository) refused the login of registryUsername ${JSON.stringify(args.username)}: ` +
   "set the right registryUsername and registryPassword (pulumi config set registryUsername …; " +
   "pulumi config set --secret registryPassword …)";
+
+/** The message for a login the registry takes but lets only pull: the build could not push. */
+export const readOnlyLogin = (args: Omit<LoginArgs, "password">): string =>
+  `registry ${args.registry} (image.repository) takes the login of registryUsername ${JSON.stringify(args.username)} but grants it no push on ${args.path} (a read-only token): ` +
+  "the built image could not be pushed. Use a token or account with write access to that repository " +
+  "(pulumi config set --secret registryPassword …), or image.build false to deploy it as published";
 
 /** The value of a (secret) config output, for this check only: it is never exported. */
 export const valueOf = (secret: pulumi.Input<string>): Promise<string> =>
@@ -190,4 +236,6 @@ export async function checkRegistryLogin(
   );
   if (answer === "refused")
     throw new ConfigError([{ path: "registryPassword", message: refusedLogin(login) }]);
+  if (answer === "read-only")
+    throw new ConfigError([{ path: "registryPassword", message: readOnlyLogin(login) }]);
 }
