@@ -70,6 +70,7 @@ export = async (): Promise<Record<string, unknown>> => {
       access: cluster.access,
       pull: lab.pull,
       nodes: schedulable,
+      apiAccess: apiAccess(cluster),
     },
     inCluster,
   );

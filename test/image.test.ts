@@ -344,6 +344,14 @@ describe("image: the registry login, tried before the build", () => {
     password: "pw",
   };
   const basic = `Basic ${Buffer.from("lab:pw").toString("base64")}`;
+  /** The image settings of a build pushed to that registry. */
+  const settings = {
+    build: true,
+    repository: "registry.lab:5000/rosfleet/ros_demo",
+    platforms: ["linux/amd64"],
+    cache: true,
+    builder: undefined,
+  } as Parameters<typeof checkRegistryLogin>[0];
   /** A registry that wants `scheme` and accepts only lab:pw; requests are recorded. */
   function registry(scheme: "basic" | "bearer" | "none", speaks: "https" | "http" = "https") {
     const seen: string[] = [];
@@ -426,13 +434,6 @@ describe("image: the registry login, tried before the build", () => {
     // An opaque token (or a JWT without `access`) says nothing: the build will tell.
     assert.equal(await tryLogin(LOGIN, grants("opaque-token")), "accepted");
     assert.equal(await tryLogin(LOGIN, grants(jwt(undefined))), "accepted");
-    const settings = {
-      build: true,
-      repository: "registry.lab:5000/rosfleet/ros_demo",
-      platforms: ["linux/amd64"],
-      cache: true,
-      builder: undefined,
-    } as Parameters<typeof checkRegistryLogin>[0];
     await assert.rejects(
       checkRegistryLogin(settings, "lab", "pw", grants(jwt(repo(["pull"])))),
       (err: Error) =>
@@ -499,13 +500,6 @@ describe("image: the registry login, tried before the build", () => {
   });
 
   it("throws the one config error naming the registry and the keys, and checks nothing without a login", async () => {
-    const settings = {
-      build: true,
-      repository: "registry.lab:5000/rosfleet/ros_demo",
-      platforms: ["linux/amd64"],
-      cache: true,
-      builder: undefined,
-    } as Parameters<typeof checkRegistryLogin>[0];
     await assert.rejects(
       checkRegistryLogin(settings, "lab", "wrong", registry("basic").fake),
       (err: Error) =>

@@ -18,6 +18,7 @@ import {
 import { FakeApi, fakeApiForSuite, serviceAccountDir } from "./helpers/apiserver";
 import { ProgramRun, fakeClusterIp, Registration, runProgram } from "./helpers/program";
 import { NO_LOG_FILE } from "../components/ros/render";
+import { pullFailure, pullState } from "../components/ros/pull";
 import { readStackConfig } from "./helpers/stack";
 
 const POD = "kubernetes:core/v1:Pod";
@@ -58,6 +59,61 @@ const withRos = (ros: Obj) => clover((c) => (c["ros"] = { ...o(c["ros"]), ...ros
 
 /** Every ROS container: its home and logs in the one writable directory. */
 const SCRATCH_ENV = { HOME: "/tmp", ROS_LOG_DIR: "/tmp/ros-log" };
+
+describe("ros: the pull probe", () => {
+  const PROBE = "pulumi-nodejs:dynamic/ros:PullProbe";
+  let run: ProgramRun;
+  before(async () => {
+    run = await runProgram(clover());
+  });
+
+  it("pulls the image on every schedulable node before any ROS pod is declared", () => {
+    const probe = run.get(PROBE, "ros-pull");
+    assert.deepEqual(probe.inputs["nodes"], ["laptop", "clover1", "vm1"]);
+    assert.equal(
+      probe.inputs["image"],
+      o(containers(run.get(DEPLOYMENT, "ros-ros-talker"))[0])["image"],
+    );
+    assert.ok(probe.secretInputs.includes("access"), "the API credentials are a secret");
+    const rosPods = run.resources.filter(
+      (x) => [DEPLOYMENT, POD, DAEMONSET, JOB].includes(x.type) && !x.name.startsWith("dashboard-"),
+    );
+    assert.ok(rosPods.length >= 5);
+    for (const r of rosPods) assert.ok(run.dependsOn(r, probe), r.name);
+  });
+
+  it("comes first in every mode, also without discovery servers to wait for", async () => {
+    const plain = await runProgram(withRos({ discovery: "multicast" }));
+    const probe = plain.get(PROBE, "ros-pull");
+    for (const w of ["ros-ros-talker", "ros-ros-listener"])
+      assert.ok(plain.dependsOn(plain.get(DEPLOYMENT, w), probe), w);
+  });
+
+  it("probes with the ROS pods' account (the pull login) and their security", () => {
+    const spec = o(run.get(PROBE, "ros-pull").inputs["podSpec"]);
+    assert.equal(spec["serviceAccountName"], "rosfleet-ros");
+    assert.equal(spec["automountServiceAccountToken"], false);
+    assert.equal(o(spec["securityContext"])["runAsNonRoot"], true);
+    const [pull] = spec["containers"] as Obj[];
+    assert.deepEqual(pull["args"], ["true"]);
+    assert.deepEqual(o(pull["securityContext"])["capabilities"], { drop: ["ALL"] });
+  });
+
+  it("reads a probe pod's state as the kubelet reports it, and names every node that failed", () => {
+    const at = (state: Record<string, unknown>) => ({ status: { containerStatuses: [{ state }] } });
+    assert.deepEqual(pullState(at({ running: {} })), { pulled: true });
+    assert.deepEqual(pullState(at({ terminated: { exitCode: 0 } })), { pulled: true });
+    assert.equal(pullState(at({ waiting: { reason: "ContainerCreating" } })), undefined);
+    assert.equal(pullState({ status: {} }), undefined);
+    assert.deepEqual(pullState(at({ waiting: { reason: "ErrImagePull", message: "not found" } })), {
+      failed: "ErrImagePull: not found",
+    });
+    assert.equal(
+      pullFailure("r/ros_demo@sha256:00", { clover1: "ErrImagePull: not found" }).split("\n")[1],
+      "  - clover1: ErrImagePull: not found",
+    );
+  });
+});
 
 describe("ros: Pod Security of the lab's namespace", () => {
   const NAMESPACE = "kubernetes:core/v1:Namespace";

@@ -6,7 +6,8 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterAccess } from "../common/kubeconfig";
 import { DashboardAccess } from "../config";
-import { DashboardToken, DynamicHost } from "./token";
+import { DynamicHost } from "../common/dynamic";
+import { DashboardToken } from "./token";
 import {
   appLabels,
   containerSecurity,

@@ -5,9 +5,9 @@
 // and the kubernetes provider has no resource for a TokenRequest: this is a dynamic resource.
 //
 // The provider's functions are serialized into the state and run in Pulumi's dynamic-provider
-// host, a plain `node` without this project's TypeScript: they use nothing but `require` of
-// installed packages and the pure helpers below.
+// host (components/common/dynamic.ts): they use only the pure helpers below and coreApi.
 import * as pulumi from "@pulumi/pulumi";
+import { coreApi } from "../common/dynamic";
 import type { ClusterAccess } from "../common/kubeconfig";
 
 /** What the resource is asked for. */
@@ -45,23 +45,13 @@ export function replacedBy(olds: Record<string, unknown>, news: Record<string, u
   );
 }
 
-/** The client library by absolute path: the host resolves bare names from its own cwd. */
-const CLIENT_NODE = require.resolve("@kubernetes/client-node");
-
 const provider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.CreateResult<TokenOuts>> {
-    // ESM-only package: require(esm) needs Node ≥ 22.12 (package.json engines).
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const k8s = require(CLIENT_NODE) as typeof import("@kubernetes/client-node");
-    const access = inputs["access"] as ClusterAccess;
-    const kc = new k8s.KubeConfig();
-    if ("text" in access.kubeconfig) kc.loadFromString(access.kubeconfig.text);
-    else kc.loadFromFile(access.kubeconfig.file);
-    if (access.context !== undefined) kc.setCurrentContext(access.context);
+    const api = coreApi(inputs["access"] as ClusterAccess);
     const namespace = String(inputs["namespace"]);
     const serviceAccount = String(inputs["serviceAccount"]);
     const hours = Number(inputs["hours"]);
-    const answer = await kc.makeApiClient(k8s.CoreV1Api).createNamespacedServiceAccountToken({
+    const answer = await api.createNamespacedServiceAccountToken({
       name: serviceAccount,
       namespace,
       body: { spec: { audiences: [], expirationSeconds: hours * 3600 } },
@@ -98,17 +88,6 @@ const provider: pulumi.dynamic.ResourceProvider = {
   // A token cannot be revoked alone (deleting its ServiceAccount revokes them all); it expires.
   async delete(): Promise<void> {},
 };
-
-/**
- * An explicit instance of Pulumi's dynamic-provider host. The default instance is handed the
- * whole stack config (for providers that read it), so every change of a `rosfleet:` key would
- * show as an update of it in `preview`; this one is given nothing.
- */
-export class DynamicHost extends pulumi.ProviderResource {
-  constructor(name: string, opts?: pulumi.ResourceOptions) {
-    super("pulumi-nodejs", name, {}, opts);
-  }
-}
 
 /** A token of `serviceAccount` that expires after `hours` (give it a DynamicHost). */
 export class DashboardToken extends pulumi.dynamic.Resource {

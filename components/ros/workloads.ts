@@ -10,6 +10,8 @@ import { dockerConfigJson } from "../image/pull";
 import { perNodeName } from "./delivery";
 import { appLabels, deploymentArgs, podSecurityLabels, tolerateAll } from "../k8s";
 import { MULTUS_CHART, macvlanConfig, multusValues } from "./multus";
+import { PullProbe } from "./pull";
+import { DynamicHost } from "../common/dynamic";
 import {
   DISCOVERY_SERVERS,
   MULTUS_INTERFACE,
@@ -40,6 +42,8 @@ export interface RosWorkloadsArgs {
   readonly pull?: PullCredentials;
   /** The schedulable nodes: with Multus, workloads wait until it is ready on each of them. */
   readonly nodes: readonly string[];
+  /** The API server, for the pull probe (secret). */
+  readonly apiAccess: pulumi.Input<ClusterAccess>;
 }
 
 /** Exits 0 once the pod has its Multus interface; fails (and the Job retries in a new pod,
@@ -123,13 +127,40 @@ export class RosWorkloads extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    // Every node pulls the image before any ROS pod is declared: a pull that cannot work fails
+    // `up` at once with the node's own error (pull.ts), not after a Deployment's 10 minutes.
+    const pulled =
+      args.nodes.length === 0
+        ? []
+        : [
+            new PullProbe(
+              `${name}-pull`,
+              {
+                access: args.apiAccess,
+                namespace: ns,
+                image: args.image,
+                nodes: args.nodes,
+                podSpec: {
+                  ...rosPodBase(),
+                  tolerations: tolerateAll,
+                  containers: [rosContainerOf("pull", args.image, ["true"], [])],
+                },
+              },
+              {
+                parent: this,
+                dependsOn: [this.account, ...(pullSecret === undefined ? [] : [pullSecret])],
+                provider: new DynamicHost(`${name}-dynamic`, { parent: this }),
+              },
+            ),
+          ];
+
     // Two discovery servers, each known by its Service's address. A server that restarts
     // comes back at a new pod address; clients that knew the old one keep talking to that, so
     // the new one never hears of them, and pods that start later would not find them through
     // it. The other server still knows everyone: every client uses both.
     const servers =
       ros.discovery === "discovery-server"
-        ? DISCOVERY_SERVERS.map((_, id) => this.discoveryServer(name, ns, args.image, id))
+        ? DISCOVERY_SERVERS.map((_, id) => this.discoveryServer(name, ns, args.image, id, pulled))
         : [];
     this.discovery =
       servers.length > 0
@@ -150,7 +181,7 @@ export class RosWorkloads extends pulumi.ComponentResource {
               .apply((ips) => ips.map((ip) => `${ip}:${DISCOVERY_PORT}`).join(";")),
           }),
     };
-    const after = [this.account, ...this.discovery];
+    const after = [this.account, ...pulled, ...this.discovery];
 
     const { annotations } = podNetworking(ros.discovery);
     this.workloads = ros.workloads.map((w) => {
@@ -374,6 +405,7 @@ export class RosWorkloads extends pulumi.ComponentResource {
     ns: pulumi.Output<string>,
     image: pulumi.Input<string>,
     id: number,
+    pulled: readonly pulumi.Resource[],
   ): { deployment: k8s.apps.v1.Deployment; service: k8s.core.v1.Service } {
     const app = DISCOVERY_SERVERS[id];
     // Server 0 keeps the names of the days of one server: an upgrade replaces nothing of it.
@@ -419,7 +451,7 @@ export class RosWorkloads extends pulumi.ComponentResource {
           },
         ],
       }),
-      { parent: this, dependsOn: [this.account] },
+      { parent: this, dependsOn: [this.account, ...pulled] },
     );
     const service = new k8s.core.v1.Service(
       `${name}-discovery${suffix}`,

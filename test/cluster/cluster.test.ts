@@ -254,6 +254,35 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
     assert.ok(delivery.every((d) => d.received));
   });
 
+  it("an image the nodes cannot pull fails up within a minute, with the node's own error and the key", async () => {
+    // A digest the registry does not have: the laptop's manifest check cannot read it (a
+    // warning), and each node's containerd is told "not found".
+    const missing = `${lab.world?.repository ?? ""}@sha256:${"0".repeat(64)}`;
+    const config = lab.config("discovery-server");
+    config["rosfleet:image"] = {
+      value: JSON.stringify({ build: false, repository: missing }),
+    };
+    await stack.setAllConfig(config);
+    const started = Date.now();
+    const err = await stack.up({ color: "never" }).then(
+      () => assert.fail("up passed with an image no node can pull"),
+      (e: unknown) => e as Error,
+    );
+    const seconds = (Date.now() - started) / 1000;
+    assert.match(err.message, /the nodes cannot pull the ros_demo image /);
+    for (const node of NODES)
+      assert.match(
+        err.message,
+        new RegExp(`  - ${node}: (ErrImagePull|ImagePullBackOff): .*not found`),
+        node,
+      );
+    assert.match(err.message, /Fix image\.repository/);
+    assert.ok(seconds < 90, `failed after ${seconds.toFixed(0)} s`);
+    console.log(`    a pull that cannot work failed up after ${seconds.toFixed(0)} s`);
+    // Nothing of the probe is left, and the ROS pods were not touched.
+    assert.deepEqual(await pods("rosfleet-pull"), []);
+  });
+
   it("destroy leaves nothing of rosfleet in the cluster", async () => {
     const objects = await stateObjects(stack);
     assert.ok(objects.length > 10, `the lab's objects are in state (${objects.length})`);
