@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { checkScript } from "../components/ros/check";
 import { k3sCniBinDir } from "../components/ros/multus";
-import { MULTUS_CRD_HINT, MULTUS_READY_SCRIPT } from "../components/ros/workloads";
+import { MULTUS_CRD_HINT, MULTUS_READY_SCRIPT } from "../components/ros/multus-stage";
 import { pythonJob } from "../components/ros/render";
 import {
   deliveryPairs,

@@ -5,17 +5,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { LabSettings } from "../config";
 import type { PullCredentials } from "../config/derived";
 import type { ClusterAccess } from "../common/kubeconfig";
-import { Lookup, MULTUS_CRD, crdLookup } from "../cluster/probe";
 import { dockerConfigJson } from "../image/pull";
-import { perNodeName } from "./delivery";
 import { appLabels, deploymentArgs, podSecurityLabels, tolerateAll } from "../k8s";
-import { MULTUS_CHART, macvlanConfig, multusValues } from "./multus";
+import { multusResources } from "./multus-stage";
 import { PullProbe } from "./pull";
 import { DynamicHost } from "../common/dynamic";
 import {
   DISCOVERY_SERVERS,
-  MULTUS_INTERFACE,
-  MULTUS_NETWORK,
   DISCOVERY_PORT,
   NAMESPACE,
   ROS_ACCOUNT,
@@ -23,7 +19,6 @@ import {
   SCRATCH,
   podNetworking,
   podSecurityLevel,
-  pythonJob,
   rosContainerOf,
   rosPodBase,
   workloadPodSpec,
@@ -46,47 +41,8 @@ export interface RosWorkloadsArgs {
   readonly apiAccess: pulumi.Input<ClusterAccess>;
 }
 
-/** Exits 0 once the pod has its Multus interface; fails (and the Job retries in a new pod,
- * so a new network setup) while Multus has not configured the node yet. */
-export const MULTUS_READY_SCRIPT = `if ip -o link show ${MULTUS_INTERFACE} >/dev/null 2>&1; then
-  echo "$NODE_NAME: ${MULTUS_INTERFACE} attached, Multus is ready"
-else
-  echo "$NODE_NAME: no ${MULTUS_INTERFACE} yet: Multus has not configured this node" >&2
-  exit 1
-fi`;
-
-/** The Job that waits for Multus's CRD, its ServiceAccount (and ClusterRole), and its bound. */
-export const MULTUS_CRD_JOB = "multus-crd";
-export const MULTUS_CRD_ACCOUNT = "rosfleet-multus-crd";
-export const MULTUS_CRD_WAIT_SECONDS = 600;
-/** All the CRD Job may do: read that one CRD. */
-export const MULTUS_CRD_RULES = [
-  {
-    apiGroups: ["apiextensions.k8s.io"],
-    resources: ["customresourcedefinitions"],
-    resourceNames: [MULTUS_CRD],
-    verbs: ["get"],
-  },
-];
-/** Where to look when the CRD never comes (k3s's Helm controller names its Job after the chart). */
-export const MULTUS_CRD_HINT = `k3s's Helm controller has not installed the Multus chart: see kubectl -n kube-system logs job/helm-install-multus (it pulls rancher/klipper-helm, the ${MULTUS_CHART.chart} chart ${MULTUS_CHART.version} from ${MULTUS_CHART.repo}, then the Multus and whereabouts images: multus mode needs the internet for them, or those images in the machines' registry)`;
-
 /** The `kubernetes.io/dockerconfigjson` Secret it lists. */
 export const PULL_SECRET = "rosfleet-registry";
-
-/** Fails with the way to add Multus when the cluster lacks it; warns when it could not ask. */
-export function requireMultus(found: Lookup, resource: pulumi.Resource): void {
-  if ("error" in found) {
-    pulumi.log.warn(`could not check that the cluster has Multus (${found.error})`, resource);
-    return;
-  }
-  if (!found.found)
-    throw new pulumi.ResourceError(
-      `ros.discovery is multus, but the cluster has no Multus (no CustomResourceDefinition ${MULTUS_CRD}); pods would never get their second interface. Add it: on MicroK8s run microk8s enable multus; on a k3s that rosfleet installs, remove ros.multus.install false so rosfleet installs it.`,
-      resource,
-      true,
-    );
-}
 
 /** The lab's ROS 2 workloads (`rosfleet:ros:Workloads`). */
 export class RosWorkloads extends pulumi.ComponentResource {
@@ -166,7 +122,13 @@ export class RosWorkloads extends pulumi.ComponentResource {
       servers.length > 0
         ? servers.flatMap((s) => [s.deployment, s.service])
         : ros.discovery === "multus"
-          ? this.multus(name, ns, ros.multus, args)
+          ? multusResources(
+              { parent: this, account: this.account, pullSecrets: this.pullSecrets },
+              name,
+              ns,
+              ros.multus,
+              args,
+            )
           : [];
     this.context = {
       image: args.image,
@@ -218,184 +180,6 @@ export class RosWorkloads extends pulumi.ComponentResource {
       },
       { parent: this, additionalSecretOutputs: ["data", "stringData"] },
     );
-  }
-
-  /** A Job that succeeds once Multus's CRD is established (`multus-crd`), with the only RBAC it
-   * needs: get that one CRD. */
-  private crdWait(
-    name: string,
-    ns: pulumi.Output<string>,
-    image: pulumi.Input<string>,
-    chart: pulumi.Resource,
-  ): k8s.batch.v1.Job {
-    const labels = appLabels(MULTUS_CRD_JOB);
-    const child = { parent: this };
-    const account = new k8s.core.v1.ServiceAccount(
-      `${name}-multus-crd-account`,
-      // Its pod pulls the lab's image like every ROS pod: with the registry login, if any.
-      {
-        metadata: { name: MULTUS_CRD_ACCOUNT, namespace: ns, labels },
-        imagePullSecrets: this.pullSecrets,
-      },
-      child,
-    );
-    const role = new k8s.rbac.v1.ClusterRole(
-      `${name}-multus-crd-role`,
-      { metadata: { name: MULTUS_CRD_ACCOUNT, labels }, rules: MULTUS_CRD_RULES },
-      child,
-    );
-    const binding = new k8s.rbac.v1.ClusterRoleBinding(
-      `${name}-multus-crd-binding`,
-      {
-        metadata: { name: MULTUS_CRD_ACCOUNT, labels },
-        roleRef: {
-          apiGroup: "rbac.authorization.k8s.io",
-          kind: "ClusterRole",
-          name: role.metadata.name,
-        },
-        subjects: [{ kind: "ServiceAccount", name: account.metadata.name, namespace: ns }],
-      },
-      child,
-    );
-    return new k8s.batch.v1.Job(
-      `${name}-multus-crd`,
-      {
-        metadata: { name: MULTUS_CRD_JOB, namespace: ns, labels },
-        spec: {
-          backoffLimit: 0,
-          activeDeadlineSeconds: MULTUS_CRD_WAIT_SECONDS + 120,
-          template: {
-            metadata: { labels },
-            spec: {
-              ...rosPodBase(),
-              serviceAccountName: MULTUS_CRD_ACCOUNT,
-              automountServiceAccountToken: true,
-              restartPolicy: "Never",
-              containers: [
-                rosContainerOf(
-                  MULTUS_CRD_JOB,
-                  image,
-                  [
-                    "python3",
-                    "-c",
-                    pythonJob("crd_wait.py"),
-                    MULTUS_CRD,
-                    String(MULTUS_CRD_WAIT_SECONDS),
-                    MULTUS_CRD_HINT,
-                  ],
-                  [],
-                ),
-              ],
-            },
-          },
-        },
-      },
-      {
-        parent: this,
-        dependsOn: [chart, binding],
-        customTimeouts: { create: "15m", update: "15m" },
-      },
-    );
-  }
-
-  /** Multus + whereabouts (unless already installed) and the macvlan attachment. */
-  private multus(
-    name: string,
-    ns: pulumi.Output<string>,
-    multus: LabSettings["ros"]["multus"],
-    { k3sVersion, access, nodes, image }: RosWorkloadsArgs,
-  ): pulumi.Resource[] {
-    const range = multus.range;
-    if (range === undefined) throw new Error("ros.multus.range is validated with the config");
-    const install =
-      multus.install && k3sVersion !== undefined
-        ? [
-            new k8s.apiextensions.CustomResource(
-              `${name}-multus`,
-              {
-                apiVersion: "helm.cattle.io/v1",
-                kind: "HelmChart",
-                metadata: { name: "multus", namespace: "kube-system" },
-                spec: {
-                  ...MULTUS_CHART,
-                  targetNamespace: "kube-system",
-                  valuesContent: multusValues(k3sVersion),
-                },
-              },
-              { parent: this },
-            ),
-          ]
-        : [];
-    // The chart's CRD comes when k3s's Helm controller has pulled klipper-helm and the chart:
-    // a Job waits for it (bounded, naming where to look) before the attachment is created.
-    const crd = install.map((chart) => this.crdWait(name, ns, image, chart));
-    const config = macvlanConfig(multus.interface, range);
-    const attachment = new k8s.apiextensions.CustomResource(
-      `${name}-macvlan`,
-      {
-        apiVersion: "k8s.cni.cncf.io/v1",
-        kind: "NetworkAttachmentDefinition",
-        metadata: { name: MULTUS_NETWORK, namespace: ns },
-        // On a cluster rosfleet did not install, Multus must be there before anything relies on
-        // it: the attachment (and every workload after it) waits for the lookup, and fails with it.
-        spec: {
-          config:
-            access === undefined
-              ? config
-              : pulumi.output(access).apply(async (a) => {
-                  requireMultus(await crdLookup(a, MULTUS_CRD), this);
-                  return config;
-                }),
-        },
-      },
-      { parent: this, dependsOn: [...install, ...crd] },
-    );
-    // A pod that starts before Multus has written its CNI config on its node comes up without
-    // its second interface, and keeps it that way. One Job per node proves the attachment works
-    // there before any workload starts.
-    const ready = nodes.map(
-      (node) =>
-        new k8s.batch.v1.Job(
-          `${name}-multus-ready-${node}`,
-          {
-            metadata: {
-              name: perNodeName("multus-ready-", node),
-              namespace: ns,
-              labels: appLabels("multus-ready"),
-            },
-            spec: {
-              backoffLimit: 6,
-              activeDeadlineSeconds: 900,
-              template: {
-                metadata: {
-                  labels: appLabels("multus-ready"),
-                  annotations: podNetworking("multus").annotations,
-                },
-                spec: {
-                  ...rosPodBase(),
-                  restartPolicy: "Never",
-                  nodeSelector: { "kubernetes.io/hostname": node },
-                  tolerations: tolerateAll,
-                  containers: [
-                    rosContainerOf(
-                      "multus-ready",
-                      image,
-                      ["bash", "-c", MULTUS_READY_SCRIPT],
-                      [{ name: "NODE_NAME", value: node }],
-                    ),
-                  ],
-                },
-              },
-            },
-          },
-          {
-            parent: this,
-            dependsOn: [attachment, this.account],
-            customTimeouts: { create: "20m", update: "20m" },
-          },
-        ),
-    );
-    return [...install, attachment, ...ready];
   }
 
   /** Fast DDS discovery server `id`: a Deployment and its ClusterIP Service (UDP 11811). The
