@@ -18,7 +18,7 @@ import {
 import { FakeApi, fakeApiForSuite, serviceAccountDir } from "./helpers/apiserver";
 import { ProgramRun, fakeClusterIp, Registration, runProgram } from "./helpers/program";
 import { NO_LOG_FILE } from "../components/ros/render";
-import { pullFailure, pullState } from "../components/ros/pull";
+import { notReady, notReadyFailure, pullFailure, pullState } from "../components/ros/pull";
 import { readStackConfig } from "./helpers/stack";
 
 const POD = "kubernetes:core/v1:Pod";
@@ -97,6 +97,22 @@ describe("ros: the pull probe", () => {
     const [pull] = spec["containers"] as Obj[];
     assert.deepEqual(pull["args"], ["true"]);
     assert.deepEqual(o(pull["securityContext"])["capabilities"], { drop: ["ALL"] });
+  });
+
+  it("tells a node that cannot run pods (not Ready, not there) and says so for each, with the ways out", () => {
+    const ready = (status: string, reason?: string, message?: string) => ({
+      status: { conditions: [{ type: "Ready", status, reason, message }] },
+    });
+    assert.equal(notReady(ready("True")), undefined);
+    assert.equal(
+      notReady(ready("Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")),
+      "not Ready (NodeStatusUnknown: Kubelet stopped posting node status.)",
+    );
+    assert.equal(notReady({ status: {} }), "not Ready (no Ready condition yet)");
+    assert.equal(notReady(undefined), "not in the cluster");
+    const text = notReadyFailure({ clover1: "not in the cluster" });
+    assert.match(text, /^ {2}- clover1: not in the cluster$/m);
+    assert.match(text, /set cordon: true on it in machines/);
   });
 
   it("reads a probe pod's state as the kubelet reports it, and names every node that failed", () => {

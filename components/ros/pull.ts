@@ -55,6 +55,33 @@ export function pullFailure(image: string, failures: Readonly<Record<string, str
   ].join("\n");
 }
 
+/** Why `node` cannot run a pod now, or undefined when it is Ready. */
+export function notReady(
+  node:
+    | {
+        status?: {
+          conditions?: { type?: string; status?: string; reason?: string; message?: string }[];
+        };
+      }
+    | undefined,
+): string | undefined {
+  if (node === undefined) return "not in the cluster";
+  const ready = node.status?.conditions?.find((c) => c.type === "Ready");
+  if (ready?.status === "True") return undefined;
+  const said = [ready?.reason, ready?.message].filter((x) => x !== undefined && x !== "");
+  return `not Ready (${said.length === 0 ? "no Ready condition yet" : said.join(": ")})`;
+}
+
+/** The one error for nodes that are not there: nothing could run on them, so say it at once. */
+export function notReadyFailure(why: Readonly<Record<string, string>>): string {
+  return [
+    "these machines' nodes cannot run pods now, so the ROS pods and the delivery check could not either:",
+    ...Object.entries(why).map(([node, w]) => `  - ${node}: ${w}`),
+    "Bring each back (on it: sudo journalctl -u k3s-agent, or -u k3s on a server), or set cordon: true on it " +
+      "in machines (a cordoned machine is left out of the pull probe and the delivery check), or remove it.",
+  ].join("\n");
+}
+
 /** The probe pod's name on `node` (a node name is a DNS label; the prefix keeps it short). */
 export const probeName = (node: string): string => `rosfleet-pull-${node}`.slice(0, 63);
 
@@ -65,6 +92,14 @@ const provider: pulumi.dynamic.ResourceProvider = {
     const image = String(inputs["image"]);
     const nodes = inputs["nodes"] as string[];
     const spec = inputs["podSpec"] as Record<string, unknown>;
+    // A node that is not Ready would leave its probe pod Pending for the whole wait.
+    const down: Record<string, string> = {};
+    for (const node of nodes) {
+      const found = await api.readNode({ name: node }).catch(() => undefined);
+      const why = notReady(found as never);
+      if (why !== undefined) down[node] = why;
+    }
+    if (Object.keys(down).length > 0) throw new Error(notReadyFailure(down));
     const names = nodes.map((node) => probeName(node));
     const remove = () =>
       Promise.all(

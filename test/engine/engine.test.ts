@@ -400,6 +400,44 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
     assert.equal(plain?.status, 201, plain?.body);
   });
 
+  it("a machine whose node is not Ready fails up at once, named, before any ROS pod changes", async () => {
+    // A Node no kubelet (and no kwok) looks after: it never reports Ready.
+    const ghost = { name: "engine-ghost", arch: "amd64", kind: "vm" };
+    const res = await cp?.api.request("POST", "/api/v1/nodes", {
+      apiVersion: "v1",
+      kind: "Node",
+      metadata: {
+        name: ghost.name,
+        labels: {
+          "kubernetes.io/hostname": ghost.name,
+          "kubernetes.io/arch": "amd64",
+          "kubernetes.io/os": "linux",
+        },
+      },
+    });
+    assert.equal(res?.status, 201, res?.body);
+    const before = await stack.getAllConfig();
+    try {
+      await stack.setAllConfig({
+        ...before,
+        "rosfleet:machines": { value: JSON.stringify([...MACHINES, ghost]) },
+      });
+      const started = Date.now();
+      const err = await stack.up({ color: "never" }).then(
+        () => assert.fail("up passed with a node that is not Ready"),
+        (e: unknown) => e as Error,
+      );
+      assert.match(err.message, /these machines' nodes cannot run pods now/);
+      assert.match(err.message, /  - engine-ghost: not Ready \(no Ready condition yet\)/);
+      assert.ok(Date.now() - started < 60_000, "at once, not after a pull's wait");
+    } finally {
+      await stack.setAllConfig(before);
+      await cp?.api.request("DELETE", `/api/v1/nodes/${ghost.name}`);
+    }
+    const back = await withChanges((onEvent) => stack.up({ onEvent }));
+    assert.deepEqual(changeList(back.changes), [], "nothing had changed");
+  });
+
   it("a bare Pod deleted behind rosfleet's back comes back with up --refresh (as README says)", async () => {
     const url = "/api/v1/namespaces/rosfleet/pods/demo-listener";
     assert.equal((await cp?.api.request("DELETE", `${url}?gracePeriodSeconds=0`))?.status, 200);
