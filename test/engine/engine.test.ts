@@ -428,7 +428,7 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
         (e: unknown) => e as Error,
       );
       assert.match(err.message, /these machines' nodes cannot run pods now/);
-      assert.match(err.message, /  - engine-ghost: not Ready \(no Ready condition yet\)/);
+      assert.match(err.message, / {2}- engine-ghost: not Ready \(no Ready condition yet\)/);
       assert.ok(Date.now() - started < 60_000, "at once, not after a pull's wait");
     } finally {
       await stack.setAllConfig(before);
