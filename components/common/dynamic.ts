@@ -4,7 +4,7 @@
 // `require` of installed packages by absolute path.
 import * as pulumi from "@pulumi/pulumi";
 import type { CoreV1Api } from "@kubernetes/client-node";
-import type { ClusterAccess } from "./kubeconfig";
+import { ClusterAccess, loadAccess } from "./kubeconfig";
 
 /**
  * An explicit instance of Pulumi's dynamic-provider host. The default instance is handed the
@@ -17,16 +17,13 @@ export class DynamicHost extends pulumi.ProviderResource {
   }
 }
 
-/** The client library by absolute path: the host resolves bare names from its own cwd. */
-const CLIENT_NODE = require.resolve("@kubernetes/client-node");
-
-/** A core API client for `access` (ESM-only package: require(esm), Node ≥ 22.12). */
+/**
+ * A core API client for `access`, loaded as kubectl loads it (common/kubeconfig.ts: certificate
+ * files, token files, exec plugins). Serialized with the provider, it requires the client
+ * library by name: the host resolves that from the project's directory, where Pulumi runs it.
+ */
 export function coreApi(access: ClusterAccess): CoreV1Api {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const k8s = require(CLIENT_NODE) as typeof import("@kubernetes/client-node");
-  const kc = new k8s.KubeConfig();
-  if ("text" in access.kubeconfig) kc.loadFromString(access.kubeconfig.text);
-  else kc.loadFromFile(access.kubeconfig.file);
-  if (access.context !== undefined) kc.setCurrentContext(access.context);
-  return kc.makeApiClient(k8s.CoreV1Api);
+  const k8s = require("@kubernetes/client-node") as typeof import("@kubernetes/client-node");
+  return loadAccess(access, true).makeApiClient(k8s.CoreV1Api);
 }

@@ -117,6 +117,9 @@ export async function automationStack(
   // the project as in a user's checkout) is the repository's own, through a link.
   const workDir = fs.mkdtempSync(path.join(home, "work-"));
   fs.symlinkSync(path.join(REPO_ROOT, "images"), path.join(workDir, "images"));
+  // Plugins run in the workspace dir, as in a user's checkout: the dynamic resources' code
+  // finds its packages there.
+  fs.symlinkSync(path.join(REPO_ROOT, "node_modules"), path.join(workDir, "node_modules"));
   const stack = await LocalWorkspace.createOrSelectStack(
     { stackName, projectName: "rosfleet", program: run },
     {
