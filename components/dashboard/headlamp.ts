@@ -1,7 +1,7 @@
 // Stage "dashboard": Headlamp (the Kubernetes dashboard the lab used is archived) as a plain
-// Deployment + Service, so preview works without a cluster, and a ServiceAccount whose
-// long-lived token logs in with exactly the chosen access (ACCESS below). Headlamp itself holds
-// no credential: it forwards the token the user logs in with.
+// Deployment + Service, so preview works without a cluster, and a ServiceAccount whose token
+// (token.ts: it expires after dashboard.tokenHours) logs in with exactly the chosen access
+// (ACCESS below). Headlamp itself holds no credential: it forwards the token the user logs in with.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterAccess } from "../common/kubeconfig";
