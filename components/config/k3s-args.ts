@@ -36,6 +36,12 @@ const flagValue = (flag: string): string | undefined => {
   return at < 0 ? undefined : flag.slice(at + 1);
 };
 
+/** `key=value` of a `--node-label` → [key, value]; value undefined without an `=`. */
+const labelOf = (value: string): [string, string | undefined] => {
+  const [k, v] = value.split(/=(.*)/s);
+  return [k, v];
+};
+
 function problemOf(flag: string, key: ArgsKey): string | undefined {
   const name = flagName(flag);
   const owned = OWNED[name];
@@ -45,7 +51,7 @@ function problemOf(flag: string, key: ArgsKey): string | undefined {
     return `--${name} would put a secret in plaintext in the stack file, the state and config.yaml: rosfleet reads the cluster's own token on the first server and hands it to each joining machine as a secret; remove it from k3s.${key} (and change that token if it was a real one)`;
   const value = flagValue(flag);
   if (name === "node-label") {
-    const [k, v] = (value ?? "").split(/=(.*)/s);
+    const [k, v] = labelOf(value ?? "");
     if (value === undefined || v === undefined || !LABEL_KEY.test(k) || !LABEL_VALUE.test(v))
       return `--node-label takes key=value (a label key such as robot or example.com/robot, a value of at most 63 letters, digits, '-', '_' or '.'), got ${JSON.stringify(value ?? "")}`;
   }
@@ -82,8 +88,8 @@ export function nodeSettingsOf(flags: readonly string[]): ArgsNodeSettings {
   for (const flag of flags) {
     const value = flagValue(flag) ?? "";
     if (flagName(flag) === "node-label") {
-      const [k, v] = value.split(/=(.*)/s);
-      labels[k] = v;
+      const [k, v] = labelOf(value);
+      labels[k] = v ?? "";
     } else if (flagName(flag) === "node-taint") taints.push(value);
   }
   return { labels, taints };
