@@ -801,13 +801,56 @@ describe("scripts: node reconcile and removal (on the server)", () => {
       /server clover1 left the cluster: its etcd member is removed and etcd is healthy/,
     );
     // etcd that stays unhealthy fails the step, so the uninstall after it does not run.
-    const sick = withNode(new FakeMachine().withK3s().set("etcd-unhealthy"));
+    const sick = withNode(new FakeMachine().withK3s().set("etcd-breaks-on-delete"));
     const failed = sick.run(removeNodeScript(s2).replace("WAIT_SECONDS='300'", "WAIT_SECONDS='3'"));
     assert.equal(failed.status, 1);
     assert.match(
       failed.stderr,
       /^etcd is not healthy on the first server 3s after clover1's member was removed: see journalctl -u k3s there\. clover1 was not uninstalled yet/m,
     );
+  });
+
+  describe("a leaving server while another is down", () => {
+    const s2 = { ...pi, role: "server" as const };
+    /** Servers clover1 (leaving), s1 and s3; the ones in `down` are not Ready. */
+    const lab = (down: readonly string[]) => {
+      const m = withNode(new FakeMachine().withK3s());
+      for (const name of ["clover1", "s1", "s3"]) {
+        fs.writeFileSync(path.join(m.state, "nodes", name), "");
+        fs.writeFileSync(path.join(m.state, "nodes", `${name}.role`), "server");
+        if (down.includes(name)) fs.writeFileSync(path.join(m.state, "nodes", `${name}.down`), "");
+      }
+      return m;
+    };
+
+    it("refuses before it drains or deletes anything, naming the server that is down", () => {
+      const r = lab(["s3"]).run(removeNodeScript(s2));
+      assert.equal(r.status, 1);
+      assert.match(
+        r.stderr,
+        /^server clover1 cannot leave while s3 is down: etcd would be left with a dead member among the rest and lose quorum \(the API would go\)\. Remove the dead server first \(delete it from machines, pulumi up\), or bring it back; then remove clover1\. Nothing was drained, deleted or uninstalled$/m,
+      );
+      assert.deepEqual(kubectl(r), []);
+    });
+
+    it("removes the server that is down itself: the others are up", () => {
+      // Its own Ready condition is False too (ready-after: never).
+      const r = lab(["clover1"]).set("ready-after", "1000").run(removeNodeScript(s2));
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(kubectl(r), [
+        "k3s kubectl delete node clover1 --ignore-not-found --timeout=300s",
+      ]);
+    });
+
+    it("refuses while etcd is not healthy, and an agent's removal does not ask", () => {
+      const sick = lab([]).set("etcd-unhealthy");
+      const r = sick.run(removeNodeScript(s2));
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /^etcd is not healthy on the first server: clover1 stays until it is/m);
+      assert.deepEqual(kubectl(r), []);
+      const agent = lab(["s3"]).run(removeNodeScript(pi));
+      assert.equal(agent.status, 0, agent.stderr);
+    });
   });
 
   it("deletes the node of a dead machine at once, without waiting out a drain", () => {

@@ -103,6 +103,26 @@ remove_empty_dirs() {
   done
 }
 
+# servers_stay_up NODE: fails, saying which and what to do, unless every server but NODE is
+# Ready and etcd is healthy on the first server — before server NODE's etcd member may go.
+servers_stay_up() {
+  local listing down
+  if ! listing=$(kubectl get nodes -l node-role.kubernetes.io/control-plane \
+    -o 'jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}'); then
+    echo "cannot list the cluster's servers on the first server: $1 stays (nothing was drained, deleted or uninstalled); see journalctl -u k3s there" >&2
+    return 1
+  fi
+  down=$(awk -v leaving="$1" '$1 != leaving && $2 != "True" { printf "%s%s", sep, $1; sep = ", " }' <<<"$listing")
+  if [ -n "$down" ]; then
+    echo "server $1 cannot leave while $down is down: etcd would be left with a dead member among the rest and lose quorum (the API would go). Remove the dead server first (delete it from machines, pulumi up), or bring it back; then remove $1. Nothing was drained, deleted or uninstalled" >&2
+    return 1
+  fi
+  if [ "$(kubectl get --raw /readyz/etcd 2>/dev/null || true)" != ok ]; then
+    echo "etcd is not healthy on the first server: $1 stays until it is (see journalctl -u k3s there). Nothing was drained, deleted or uninstalled" >&2
+    return 1
+  fi
+}
+
 # remove_server_node NODE SECONDS: deletes server NODE's Node with `kubectl` (a function the
 # caller defines: the first server's API). k3s's etcd finalizer on a server's Node makes the
 # delete return only once its etcd member is removed; then waits for etcd to be healthy.

@@ -7,7 +7,10 @@
 # A server's Node carries k3s's etcd finalizer: deleting it removes the server's etcd member
 # (k3s-io/k3s #3973), which k3s-uninstall.sh never does (#4865), and the delete returns when
 # that is done. Only then, with etcd healthy again on the first server, may the uninstall (and
-# the next server's removal) go on; otherwise this fails and nothing is uninstalled.
+# the next server's removal) go on; otherwise this fails and nothing is uninstalled. And it
+# starts only when every other server is Ready: with one of three down, removing a member
+# would leave etcd two members of which one is dead — no quorum, no API (the dead one is the
+# one to remove first: two healthy members stay).
 # Parameters (set by the caller):
 #   NODE_NAME      the node
 #   ROLE           server | agent
@@ -20,6 +23,8 @@ if ! kubectl get "node/$NODE_NAME" >/dev/null 2>&1; then
   echo "node $NODE_NAME is not in the cluster"
   exit 0
 fi
+# Nothing is drained or deleted unless every other server is up (and etcd with them).
+[ "$ROLE" != server ] || servers_stay_up "$NODE_NAME"
 ready=$(kubectl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
 if [ "$ready" != True ]; then
   echo "node $NODE_NAME is not Ready (its machine is off or gone): deleting it without a drain"
