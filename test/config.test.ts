@@ -666,7 +666,7 @@ describe("config: the dashboard's admin never reaches a privileged namespace", (
 });
 
 describe("config: a change that would replace the cluster", () => {
-  const installed = { previousServers: ["laptop"], previousInstalled: true };
+  const installed = { previous: { servers: ["laptop"], installed: true, hosts: {} } };
 
   it("refuses cluster.kubeconfig on a stack that installed k3s, unless allowClusterReplacement", () => {
     const existing = {
@@ -686,7 +686,10 @@ describe("config: a change that would replace the cluster", () => {
     );
     // A stack that was on an existing cluster before may point at another one.
     assert.ok(
-      parseLab(configValues(existing), { ...WITH_AGENT, ...env, previousInstalled: false }).ok,
+      parseLab(configValues(existing), {
+        ...WITH_AGENT,
+        previous: { ...env.previous, installed: false },
+      }).ok,
     );
   });
 
@@ -735,8 +738,15 @@ describe("config: validation", () => {
       role,
     });
     const three = ["s1", "s2", "s3"];
-    const changed = (machines: object[], previousServers: string[]) =>
-      parseLab(configValues(withMachines(...machines)), { ...WITH_AGENT, previousServers });
+    const changed = (
+      machines: object[],
+      servers: string[],
+      down?: Readonly<Record<string, string>>,
+    ) =>
+      parseLab(configValues(withMachines(...machines)), {
+        ...WITH_AGENT,
+        previous: { servers, installed: true, hosts: {}, down },
+      });
 
     it("lets one of three servers leave per up, 2 servers only on the way down, then 1", () => {
       assert.ok(changed([s("s1"), s("s2")], three).ok);
@@ -772,9 +782,23 @@ describe("config: validation", () => {
       );
     });
 
+    it("refuses a server leaving while another is down, and lets the dead one leave", () => {
+      const why = "not Ready (NodeStatusUnknown: Kubelet stopped posting node status.)";
+      const result = changed([s("s1"), s("s3")], three, { s3: why });
+      assert.deepEqual(
+        (result as { problems: readonly Problem[] }).problems.map((p) => `${p.path}: ${p.message}`),
+        [
+          `machines: s2 cannot leave the cluster while s3 is ${why}: removing s2's etcd member would leave etcd s1, s3, with s3 dead — no quorum, and the cluster's API would go. Remove the dead server first: keep s2 in machines, delete s3 from them, pulumi up (the healthy members keep quorum); then remove s2. Or bring s3 back`,
+        ],
+      );
+      assert.ok(changed([s("s1"), s("s2")], three, { s3: why }).ok);
+      // Nothing leaves: a server that is down is the lab's own business.
+      assert.ok(changed([s("s1"), s("s2"), s("s3")], three, { s3: why }).ok);
+    });
+
     it("has nothing to say on a first up, a single server, or an existing cluster", () => {
       assert.ok(changed([s("s1")], []).ok);
-      assert.ok(changed([s("s9")], ["s1"]).ok);
+      assert.ok(changed([s("s1"), s("s9", "agent")], ["s1"]).ok);
     });
   });
 

@@ -11,7 +11,15 @@ import {
   rewriteKubeconfig,
   serverUrl,
 } from "../components/k3s/render";
-import { FAKE_K3S_YAML, FAKE_TOKEN, ProgramRun, Registration, runProgram } from "./helpers/program";
+import {
+  FAKE_K3S_YAML,
+  FAKE_TOKEN,
+  ProgramRun,
+  Registration,
+  runProgram,
+  stateOf,
+} from "./helpers/program";
+import { labFromState } from "../components/config/last-update";
 import { readStackConfig } from "./helpers/stack";
 import { machine } from "./helpers/machine";
 
@@ -402,38 +410,98 @@ describe("k3s: HA with three servers", () => {
     assert.doesNotMatch(script(run.get(REMOTE, "s1-node")), /rosfleet_delete/);
   });
 
-  it("refuses, before declaring any step, a change that takes a majority of servers away", async () => {
-    const previousOutputs = {
-      nodes: ["s1", "s2", "s3"].map((name) => ({ name, role: "server", arch: "amd64" })),
-      // Only a stack that installed k3s has one.
-      kubeconfig: "apiVersion: v1",
+  it("reads the last update's lab from the stack's state: servers (first first), roles, hosts", () => {
+    const lab = labFromState(stateOf(run));
+    assert.deepEqual(lab.servers, ["s1", "s2", "s3"]);
+    assert.equal(lab.installed, true);
+    assert.deepEqual(lab.hosts, {
+      s1: "10.0.0.1",
+      s2: "10.0.0.2",
+      s3: "10.0.0.3",
+      a1: "10.0.0.4",
+      a2: "10.0.0.5",
+    });
+    // The first server is the one the token is read from, whatever its name sorts as.
+    const renamed = {
+      ...HA,
+      machines: [{ ...HA.machines[0], name: "z1" }, ...HA.machines.slice(1)],
     };
+    return runProgram(renamed).then((r) => {
+      assert.deepEqual(labFromState(stateOf(r)).servers, ["z1", "s2", "s3"]);
+    });
+  });
+
+  it("refuses, before declaring any step, a change that takes a majority of servers away", async () => {
+    const previousState = stateOf(run);
     const one = { ...HA, machines: HA.machines.filter((m) => !["s2", "s3"].includes(m.name)) };
     await assert.rejects(
-      runProgram(one, { previousOutputs }),
+      runProgram(one, { previousState }),
       /takes 2 of the cluster's 3 servers away at once/,
     );
     const two = { ...HA, machines: HA.machines.filter((m) => m.name !== "s3") };
-    const stepped = await runProgram(two, { previousOutputs });
+    const stepped = await runProgram(two, { previousState });
     assert.deepEqual(
       k3sSteps(stepped, REMOTE).filter((n) => /^s\d-install$/.test(n)),
       ["s1-install", "s2-install"],
     );
+    // A removal that failed on its machine leaves s3's steps in the state: s3 still counts.
+    const failedRemoval = stateOf(stepped);
+    for (const r of run.resources.filter((x) => x.name.startsWith("s3-")))
+      failedRemoval[r.urn] = { type: r.type, outputs: r.inputs };
+    await assert.rejects(
+      runProgram(one, { previousState: failedRemoval }),
+      /takes 2 of the cluster's 3 servers away at once/,
+    );
+    // Once it succeeded, the state has s1 and s2 only: s2 may go (2 → 1).
+    assert.ok(
+      (await runProgram(one, { previousState: stateOf(stepped) })).names(REMOTE).length > 0,
+    );
+  });
+
+  it("refuses a joined server renamed on the same machine, naming both and the two ups", async () => {
+    const renamed = {
+      ...HA,
+      machines: HA.machines.map((m) => (m.name === "s3" ? { ...m, name: "s3b" } : m)),
+    };
+    await assert.rejects(
+      runProgram(renamed, { previousState: stateOf(run) }),
+      /machines\[2\]\.name: s3b is a new name for 10\.0\.0\.3, the machine of server s3, which leaves in this change: .* Rename a server in two ups: remove s3 \(pulumi up: its etcd member goes, then k3s is uninstalled\), then add the machine as s3b \(pulumi up\)/,
+    );
+    // A new server on a machine of its own is no rename.
+    const added = {
+      ...HA,
+      machines: [
+        ...HA.machines.slice(0, 3),
+        { name: "s4", host: "10.0.0.9", role: "server" },
+        { name: "s5", host: "10.0.0.8", role: "server" },
+        ...HA.machines.slice(3),
+      ],
+    };
+    assert.ok(
+      (await runProgram(added, { previousState: stateOf(run) }))
+        .names(REMOTE)
+        .includes("s4-install"),
+    );
   });
 
   it("refuses, before any step, a new only server (a new, empty cluster); an existing cluster's nodes are not its servers", async () => {
+    const single = { ...HA, machines: HA.machines.filter((m) => !["s2", "s3"].includes(m.name)) };
+    const installed = stateOf(await runProgram(single));
     const one = { ...HA, machines: HA.machines.filter((m) => !["s1", "s2"].includes(m.name)) };
-    const installed = {
-      nodes: [{ name: "s1", role: "server", arch: "amd64" }],
-      kubeconfig: "apiVersion: v1",
-    };
     await assert.rejects(
-      runProgram(one, { previousOutputs: installed }),
+      runProgram(one, { previousState: installed }),
       /machines: s1 is the lab's only server and holds its cluster: making s3 the server builds a new, empty cluster/,
     );
-    // The same nodes output from a stack on an existing cluster (no kubeconfig output).
-    const run = await runProgram(one, { previousOutputs: { nodes: installed.nodes } });
-    assert.ok(run.names(REMOTE).includes("s3-install"));
+    // A stack that was on an existing cluster: its machines were never rosfleet's servers.
+    const existing = stateOf(
+      await runProgram({
+        cluster: { kubeconfig: path.join(__dirname, "fixtures", "kubeconfig.yaml") },
+        machines: [{ name: "s1" }],
+        image: HA.image,
+      }),
+    );
+    const moved = await runProgram(one, { previousState: existing });
+    assert.ok(moved.names(REMOTE).includes("s3-install"));
   });
 
   it("reads the token and kubeconfig from the first server only", () => {

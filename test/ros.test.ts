@@ -18,7 +18,8 @@ import {
 import { FakeApi, fakeApiForSuite, serviceAccountDir } from "./helpers/apiserver";
 import { ProgramRun, fakeClusterIp, Registration, runProgram } from "./helpers/program";
 import { NO_LOG_FILE } from "../components/ros/render";
-import { notReady, notReadyFailure, pullFailure, pullState } from "../components/ros/pull";
+import { notReady } from "../components/common/nodes";
+import { notReadyFailure, pullFailure, pullState } from "../components/ros/pull";
 import { readStackConfig } from "./helpers/stack";
 
 const POD = "kubernetes:core/v1:Pod";

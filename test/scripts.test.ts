@@ -846,7 +846,10 @@ describe("scripts: node reconcile and removal (on the server)", () => {
       const sick = lab([]).set("etcd-unhealthy");
       const r = sick.run(removeNodeScript(s2));
       assert.equal(r.status, 1);
-      assert.match(r.stderr, /^etcd is not healthy on the first server: clover1 stays until it is/m);
+      assert.match(
+        r.stderr,
+        /^etcd is not healthy on the first server: clover1 stays until it is/m,
+      );
       assert.deepEqual(kubectl(r), []);
       const agent = lab(["s3"]).run(removeNodeScript(pi));
       assert.equal(agent.status, 0, agent.stderr);

@@ -14,6 +14,7 @@ import {
 } from "./stage-checks";
 import { k3sArgsRules } from "./k3s-args";
 import { serverRules } from "./quorum";
+import { NO_PREVIOUS_LAB, PreviousLab } from "./last-update";
 import { replacementRules } from "./replacement";
 import { SshEnv, sshRules } from "./ssh-checks";
 import type { Problem } from "./problem";
@@ -135,10 +136,8 @@ function secretRules(raw: Dict): Problem[] {
 export interface CheckEnv extends ModeEnv, SshEnv {
   /** Whether a path (relative to the project directory) is a readable file. */
   readonly isFile: (path: string) => boolean;
-  /** The servers of the stack's last update, in `machines` order; undefined: none known. */
-  readonly previousServers?: readonly string[];
-  /** The last update installed k3s (it has a `kubeconfig` output). */
-  readonly previousInstalled?: boolean;
+  /** The lab since the stack's last update (its state); undefined: a first update. */
+  readonly previous?: PreviousLab;
 }
 
 /** Every cross-key rule of the contract, over the raw (not yet validated) configuration. */
@@ -146,11 +145,8 @@ export function crossChecks(raw: Dict, env: CheckEnv): Problem[] {
   const views = machineViews(raw);
   return [
     ...modeRules(raw, views, env),
-    ...serverRules(views, raw, env.previousServers),
-    ...replacementRules(views, raw, {
-      servers: env.previousServers ?? [],
-      installed: env.previousInstalled ?? false,
-    }),
+    ...serverRules(views, raw, env.previous ?? NO_PREVIOUS_LAB),
+    ...replacementRules(views, raw, env.previous ?? NO_PREVIOUS_LAB),
     ...duplicates(uses(views, "name")),
     ...duplicates(uses(views, "host"), (h) =>
       isLocalHost(h) ? "localhost" : h.trim().toLowerCase(),

@@ -7,6 +7,8 @@ import { z } from "zod";
 import { describeIssue } from "./describe";
 import { crossChecks, isLocalHost } from "./checks";
 import { previousLab } from "./previous";
+import type { PreviousLab } from "./last-update";
+import { leavingServers } from "./quorum";
 import type { AgentState } from "./ssh-checks";
 import type { Problem } from "./problem";
 import { isKubeconfigText } from "./mode-checks";
@@ -20,7 +22,7 @@ import {
 } from "./derived";
 import { ArgsNodeSettings, nodeSettingsOf } from "./k3s-args";
 import { RawMachine, clusterSchema, defaultArch, labSchema } from "./schema";
-import { resolveUserPath } from "./raw";
+import { machineViews, resolveUserPath } from "./raw";
 import type { ClusterSettings, LabConfig, LabNode, LabSettings, Machine } from "./settings";
 
 export { Problem, Workload, isLocalHost };
@@ -168,16 +170,15 @@ function applyDefaults(
 }
 
 /** What parsing may ask of the world: which keys Pulumi decrypted, which files exist, what
- * servers the stack had at its last update (`previousServers`). */
+ * lab the stack's state holds since its last update (`previous`). */
 export interface ParseEnv {
   readonly isSecret: (key: string) => boolean;
   readonly isFile: (path: string) => boolean;
   readonly readFile: (path: string) => string | undefined;
   /** Whether the SSH agent the machines would be logged in with is there. */
   readonly sshAgent: () => AgentState;
-  readonly previousServers?: readonly string[];
-  /** The last update installed k3s (replacement.ts). */
-  readonly previousInstalled?: boolean;
+  /** The lab since the stack's last update (last-update.ts); undefined: a first update. */
+  readonly previous?: PreviousLab;
 }
 
 function readTextFile(file: string): string | undefined {
@@ -221,7 +222,7 @@ export function parseLab(
   values: Readonly<Record<string, string>>,
   env: Partial<ParseEnv> = {},
 ): ParseResult {
-  const { isSecret, isFile, readFile, sshAgent, previousServers, previousInstalled } = {
+  const { isSecret, isFile, readFile, sshAgent, previous } = {
     ...DEFAULT_ENV,
     ...env,
   };
@@ -234,8 +235,7 @@ export function parseLab(
       isSecret,
       readFile,
       sshAgent,
-      previousServers,
-      previousInstalled,
+      previous,
     }),
     ...plaintextSecrets(values, isSecret),
   ];
@@ -264,8 +264,8 @@ const configKeyIsSecret = (key: string): boolean => runtimeConfig.isConfigSecret
 
 /**
  * Reads and validates this stack's configuration; throws `ConfigError` with every problem.
- * When rosfleet installs k3s, the servers of the last update (read back from the stack) are
- * checked against the new ones too.
+ * When rosfleet installs k3s, the lab of the last update (read from the stack's state) is
+ * checked against the new one too.
  */
 export async function readLabConfig(): Promise<LabConfig> {
   const prefix = `${NAMESPACE}:`;
@@ -275,7 +275,10 @@ export async function readLabConfig(): Promise<LabConfig> {
       .map(([key, value]) => [key.slice(prefix.length), value]),
   );
   // Also on an existing cluster: a switch to cluster.kubeconfig is judged against it.
-  const previous = await previousLab();
+  const raw = decode(values);
+  const previous = await previousLab((lab) =>
+    raw["cluster"] === undefined ? leavingServers(machineViews(raw), lab.servers) : [],
+  );
   // Files are read once: the key file checked is the key file used.
   const files = new Map<string, string | undefined>();
   const readOnce = (file: string): string | undefined => {
@@ -285,9 +288,7 @@ export async function readLabConfig(): Promise<LabConfig> {
   const result = parseLab(values, {
     isSecret: (key) => configKeyIsSecret(`${prefix}${key}`),
     readFile: readOnce,
-    // An existing cluster's control-plane nodes are not servers rosfleet must keep.
-    previousServers: previous.installed ? previous.servers : [],
-    previousInstalled: previous.installed,
+    previous,
   });
   if (!result.ok) throw new ConfigError(result.problems);
   const config = new pulumi.Config(NAMESPACE);

@@ -1,39 +1,92 @@
-// What the stack looked like at its last update, for the rules on how a lab may change in one
-// `pulumi up` (quorum.ts): read back from the stack's own `nodes` output with a StackReference
-// to itself (a read: `preview` lists it), which needs no state of rosfleet's own.
+// Reading what the lab is since its last update (last-update.ts) from this stack's own state,
+// through the engine's `readStackResourceOutputs` invoke: no resource, so no `read` step in
+// preview or up (a StackReference to itself was one, on every run), and the state as saved
+// step by step rather than the stack outputs, which a failed update leaves behind. When a
+// server leaves, the cluster is asked whether the others are Ready (quorum.ts refuses otherwise).
+import { CoreV1Api } from "@kubernetes/client-node";
 import * as pulumi from "@pulumi/pulumi";
-import type { PreviousLab } from "./replacement";
+import { loadAccess } from "../common/kubeconfig";
+import { notReady } from "../common/nodes";
+import {
+  NO_PREVIOUS_LAB,
+  PreviousLab,
+  StateResource,
+  kubeconfigFromState,
+  labFromState,
+} from "./last-update";
 
-/** One entry of the `nodes` output as far as these rules need it. */
-interface NodeEntry {
-  readonly name: string;
-  readonly role: string;
+const ASK_SECONDS = 15;
+
+const describeError = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** The stack's state: URN → type and outputs (secrets decrypted: never logged). */
+async function readState(): Promise<Readonly<Record<string, StateResource>>> {
+  const result = (await pulumi.runtime.invoke("pulumi:pulumi:readStackResourceOutputs", {
+    stackName: pulumi.getStack(),
+  })) as { outputs?: Record<string, StateResource> };
+  return result.outputs ?? {};
 }
 
-const isNodeEntry = (v: unknown): v is NodeEntry =>
-  typeof v === "object" &&
-  v !== null &&
-  typeof (v as NodeEntry).name === "string" &&
-  typeof (v as NodeEntry).role === "string";
-
-/** The server names of a `nodes` output value, in order; [] for anything else. */
-export function serversOf(nodes: unknown): string[] {
-  if (!Array.isArray(nodes)) return [];
-  return nodes.filter(isNodeEntry).flatMap((n) => (n.role === "server" ? [n.name] : []));
+/** Server name → why its Node is not Ready, for `servers`, as the cluster answers. */
+export async function serversDown(
+  kubeconfig: string,
+  servers: readonly string[],
+): Promise<Record<string, string>> {
+  const api = loadAccess(
+    { kubeconfig: { text: kubeconfig }, context: undefined },
+    true,
+  ).makeApiClient(CoreV1Api);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no answer within ${ASK_SECONDS}s`)),
+      ASK_SECONDS * 1000,
+    );
+  });
+  try {
+    const nodes = await Promise.race([api.listNode(), timeout]);
+    const byName = new Map(nodes.items.map((n) => [n.metadata?.name ?? "", n]));
+    return Object.fromEntries(
+      servers.flatMap((s) => {
+        const why = notReady(byName.get(s));
+        return why === undefined ? [] : [[s, why]];
+      }),
+    );
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
-/** This stack's last update: its servers in `machines` order ([] on its first), and whether
- * rosfleet installed k3s then (only then is there a `kubeconfig` output). */
-export async function previousLab(): Promise<PreviousLab> {
-  const self = new pulumi.StackReference(
-    `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`,
-  );
-  const [nodes, kubeconfig] = await Promise.all([
-    self.getOutputDetails("nodes"),
-    self.getOutputDetails("kubeconfig"),
-  ]);
-  return {
-    servers: serversOf(nodes.value ?? nodes.secretValue),
-    installed: (kubeconfig.value ?? kubeconfig.secretValue) !== undefined,
-  };
+/**
+ * This stack's lab since its last update. `leaving(lab)` says which of its servers this run's
+ * config takes away: only then is the cluster asked for their health. A state or a cluster
+ * that cannot be read is said in one warning, and the run goes on without what it would have
+ * told (the removal step checks the servers again on the first server before it deletes
+ * anything).
+ */
+export async function previousLab(
+  leaving: (lab: PreviousLab) => readonly string[],
+): Promise<PreviousLab> {
+  let state: Readonly<Record<string, StateResource>>;
+  try {
+    state = await readState();
+  } catch (err) {
+    void pulumi.log.warn(
+      `rosfleet could not read this stack's state (${describeError(err)}): how the lab's servers changed since the last update is not checked in this run`,
+    );
+    return NO_PREVIOUS_LAB;
+  }
+  const lab = labFromState(state);
+  const gone = leaving(lab);
+  const kubeconfig = kubeconfigFromState(state);
+  if (gone.length === 0 || kubeconfig === undefined) return lab;
+  const staying = lab.servers.filter((s) => !gone.includes(s));
+  try {
+    return { ...lab, down: await serversDown(kubeconfig, staying) };
+  } catch (err) {
+    void pulumi.log.warn(
+      `rosfleet could not ask the cluster whether its other servers are Ready before ${gone.join(", ")} leave${gone.length === 1 ? "s" : ""} (${describeError(err)}): the removal checks it on the first server before it deletes anything`,
+    );
+    return lab;
+  }
 }

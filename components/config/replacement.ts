@@ -1,16 +1,9 @@
 // Changes that would replace the lab's cluster rather than change it: refused unless the stack
-// says so (`allowClusterReplacement`). Judged against the last update (previous.ts): whether
+// says so (`allowClusterReplacement`). Judged against the last update (last-update.ts): whether
 // rosfleet had installed k3s (the stack then has a `kubeconfig` output) and its servers.
+import type { PreviousLab } from "./last-update";
 import type { Problem } from "./problem";
 import { Dict, MachineView } from "./raw";
-
-/** What the last update left, as far as these rules need it. */
-export interface PreviousLab {
-  /** Its servers in `machines` order; [] on a first update or an existing cluster. */
-  readonly servers: readonly string[];
-  /** rosfleet installed k3s on the machines (not `cluster.kubeconfig`). */
-  readonly installed: boolean;
-}
 
 const allowed = (raw: Dict): boolean =>
   raw["allowClusterReplacement"] === true || raw["allowClusterReplacement"] === "true";

@@ -12,6 +12,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type * as k8s from "@pulumi/kubernetes";
 import { coreApi } from "../common/dynamic";
 import type { ClusterAccess } from "../common/kubeconfig";
+import { notReady } from "../common/nodes";
 
 /** How long a node may take to pull the image (a 1 GB image over a Pi's Wi-Fi). */
 export const PULL_SECONDS = 900;
@@ -53,23 +54,6 @@ export function pullFailure(image: string, failures: Readonly<Record<string, str
       "registryUsername / registryPassword for a private registry, and for a registry without " +
       "TLS a k3s.registries mirror with an http:// endpoint (docs/reference.md: Registries the machines pull from).",
   ].join("\n");
-}
-
-/** Why `node` cannot run a pod now, or undefined when it is Ready. */
-export function notReady(
-  node:
-    | {
-        status?: {
-          conditions?: { type?: string; status?: string; reason?: string; message?: string }[];
-        };
-      }
-    | undefined,
-): string | undefined {
-  if (node === undefined) return "not in the cluster";
-  const ready = node.status?.conditions?.find((c) => c.type === "Ready");
-  if (ready?.status === "True") return undefined;
-  const said = [ready?.reason, ready?.message].filter((x) => x !== undefined && x !== "");
-  return `not Ready (${said.length === 0 ? "no Ready condition yet" : said.join(": ")})`;
 }
 
 /** The one error for nodes that are not there: nothing could run on them, so say it at once. */

@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { ConfigMap, Stack } from "@pulumi/pulumi/automation";
 import { ControlPlane, startControlPlane, waitFor } from "./controlplane";
 import { providerCopies } from "../../components/cluster/tempfiles";
+import { serversDown } from "../../components/config/previous";
 import {
   AutomationStack,
   automationStack,
@@ -218,7 +219,8 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
       stack.preview({ expectNoChanges: true, onEvent }),
     );
     assert.deepEqual([...changes], []);
-    assert.equal(result.changeSummary.create ?? 0, 0);
+    // Not even a read: the last update's lab comes from the state by an invoke.
+    assert.deepEqual(Object.keys(result.changeSummary), ["same"]);
     assert.deepEqual(
       left.filter((f) => fs.existsSync(f)),
       [],
@@ -436,6 +438,26 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
     }
     const back = await withChanges((onEvent) => stack.up({ onEvent }));
     assert.deepEqual(changeList(back.changes), [], "nothing had changed");
+  });
+
+  it("the config stage asks the cluster which servers are down before one leaves", async () => {
+    // A Node no kubelet serves, beside the kwok ones (Ready), and one that is not there.
+    const res = await cp?.api.request("POST", "/api/v1/nodes", {
+      apiVersion: "v1",
+      kind: "Node",
+      metadata: { name: "engine-dead-server" },
+    });
+    assert.equal(res?.status, 201, res?.body);
+    try {
+      const text = fs.readFileSync(cp?.kubeconfig ?? "", "utf8");
+      const ready = MACHINES[0]?.name ?? "";
+      assert.deepEqual(await serversDown(text, [ready, "engine-dead-server", "engine-gone"]), {
+        "engine-dead-server": "not Ready (no Ready condition yet)",
+        "engine-gone": "not in the cluster",
+      });
+    } finally {
+      await cp?.api.request("DELETE", "/api/v1/nodes/engine-dead-server");
+    }
   });
 
   it("a bare Pod deleted behind rosfleet's back comes back with up --refresh (as README says)", async () => {

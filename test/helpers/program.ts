@@ -6,6 +6,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { provideSshAgent } from "./agent";
 import { REPO_ROOT, configValues } from "./stack";
+import type { StateResource } from "../../components/config/last-update";
 
 /** The cluster IP the fake API server gives a Service: its own for each name. */
 export const fakeClusterIp = (service: string): string =>
@@ -45,6 +46,8 @@ export const DASHBOARD_TOKEN = "pulumi-nodejs:dynamic/dashboard:Token";
 export interface Registration {
   readonly type: string;
   readonly name: string;
+  /** Its URN, as the mocks' engine made it. */
+  readonly urn: string;
   /** URN of the parent component. */
   readonly parent: string;
   /** Inputs, secrets unwrapped. */
@@ -229,8 +232,9 @@ export interface RunOptions {
   readonly silentChecks?: readonly string[];
   /** The reports ConfigMap's data before this run (what the last run's Jobs wrote). */
   readonly lastReports?: Readonly<Record<string, string>>;
-  /** The stack's outputs at its last update, as its StackReference to itself reads them. */
-  readonly previousOutputs?: Readonly<Record<string, unknown>>;
+  /** The stack's state (URN → type and outputs), as readStackResourceOutputs reads it: what an
+   * earlier run left (`stateOf`). Default: none, a first update. */
+  readonly previousState?: Readonly<Record<string, StateResource>>;
   /** buildx's state dir (BUILDX_CONFIG) the program finds the builders in. */
   readonly buildx?: string;
   /** Answers the program's own HTTP requests (the registry login check); by default none is
@@ -251,7 +255,6 @@ export interface Read {
 function readState(
   type: string,
   name: string,
-  id: string,
   options: RunOptions,
   ros: FakeRos,
 ): Record<string, unknown> {
@@ -262,8 +265,6 @@ function readState(
         ? (options.lastReports ?? {})
         : { ...options.lastReports, ...ros.reports() },
     };
-  if (type === "pulumi:pulumi:StackReference")
-    return { name: id, outputs: options.previousOutputs ?? {}, secretOutputNames: [] };
   return {};
 }
 
@@ -296,7 +297,7 @@ export async function runProgram(
     {
       newResource: (args) =>
         args.id !== undefined && args.id !== ""
-          ? { id: args.id, state: readState(args.type, args.name, args.id, options, ros) }
+          ? { id: args.id, state: readState(args.type, args.name, options, ros) }
           : {
               id: `${args.name}-id`,
               state: args.type.startsWith("command:")
@@ -308,7 +309,10 @@ export async function runProgram(
                       { ...args.inputs, token: FAKE_SA_TOKEN, expiresAt: FAKE_TOKEN_EXPIRES }
                     : ros.created(args.type, args.inputs),
             },
-      call: (args) => args.inputs,
+      call: (args) =>
+        args.token === "pulumi:pulumi:readStackResourceOutputs"
+          ? { name: args.inputs["stackName"], outputs: options.previousState ?? {} }
+          : args.inputs,
     },
     "rosfleet",
     stack,
@@ -342,17 +346,22 @@ export async function runProgram(
       .getPropertydependenciesMap()
       .forEach((deps) => deps.getUrnsList().forEach((u) => dependencies.add(u)));
     const parent = req.getParent();
-    registrations.push({
+    const registration = {
       type: req.getType(),
       name: req.getName(),
+      urn: "",
       parent,
       inputs,
       secretInputs,
       dependencies: [...dependencies],
       deleteBeforeReplace: req.getDeletebeforereplace(),
       retainOnDelete: req.getRetainondelete() ?? false,
+    };
+    registrations.push(registration);
+    return register(req, (err: unknown, response?: { getUrn(): string }) => {
+      if (response !== undefined) registration.urn = response.getUrn();
+      (cb as (e: unknown, r?: unknown) => void)(err, response);
     });
-    return register(req, cb);
   };
   const prefixed = Object.fromEntries(
     Object.entries(configValues(config)).map(([k, v]) => [`rosfleet:${k}`, v]),
@@ -459,4 +468,21 @@ function makeRun(
       return false;
     },
   };
+}
+
+/**
+ * What `run` leaves in the stack's state as the next run reads it (readStackResourceOutputs):
+ * each resource's outputs are its inputs, as the command provider's are (stdin, connection…),
+ * with `extra` outputs by resource name (a component's registered outputs).
+ */
+export function stateOf(
+  run: ProgramRun,
+  extra: Readonly<Record<string, Record<string, unknown>>> = {},
+): Record<string, StateResource> {
+  return Object.fromEntries(
+    run.resources.map((r) => [
+      r.urn,
+      { type: r.type, outputs: { ...r.inputs, ...(extra[r.name] ?? {}) } },
+    ]),
+  );
 }
