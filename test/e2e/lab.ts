@@ -142,7 +142,12 @@ function hostImage(arch: Arch, log: (line: string) => void): string {
   return tag;
 }
 
-async function waitUntil(what: string, check: () => boolean, seconds: number): Promise<void> {
+/** Waits until `check` holds; throws `what` after `seconds`. */
+export async function waitUntil(
+  what: string,
+  check: () => boolean,
+  seconds: number,
+): Promise<void> {
   const deadline = Date.now() + seconds * 1000;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`${what} after ${seconds} s`);
