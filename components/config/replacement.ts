@@ -1,6 +1,6 @@
 // Changes that would replace the lab's cluster rather than change it: refused unless the stack
 // says so (`allowClusterReplacement`). Judged against the last update (last-update.ts): whether
-// rosfleet had installed k3s (the stack then has a `kubeconfig` output) and its servers.
+// rosfleet had installed k3s (its state holds the k3s cluster component) and its servers.
 import type { PreviousLab } from "./last-update";
 import type { Problem } from "./problem";
 import { Dict, MachineView } from "./raw";
