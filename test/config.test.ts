@@ -696,8 +696,14 @@ describe("config: a change that would replace the cluster", () => {
   it("refuses a new only server of a one-server lab, naming both and the order that works", () => {
     const moved = withMachines({ ...server, name: "laptop2", host: "192.168.1.22" });
     assert.deepEqual(problems(moved, installed), [
-      "machines: laptop is the lab's only server and holds its cluster: making laptop2 the server builds a new, empty cluster (and renaming a server in place is not yet carried out safely), where nothing rosfleet deployed in the old one would be redeployed. Keep laptop as the server; to move the lab to laptop2, pulumi destroy, then pulumi up with the new machines",
+      "machines: laptop is the lab's only server and holds its cluster: making laptop2 the server (or renaming it) builds a new, empty cluster there, and laptop's k3s — its cluster and everything in it — is uninstalled. Keep laptop as the server, or set allowClusterReplacement: true to do it: every Kubernetes object of the lab is then created anew on the new cluster, and the agents join it",
     ]);
+    assert.ok(
+      parseLab(configValues({ ...moved, allowClusterReplacement: true }), {
+        ...WITH_AGENT,
+        ...installed,
+      }).ok,
+    );
     settings(withMachines(server));
   });
 });

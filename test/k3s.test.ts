@@ -19,7 +19,7 @@ import {
   runProgram,
   stateOf,
 } from "./helpers/program";
-import { labFromState } from "../components/config/last-update";
+import { continuity, labFromState, providerIdentity } from "../components/config/last-update";
 import { readStackConfig } from "./helpers/stack";
 import { machine } from "./helpers/machine";
 
@@ -490,7 +490,7 @@ describe("k3s: HA with three servers", () => {
     const one = { ...HA, machines: HA.machines.filter((m) => !["s1", "s2"].includes(m.name)) };
     await assert.rejects(
       runProgram(one, { previousState: installed }),
-      /machines: s1 is the lab's only server and holds its cluster: making s3 the server builds a new, empty cluster/,
+      /machines: s1 is the lab's only server and holds its cluster: making s3 the server \(or renaming it\) builds a new, empty cluster there/,
     );
     // A stack that was on an existing cluster: its machines were never rosfleet's servers.
     const existing = stateOf(
@@ -502,6 +502,44 @@ describe("k3s: HA with three servers", () => {
     );
     const moved = await runProgram(one, { previousState: existing });
     assert.ok(moved.names(REMOTE).includes("s3-install"));
+  });
+
+  it("keeps the provider's identity for the same cluster, and gives a new cluster a new one", async () => {
+    const PROVIDER = "pulumi:providers:kubernetes";
+    const identity = (r: ProgramRun) => r.get(PROVIDER, "k3s-provider").inputs["clusterIdentifier"];
+    // A stack of an earlier rosfleet (identity: the cluster's name) replaces nothing.
+    assert.equal(identity(await runProgram(HA, { previousState: stateOf(run) })), "rosfleet-test");
+    const single = { ...HA, machines: HA.machines.filter((m) => !["s2", "s3"].includes(m.name)) };
+    const moved = {
+      ...HA,
+      machines: HA.machines.filter((m) => !["s1", "s2"].includes(m.name)),
+      allowClusterReplacement: true,
+    };
+    const onNew = await runProgram(moved, { previousState: stateOf(await runProgram(single)) });
+    // A new provider identity: the provider, and every object it manages, is replaced.
+    assert.equal(identity(onNew), "rosfleet-test@s3");
+    assert.equal(
+      identity(await runProgram(moved, { previousState: stateOf(onNew) })),
+      "rosfleet-test@s3",
+    );
+    // k3s → an existing cluster (allowed), and back: a new identity each time.
+    const toExisting = continuity(labFromState(stateOf(run)), { existing: true });
+    assert.equal(providerIdentity(toExisting, "rosfleet-test"), "rosfleet-test@existing");
+    const wasExisting = {
+      servers: [],
+      installed: false,
+      hosts: {},
+      existing: true,
+      identity: "rosfleet-test@existing",
+    };
+    assert.equal(
+      providerIdentity(continuity(wasExisting, { existing: false, first: "s1" }), "rosfleet-test"),
+      "rosfleet-test@s1",
+    );
+    assert.equal(
+      providerIdentity(continuity(wasExisting, { existing: true }), "rosfleet-test"),
+      "rosfleet-test@existing",
+    );
   });
 
   it("reads the token and kubeconfig from the first server only", () => {

@@ -55,8 +55,8 @@ export interface ExistingClusterArgs {
   readonly context: string | undefined;
   /** `machines`: nodes the cluster must have, as described. */
   readonly nodes: readonly LabNode[];
-  /** The provider's stable identity. */
-  readonly clusterName: string;
+  /** The provider's `clusterIdentifier` (config/last-update.ts: a new cluster, a new one). */
+  readonly identity: string;
   /** The API server of the context (for the `serverUrl` output). */
   readonly serverUrl: string;
   /** Address and credentials of the API server (secret): the nodes are listed with them. */
@@ -72,7 +72,7 @@ export class ExistingCluster extends pulumi.ComponentResource {
 
   constructor(name: string, args: ExistingClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("rosfleet:cluster:Existing", name, {}, opts);
-    const identity = { context: args.context, clusterIdentifier: args.clusterName };
+    const identity = { context: args.context, clusterIdentifier: args.identity };
     // One list of the cluster's nodes, however many the lab has (not a read per node). Not a
     // secret, though asked with the credentials.
     const listed = pulumi.unsecret(

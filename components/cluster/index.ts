@@ -3,6 +3,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterSettings, K3sSettings, LabConfig } from "../config";
+import { providerIdentity } from "../config/last-update";
 import { K3sCluster, NodeInfo } from "../k3s/cluster";
 import { LabMachine } from "../machine/machine";
 import { ExistingCluster } from "./existing";
@@ -36,6 +37,7 @@ function installK3s(lab: LabConfig, k3s: K3sSettings, clusterName: string): LabC
     lab: { machines: lab.machines, k3s, registries: lab.k3sRegistries },
     machines,
     clusterName,
+    identity: providerIdentity(lab.continuity, clusterName),
   });
   return {
     provider: k3sCluster.provider,
@@ -65,7 +67,7 @@ function useExisting(lab: LabConfig, cluster: ClusterSettings, clusterName: stri
     kubeconfig,
     context: cluster.context,
     nodes: lab.nodes,
-    clusterName,
+    identity: providerIdentity(lab.continuity, clusterName),
     serverUrl: cluster.server,
     access,
   });

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { describeIssue } from "./describe";
 import { crossChecks, isLocalHost } from "./checks";
 import { previousLab } from "./previous";
-import type { PreviousLab } from "./last-update";
+import { PreviousLab, continuity } from "./last-update";
 import { leavingServers } from "./quorum";
 import type { AgentState } from "./ssh-checks";
 import type { Problem } from "./problem";
@@ -310,5 +310,9 @@ export async function readLabConfig(): Promise<LabConfig> {
         : registriesWithSecrets(config.getObject<{ registries?: unknown }>("k3s")),
     pull: pullCredentials(result.settings, registryPassword),
     schedulable: schedulableNodes(result.settings),
+    continuity: continuity(previous, {
+      existing: result.settings.cluster !== undefined,
+      first: result.settings.machines.find((m) => m.role === "server")?.name,
+    }),
   };
 }

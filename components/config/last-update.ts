@@ -17,9 +17,47 @@ export interface PreviousLab {
   /** What the cluster said of its servers at this run, asked only when one leaves: name → why
    * it is not Ready (a Ready server is absent). Undefined: not asked, or no answer. */
   readonly down?: Readonly<Record<string, string>>;
+  /** The stack was on an existing cluster (`cluster.kubeconfig`). */
+  readonly existing?: boolean;
+  /** Its kubernetes provider's `clusterIdentifier`. */
+  readonly identity?: string;
 }
 
 export const NO_PREVIOUS_LAB: PreviousLab = { servers: [], installed: false, hosts: {} };
+
+/** This run's cluster next to the last update's: kept (its provider identity with it), or new
+ * — another first server, or a switch between k3s and `cluster.kubeconfig` — named by `fresh`. */
+export interface ClusterContinuity {
+  readonly identity?: string;
+  readonly fresh?: string;
+}
+
+/** Whether this run's cluster (`existing`, or k3s with `first` as its first server) is the last
+ * update's. */
+export function continuity(
+  previous: PreviousLab,
+  now: { readonly existing: boolean; readonly first?: string },
+): ClusterContinuity {
+  const kept = previous.existing
+    ? now.existing
+    : !previous.installed ||
+      previous.servers.length === 0 ||
+      (!now.existing && previous.servers[0] === now.first);
+  if (kept) return { identity: previous.identity };
+  return { identity: previous.identity, fresh: now.existing ? "existing" : (now.first ?? "k3s") };
+}
+
+/**
+ * The kubernetes provider's `clusterIdentifier`: the last update's for the same cluster (so an
+ * upgrade of rosfleet replaces nothing), a new one for a new cluster — the provider is then
+ * replaced, and with it every Kubernetes object, created anew on the new cluster (the state
+ * would otherwise believe they exist there).
+ */
+export function providerIdentity(c: ClusterContinuity, base: string): string {
+  if (c.fresh === undefined) return c.identity ?? base;
+  const fresh = `${base}@${c.fresh}`;
+  return fresh === c.identity ? `${fresh}-2` : fresh;
+}
 
 /** One resource of a stack's state, as the engine's `readStackResourceOutputs` hands it. */
 export interface StateResource {
@@ -33,6 +71,8 @@ export const hostKey = (host: string): string =>
 
 const MACHINE = "rosfleet:machine:Machine";
 const CLUSTER = "rosfleet:k3s:Cluster";
+const EXISTING = "rosfleet:cluster:Existing";
+const K8S_PROVIDER = "pulumi:providers:kubernetes";
 const COMMANDS: ReadonlySet<string> = new Set(["command:remote:Command", "command:local:Command"]);
 
 /** `urn:pulumi:<stack>::<project>::<parent types $ type>::<name>` → its types and name. */
@@ -77,8 +117,19 @@ export function labFromState(resources: Readonly<Record<string, StateResource>>)
   const hosts: Record<string, string> = {};
   let first: string | undefined;
   let installed = false;
+  let existing = false;
+  let identity: string | undefined;
   for (const [urn, r] of Object.entries(resources)) {
-    if (parseUrn(urn)?.types.at(-1) === CLUSTER) installed = true;
+    const types = parseUrn(urn)?.types ?? [];
+    if (types.at(-1) === CLUSTER) installed = true;
+    if (types.at(-1) === EXISTING) existing = true;
+    const id = r.outputs?.["clusterIdentifier"];
+    if (
+      types.at(-1) === K8S_PROVIDER &&
+      [CLUSTER, EXISTING].includes(types.at(-2) ?? "") &&
+      typeof id === "string"
+    )
+      identity = id;
     first ??= stepMachine(urn, r.type, "kubeconfig");
     const machine = stepMachine(urn, r.type, "install");
     if (machine === undefined) continue;
@@ -91,7 +142,13 @@ export function labFromState(resources: Readonly<Record<string, StateResource>>)
     first !== undefined && servers.includes(first)
       ? [first, ...servers.filter((s) => s !== first)]
       : servers;
-  return { servers: installed ? ordered : [], installed, hosts: installed ? hosts : {} };
+  return {
+    servers: installed ? ordered : [],
+    installed,
+    hosts: installed ? hosts : {},
+    ...(existing && !installed ? { existing } : {}),
+    ...(identity === undefined ? {} : { identity }),
+  };
 }
 
 /** The admin kubeconfig the cluster component keeps (secret; for the servers' health). */

@@ -20,9 +20,15 @@ function toExistingCluster(raw: Dict, previous: PreviousLab): Problem[] {
   ];
 }
 
-/** The one server of a one-server lab changed: k3s on the new one is a new, empty cluster. */
+/** The one server of a one-server lab changed: k3s on the new one is a new, empty cluster
+ * (allowed, the provider's identity follows it: last-update.ts providerIdentity). */
 function newOnlyServer(views: readonly MachineView[], raw: Dict, previous: PreviousLab): Problem[] {
-  if (raw["cluster"] !== undefined || !previous.installed || previous.servers.length !== 1)
+  if (
+    raw["cluster"] !== undefined ||
+    !previous.installed ||
+    previous.servers.length !== 1 ||
+    allowed(raw)
+  )
     return [];
   const [old] = previous.servers;
   const now = views.find((v) => v.role === "server")?.name;
@@ -30,7 +36,7 @@ function newOnlyServer(views: readonly MachineView[], raw: Dict, previous: Previ
   return [
     {
       path: "machines",
-      message: `${old} is the lab's only server and holds its cluster: making ${now} the server builds a new, empty cluster (and renaming a server in place is not yet carried out safely), where nothing rosfleet deployed in the old one would be redeployed. Keep ${old} as the server; to move the lab to ${now}, pulumi destroy, then pulumi up with the new machines`,
+      message: `${old} is the lab's only server and holds its cluster: making ${now} the server (or renaming it) builds a new, empty cluster there, and ${old}'s k3s — its cluster and everything in it — is uninstalled. Keep ${old} as the server, or set allowClusterReplacement: true to do it: every Kubernetes object of the lab is then created anew on the new cluster, and the agents join it`,
     },
   ];
 }

@@ -1,6 +1,7 @@
 // The settings the config stage hands the rest of the program: every key of the contract with
 // its default applied (LabSettings), and the secrets as Pulumi secret outputs (LabConfig).
 import type * as pulumi from "@pulumi/pulumi";
+import type { ClusterContinuity } from "./last-update";
 import type { PullCredentials } from "./derived";
 import type { Workload } from "./workloads";
 import type {
@@ -144,4 +145,6 @@ export interface LabConfig extends LabSettings {
   readonly pull: PullCredentials | undefined;
   /** The nodes workloads and the delivery check may use (not cordoned). */
   readonly schedulable: readonly string[];
+  /** Whether the cluster is the last update's (last-update.ts): the provider's identity. */
+  readonly continuity: ClusterContinuity;
 }

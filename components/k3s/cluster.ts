@@ -25,8 +25,10 @@ export interface K3sClusterArgs {
   };
   /** One per machine of `lab.machines`, in the same order. */
   readonly machines: readonly LabMachine[];
-  /** Names the cluster, context and user of the kubeconfig, and the provider's identity. */
+  /** Names the cluster, context and user of the kubeconfig. */
   readonly clusterName: string;
+  /** The provider's `clusterIdentifier`: a new one replaces every object (a new cluster). */
+  readonly identity: string;
 }
 
 /** One node of the cluster, as the `nodes` output lists it. */
@@ -128,7 +130,7 @@ export class K3sCluster extends pulumi.ComponentResource {
       `${name}-provider`,
       // A stable identity: the kubeconfig is unknown during preview and would otherwise
       // make every preview replace the provider and everything it manages.
-      { kubeconfig: this.kubeconfig, clusterIdentifier: args.clusterName },
+      { kubeconfig: this.kubeconfig, clusterIdentifier: args.identity },
       {
         parent: this,
         dependsOn: [...servers.map((s) => s.node), ...this.agents.map((a) => a.node)],
