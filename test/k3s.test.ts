@@ -504,6 +504,13 @@ describe("k3s: HA with three servers", () => {
     assert.ok(moved.names(REMOTE).includes("s3-install"));
   });
 
+  it("gives each agent's install its cluster (the first server's install), and no server's", () => {
+    for (const a of ["a1", "a2"])
+      assert.match(script(run.get(REMOTE, `${a}-install`)), /^CLUSTER='s1-install-id'$/m);
+    for (const s of ["s1", "s2", "s3"])
+      assert.doesNotMatch(script(run.get(REMOTE, `${s}-install`)), /^CLUSTER=/m);
+  });
+
   it("keeps the provider's identity for the same cluster, and gives a new cluster a new one", async () => {
     const PROVIDER = "pulumi:providers:kubernetes";
     const identity = (r: ProgramRun) => r.get(PROVIDER, "k3s-provider").inputs["clusterIdentifier"];

@@ -427,6 +427,41 @@ describe("scripts: install", () => {
     assert.equal(fs.readFileSync(m.file("etc/rancher/k3s/token"), "utf8"), "K10new::server:other");
   });
 
+  it("drops an agent's old token when its first server was installed anew, so the join step starts it", () => {
+    const m = new FakeMachine();
+    const inCluster = (cluster: string) =>
+      installScript({
+        machine: pi,
+        version: "v1.33.5+k3s1",
+        configYaml: renderK3sConfig({
+          machine: pi,
+          joinHost: SERVER,
+          clusterInit: false,
+          extraArgs: [],
+        }),
+        joinHost: SERVER,
+        cluster,
+      });
+    m.run(inCluster("laptop-install-1"));
+    join(m);
+    // The same cluster: nothing changes, the token stays.
+    const same = m.run(inCluster("laptop-install-1"));
+    assert.match(same.stdout, /is up to date/);
+    assert.ok(fs.existsSync(m.file("etc/rancher/k3s/token")));
+    // A new cluster: no restart with the old token (k3s-agent would retry it for ever).
+    const moved = m.run(inCluster("laptop2-install-1"));
+    assert.equal(moved.status, 0, moved.stderr);
+    assert.match(
+      moved.stdout,
+      /clover1 joins a new cluster \(its first server was installed anew\): its old token is dropped/,
+    );
+    assert.match(moved.stdout, /it starts when clover1-join gives it the cluster token\n$/);
+    assert.deepEqual(changes(moved), []);
+    assert.equal(fs.existsSync(m.file("etc/rancher/k3s/token")), false);
+    const joined = join(m, "K10new::server:other");
+    assert.deepEqual(changes(joined), ["systemctl restart k3s-agent"]);
+  });
+
   it("bounds the join of an agent whose token the server rejects, naming the journal", () => {
     const m = new FakeMachine().set("cluster-token", "K10other::server:real");
     m.run(install(pi, SERVER).replace("WAIT_SECONDS='\\''300'\\''", "WAIT_SECONDS='\\''1'\\''"));

@@ -42,7 +42,11 @@ export class K3sAgent {
         target: args.target,
         k3s: args.k3s,
         registries: args.registries,
-        join: { host: apiHost(args.k3s, args.primary.machine), token: args.token },
+        join: {
+          host: apiHost(args.k3s, args.primary.machine),
+          token: args.token,
+          cluster: args.primaryInstall.id,
+        },
         clusterInit: false,
         after: args.after,
       },

@@ -20,6 +20,8 @@
 #   REGISTRIES    k3s.registries as `<name>-registries` writes it, credentials shown as
 #                 [secret] ("" for none): kept across a role change; here so that a change of
 #                 it shows in this step's preview diff (the other step's may be all secret)
+#   CLUSTER       agents only: the first server's install (its id), recorded in
+#                 rosfleet-cluster; another one there means a new cluster (unset: not checked)
 #   WAIT_SECONDS  how long k3s may take to start, and a server to report Ready
 #   ROOT          filesystem prefix ("" on a real machine; a temp dir in tests)
 
@@ -142,6 +144,18 @@ if [ "$reinstall" = true ] || [ "$installed" != "$K3S_VERSION" ] || ! systemctl 
     exit 1
   fi
   changed=true
+fi
+
+# The first server was installed anew (a new cluster, allowClusterReplacement): the token this
+# agent holds is the old cluster's, which k3s-agent would retry for ever after a restart. It is
+# dropped instead; the join step (whose token changed with the cluster) hands over the new one.
+cluster_file="$conf_dir/rosfleet-cluster"
+if [ -n "${CLUSTER:-}" ]; then
+  if [ -f "$cluster_file" ] && [ "$(cat "$cluster_file")" != "$CLUSTER" ]; then
+    echo "$NODE_NAME joins a new cluster (its first server was installed anew): its old token is dropped"
+    rm -f "$conf_dir/token"
+  fi
+  printf '%s\n' "$CLUSTER" >"$cluster_file"
 fi
 
 if [ -n "$JOIN_HOST" ] && [ ! -s "$conf_dir/token" ]; then

@@ -18,8 +18,13 @@ export interface InstallStepArgs {
   readonly k3s: K3sSettings;
   /** `k3s.registries` with its credentials (secret when it has any). */
   readonly registries: pulumi.Output<Registries> | undefined;
-  /** The server to join with `token`; undefined for the first server. */
-  readonly join?: { readonly host: string; readonly token: pulumi.Input<string> };
+  /** The server to join with `token`; undefined for the first server. `cluster` (agents):
+   * the first server's install id, so that a new cluster drops the old token (install.sh). */
+  readonly join?: {
+    readonly host: string;
+    readonly token: pulumi.Input<string>;
+    readonly cluster?: pulumi.Input<string>;
+  };
   /** First server of an HA cluster: `cluster-init`. */
   readonly clusterInit: boolean;
   /** Nothing is copied or installed before these. */
@@ -79,14 +84,17 @@ export function installSteps(
     `${name}-install`,
     args.target,
     {
-      script: installScript({
-        machine,
-        version: args.k3s.version,
-        configYaml,
-        joinHost: args.join?.host,
-        airgap: airgap?.params,
-        registries: shown,
-      }),
+      script: pulumi.output(args.join?.cluster).apply((cluster) =>
+        installScript({
+          machine,
+          version: args.k3s.version,
+          configYaml,
+          joinHost: args.join?.host,
+          airgap: airgap?.params,
+          registries: shown,
+          cluster,
+        }),
+      ),
       deleteScript: uninstallScript(machine, airgap, shown !== undefined),
       asRoot: true,
     },

@@ -28,6 +28,10 @@ export interface InstallScriptArgs {
   readonly airgap?: AirgapPlan["params"];
   /** registries.yaml with its credentials as `[secret]`, when `k3s.registries` is set. */
   readonly registries?: string;
+  /** An agent's cluster: the first server's install (its id). When the first server is
+   * installed anew (a new cluster), the agent's old token is dropped until its join step hands
+   * it the new cluster's. */
+  readonly cluster?: string;
 }
 
 const NO_AIRGAP: AirgapPlan["params"] = {
@@ -62,6 +66,8 @@ export function installScript(args: InstallScriptArgs): string {
       INSTALL_URL,
       ...(args.airgap ?? NO_AIRGAP),
       REGISTRIES: args.registries ?? "",
+      // Only agents have it (a server's script stays as it was).
+      ...(args.cluster === undefined ? {} : { CLUSTER: args.cluster }),
       WAIT_SECONDS: READY_SECONDS,
       ROOT: "",
     },
