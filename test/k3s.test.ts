@@ -12,6 +12,7 @@ import {
   serverUrl,
 } from "../components/k3s/render";
 import {
+  FAKE_AGENT_TOKEN,
   FAKE_K3S_YAML,
   FAKE_TOKEN,
   ProgramRun,
@@ -87,12 +88,13 @@ describe("k3s: the dev stack (one local server)", () => {
     run = await runProgram(readStackConfig("dev"), { stack: "dev" });
   });
 
-  it("runs every step locally, in order: preflight, install, token, kubeconfig, node", () => {
+  it("runs every step locally, in order: preflight, install, tokens, kubeconfig, node", () => {
     assert.deepEqual(run.names(REMOTE), []);
     assert.deepEqual(k3sSteps(run, LOCAL), [
       "devbox-preflight",
       "devbox-install",
       "devbox-token",
+      "devbox-agent-token",
       "devbox-kubeconfig",
       "devbox-node",
     ]);
@@ -154,6 +156,7 @@ describe("k3s: the lab-notes stack (laptop server, Pi and VM agents)", () => {
       "vm1-preflight": "192.168.1.41",
       "laptop-install": "192.168.1.21",
       "laptop-token": "192.168.1.21",
+      "laptop-agent-token": "192.168.1.21",
       "laptop-kubeconfig": "192.168.1.21",
       "laptop-node": "192.168.1.21",
       "clover1-install": "192.168.1.31",
@@ -182,10 +185,10 @@ describe("k3s: the lab-notes stack (laptop server, Pi and VM agents)", () => {
     assert.equal(run.dependsOn(joins[0], run.get(REMOTE, "vm1-node")), false);
   });
 
-  it("joins with the server's token by stdin, as a secret, never on a command line", () => {
+  it("joins agents with the agent token by stdin, as a secret, never on a command line", () => {
     for (const m of ["clover1", "vm1"]) {
       const join = run.get(REMOTE, `${m}-join`);
-      assert.equal(join.inputs["stdin"], FAKE_TOKEN);
+      assert.equal(join.inputs["stdin"], FAKE_AGENT_TOKEN);
       assert.ok(join.secretInputs.includes("stdin"));
       assert.equal(create(join), "sudo -n bash /etc/rancher/k3s/rosfleet-join.sh");
       assert.equal(join.inputs["delete"], undefined);
@@ -198,10 +201,14 @@ describe("k3s: the lab-notes stack (laptop server, Pi and VM agents)", () => {
     for (const r of run.resources)
       for (const [key, value] of Object.entries(r.inputs))
         if (!r.secretInputs.includes(key))
-          assert.ok(
-            !JSON.stringify(value).includes(FAKE_TOKEN),
-            `${r.name}.${key} shows the token`,
-          );
+          for (const secret of [FAKE_TOKEN, FAKE_AGENT_TOKEN])
+            assert.ok(!JSON.stringify(value).includes(secret), `${r.name}.${key} shows a token`);
+  });
+
+  it("gives no agent's step the server token: it stays on the servers", () => {
+    const agents = ["clover1", "vm1"];
+    for (const r of run.resources.filter((x) => agents.some((a) => x.name.startsWith(`${a}-`))))
+      assert.ok(!JSON.stringify(r.inputs).includes(FAKE_TOKEN), `${r.name} holds the server token`);
   });
 
   it("reads token and kubeconfig with logging off, as secrets", () => {
@@ -372,11 +379,15 @@ describe("k3s: HA with three servers", () => {
     assert.deepEqual(inits, ["s1"]);
   });
 
-  it("joins the other servers to the first with its token", () => {
+  it("joins the other servers to the first with the server token (and the agents' token)", () => {
     for (const s of ["s2", "s3"]) {
       assert.match(script(run.get(REMOTE, `${s}-install`)), /server: https:\/\/10\.0\.0\.1:6443/);
-      assert.equal(run.get(REMOTE, `${s}-join`).inputs["stdin"], FAKE_TOKEN);
+      const join = run.get(REMOTE, `${s}-join`);
+      assert.equal(join.inputs["stdin"], `${FAKE_TOKEN}\n${FAKE_AGENT_TOKEN}\n`);
+      assert.ok(join.secretInputs.includes("stdin"));
     }
+    for (const a of ["a1", "a2"])
+      assert.equal(run.get(REMOTE, `${a}-join`).inputs["stdin"], FAKE_AGENT_TOKEN);
     assert.deepEqual(
       k3sSteps(run, REMOTE).filter((n) => n.endsWith("-join")),
       ["s2-join", "s3-join", "a1-join", "a2-join"],
@@ -549,11 +560,13 @@ describe("k3s: HA with three servers", () => {
     );
   });
 
-  it("reads the token and kubeconfig from the first server only", () => {
+  it("reads the tokens and kubeconfig from the first server only", () => {
     assert.deepEqual(
       k3sSteps(run, REMOTE).filter((n) => /-(token|kubeconfig)$/.test(n)),
-      ["s1-token", "s1-kubeconfig"],
+      ["s1-token", "s1-agent-token", "s1-kubeconfig"],
     );
+    for (const name of ["s1-token", "s1-agent-token"])
+      assert.equal(run.get(REMOTE, name).inputs["logging"], "none");
   });
 });
 
@@ -639,6 +652,7 @@ describe("k3s: rendering", () => {
         "tls-san:",
         "  - 192.168.1.21",
         'write-kubeconfig-mode: "0600"',
+        "agent-token-file: /etc/rancher/k3s/agent-token",
         "docker: true",
         "disable: traefik",
         "",
@@ -678,6 +692,7 @@ describe("k3s: rendering", () => {
         "  - 192.168.1.21",
         "  - k3s.lab.example",
         'write-kubeconfig-mode: "0600"',
+        "agent-token-file: /etc/rancher/k3s/agent-token",
         "cluster-init: true",
         "node-ip: 192.168.1.21",
         "flannel-iface: enp3s0",

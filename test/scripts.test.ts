@@ -30,6 +30,8 @@ import { rooted } from "./helpers/root";
 const FAKES = path.join(__dirname, "fakes");
 const STANDINS = path.join(__dirname, "standins");
 const TOKEN = "K10aaaabbbbccccdddd::server:never-print-me";
+/** An agent token as k3s writes it (`K10<hash>::node:<password>`). */
+const AGENT_TOKEN = "K10aaaabbbbccccdddd::node:agent-password";
 /** The server agents join: a listener on loopback stands for its API port. */
 const SERVER = "127.0.0.1";
 /** Nothing listens on 6443 there. */
@@ -325,6 +327,22 @@ describe("scripts: install", () => {
     );
   });
 
+  it("makes the agents' password once on the first server (0600), never printed, kept after", () => {
+    const m = new FakeMachine();
+    const r = m.run(install(server));
+    const file = m.file("etc/rancher/k3s/agent-token");
+    const password = fs.readFileSync(file, "utf8");
+    assert.match(password, /^[0-9a-f]{32}$/);
+    assert.equal((fs.statSync(file).mode & 0o777).toString(8), "600");
+    for (const text of [r.stdout, r.stderr, ...r.calls]) assert.ok(!text.includes(password), text);
+    assert.match(
+      fs.readFileSync(m.file("etc/rancher/k3s/config.yaml"), "utf8"),
+      /^agent-token-file: \/etc\/rancher\/k3s\/agent-token$/m,
+    );
+    m.run(install(server));
+    assert.equal(fs.readFileSync(file, "utf8"), password);
+  });
+
   it("is a no-op the second time", () => {
     const m = new FakeMachine();
     m.run(install(server));
@@ -547,27 +565,37 @@ describe("scripts: install", () => {
     );
   });
 
-  it("turns a joined agent into a joining HA server that starts at once: its token stays", () => {
+  it("turns a joined agent into a joining HA server: the agent token goes, the join step hands over the server's", () => {
     const m = new FakeMachine();
     m.run(install(pi, SERVER));
-    join(m);
-    // The join step's input is the same in either role: it does not run again.
+    join(m, AGENT_TOKEN);
+    // The join step's input differs by role (server token and agent token): it runs again.
     const r = m.run(install({ ...pi, role: "server" }, SERVER));
     assert.equal(r.status, 0, r.stderr);
     assert.ok(r.calls.includes("k3s-agent-uninstall.sh"));
-    assert.doesNotMatch(r.stdout, /it starts when clover1-join gives it the cluster token/);
-    assert.ok(
-      r.calls.indexOf("systemctl restart k3s") > r.calls.indexOf("k3s-agent-uninstall.sh"),
-      r.calls.join("\n"),
-    );
+    assert.match(r.stdout, /it starts when clover1-join gives it the cluster token\n$/);
+    assert.equal(fs.existsSync(m.file("etc/rancher/k3s/token")), false, "the agent token went");
+    const joined = m.runProgram(joinProgram(m.root), `${TOKEN}\n${AGENT_TOKEN}\n`);
+    assert.equal(joined.status, 0, joined.stderr);
+    assert.deepEqual(changes(joined), ["systemctl restart k3s"]);
     const token = m.file("etc/rancher/k3s/token");
     assert.equal(fs.readFileSync(token, "utf8"), TOKEN);
     assert.equal((fs.statSync(token).mode & 0o777).toString(8), "600");
+    // Every server admits agents with the same password: the agent token's.
+    const agents = m.file("etc/rancher/k3s/agent-token");
+    assert.equal(fs.readFileSync(agents, "utf8"), "agent-password");
+    assert.equal((fs.statSync(agents).mode & 0o777).toString(8), "600");
+    for (const text of [joined.stdout, joined.stderr, ...joined.calls])
+      assert.ok(!text.includes("agent-password") && !text.includes(TOKEN), text);
     assert.deepEqual(
       fs.readdirSync(m.file("etc/rancher")).filter((f) => f !== "k3s"),
       [],
       "no copy left behind",
     );
+    // A joining server given only one token (an agent's) is refused at once.
+    const short = m.runProgram(joinProgram(m.root), AGENT_TOKEN);
+    assert.equal(short.status, 1);
+    assert.match(short.stderr, /no cluster token was given on stdin to clover1-join/);
   });
 });
 
@@ -684,7 +712,7 @@ describe("scripts: a server of an HA cluster becoming an agent", () => {
     const s2 = { ...pi, role: "server" as const };
     const m = new FakeMachine();
     m.run(install(s2, SERVER));
-    join(m);
+    join(m, `${TOKEN}\n${AGENT_TOKEN}\n`);
     fs.writeFileSync(m.file("etc/rancher/k3s/k3s.yaml"), "admin kubeconfig");
     fs.mkdirSync(path.join(m.state, "nodes"), { recursive: true });
     fs.writeFileSync(path.join(m.state, "nodes", "clover1"), "");
@@ -698,9 +726,13 @@ describe("scripts: a server of an HA cluster becoming an agent", () => {
       deleted < r.calls.indexOf("k3s-uninstall.sh"),
       "the member goes before the uninstall",
     );
-    // Then it starts as an agent with the token it had (its join step does not run again).
-    assert.ok(r.calls.indexOf("systemctl restart k3s-agent") > r.calls.indexOf("k3s-uninstall.sh"));
-    assert.equal(fs.readFileSync(m.file("etc/rancher/k3s/token"), "utf8"), TOKEN);
+    // The server token went with the server; the agent starts with the agent token its join
+    // step (a changed input) hands over.
+    assert.match(r.stdout, /it starts when clover1-join gives it the cluster token\n$/);
+    assert.equal(fs.existsSync(m.file("etc/rancher/k3s/token")), false);
+    assert.equal(fs.existsSync(m.file("etc/rancher/k3s/agent-token")), false);
+    assert.deepEqual(changes(join(m, AGENT_TOKEN)), ["systemctl restart k3s-agent"]);
+    assert.equal(fs.readFileSync(m.file("etc/rancher/k3s/token"), "utf8"), AGENT_TOKEN);
   });
 });
 

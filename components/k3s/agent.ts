@@ -16,7 +16,7 @@ export interface K3sAgentArgs {
   readonly primary: Target;
   /** The first server's install: reinstalling it makes a new cluster, which nodes rejoin. */
   readonly primaryInstall: Step;
-  /** The cluster join token (secret). */
+  /** The agent token (secret): it admits agents only. */
   readonly token: pulumi.Input<string>;
   /** `k3s.version`, `k3s.agentArgs`, `k3s.airgap` and `k3s.registries` (shown). */
   readonly k3s: K3sSettings;

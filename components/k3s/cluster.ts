@@ -72,9 +72,18 @@ export class K3sCluster extends pulumi.ComponentResource {
       },
       first,
     );
-    if (primary.token === undefined || primary.rawKubeconfig === undefined)
-      throw new Error("the first server reads back the token and kubeconfig");
-    const token = primary.token;
+    if (
+      primary.token === undefined ||
+      primary.agentToken === undefined ||
+      primary.rawKubeconfig === undefined
+    )
+      throw new Error("the first server reads back the tokens and kubeconfig");
+    // A joining server needs the server token (and the agents' password, every server admits
+    // agents with it); an agent only the agent token, which cannot make a server.
+    const serverJoin = pulumi.secret(
+      pulumi.all([primary.token, primary.agentToken]).apply(([t, a]) => `${t}\n${a}\n`),
+    );
+    const agentToken = primary.agentToken;
 
     const servers = [primary];
     for (const m of others) {
@@ -86,7 +95,7 @@ export class K3sCluster extends pulumi.ComponentResource {
             target: m.target,
             k3s: args.lab.k3s,
             registries: args.lab.registries,
-            join: { primary: first.target, primaryInstall: primary.install, token },
+            join: { primary: first.target, primaryInstall: primary.install, token: serverJoin },
             clusterInit: false,
             // Every preflight is already behind the first server's install. After the previous
             // server's node step (behind its Ready join): on removal, this server is gone
@@ -109,7 +118,7 @@ export class K3sCluster extends pulumi.ComponentResource {
             target: m.target,
             primary: first.target,
             primaryInstall: primary.install,
-            token,
+            token: agentToken,
             k3s: args.lab.k3s,
             registries: args.lab.registries,
             after: serversRunning,

@@ -73,11 +73,10 @@ if [ -n "$previous" ] && [ "${previous##* }" != "$ROLE" ]; then
     kubectl() { "$K3S" kubectl --kubeconfig "$conf_dir/k3s.yaml" --server "https://$api:6443" "$@"; }
     remove_server_node "$NODE_NAME" "$WAIT_SECONDS"
   fi
-  # A joining machine keeps its cluster token: the join step's input is the same for either
-  # role, so it would not run again to hand it back, and k3s would never start.
+  # The token goes with the old role: a server joins with the server token, an agent with the
+  # agent token, so the join step's input differs by role and it hands over the new one.
   keep=""
-  if [ -n "$JOIN_HOST" ]; then keep="$conf_dir/token"; fi
-  if [ -n "$REGISTRIES" ]; then keep="$keep $REGISTRIES_FILE"; fi
+  if [ -n "$REGISTRIES" ]; then keep="$REGISTRIES_FILE"; fi
   if [ -x "$old_uninstall" ]; then keeping "$keep" "$old_uninstall"; fi
   rm -f "$OWNER_FILE"
 fi
@@ -107,6 +106,13 @@ mkdir -p "$conf_dir"
 # finish (preflight refuses a k3s without this file) and to remove.
 printf '%s %s\n' "$NODE_NAME" "$ROLE" >"$OWNER_FILE"
 changed=false
+# The first server makes the agents' password once (agent-token-file in config.yaml); k3s
+# writes the agent token from it, which is all an agent is given. The other servers get the
+# same password from their join step.
+if [ "$ROLE" = server ] && [ -z "$JOIN_HOST" ] && [ ! -s "$conf_dir/agent-token" ]; then
+  put "$conf_dir/agent-token" "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" || true
+  changed=true
+fi
 if put "$conf_dir/config.yaml" "$CONFIG_YAML"; then changed=true; fi
 if [ -n "$JOIN_SCRIPT" ]; then put "$conf_dir/rosfleet-join.sh" "$JOIN_SCRIPT" || true; fi
 

@@ -2,9 +2,16 @@
 import { parse, stringify } from "yaml";
 import { K3sSettings, Machine, configFlags } from "../config";
 
-/** Where k3s keeps the join token on a machine (0600, written by install.sh). */
+/** Where k3s keeps the join token on a machine (0600, written by join.sh): a joining server's
+ * is the server token, an agent's the agent token. */
 export const TOKEN_FILE = "/etc/rancher/k3s/token";
 export const SERVER_TOKEN = "/var/lib/rancher/k3s/server/token";
+/** A server's agent password (0600, the same on every server: made by the first server's
+ * install.sh, handed to the others by their join step), named by `agent-token-file`. */
+export const AGENT_PASSWORD_FILE = "/etc/rancher/k3s/agent-token";
+/** The agent token as k3s writes it from that password (`K10<CA hash>::node:<password>`):
+ * all an agent receives — it admits agents only, never a server. */
+export const AGENT_TOKEN = "/var/lib/rancher/k3s/server/agent-token";
 export const KUBECONFIG_FILE = "/etc/rancher/k3s/k3s.yaml";
 export const API_PORT = 6443;
 
@@ -72,6 +79,8 @@ export function renderK3sConfig(args: K3sConfigArgs): string {
         ? [machine.host]
         : [machine.host, args.apiEndpoint];
     config["write-kubeconfig-mode"] = "0600";
+    // Agents join with this token, not the server token (which makes a server, an etcd member).
+    config["agent-token-file"] = AGENT_PASSWORD_FILE;
     if (args.clusterInit) config["cluster-init"] = true;
   }
   if (args.joinHost !== undefined) {

@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { K3sSettings, Registries } from "../config";
 import { Step, Target, step } from "../machine/step";
 import { installSteps } from "./install";
-import { KUBECONFIG_FILE, SERVER_TOKEN, apiHost } from "./render";
+import { AGENT_TOKEN, KUBECONFIG_FILE, SERVER_TOKEN, apiHost } from "./render";
 import { nodeScript, readFileProgram, removeNodeScript } from "./scripts";
 
 export interface K3sServerArgs {
@@ -16,7 +16,8 @@ export interface K3sServerArgs {
   readonly k3s: K3sSettings;
   /** `k3s.registries` with its credentials. */
   readonly registries: pulumi.Output<Registries> | undefined;
-  /** HA: the first server to join, its install and its token; undefined for the first server. */
+  /** HA: the first server to join, its install and what it joins with (the server token, then
+   * the agent token on a second line); undefined for the first server. */
   readonly join?: {
     readonly primary: Target;
     readonly primaryInstall: Step;
@@ -39,8 +40,10 @@ export class K3sServer {
   public readonly join: Step | undefined;
   /** Waits for the node to be Ready, then applies labels, taints, cordon. */
   public readonly node: Step;
-  /** First server only: the cluster join token (secret). */
+  /** First server only: the server token, for joining servers only (secret). */
   public readonly token: pulumi.Output<string> | undefined;
+  /** First server only: the agent token, all an agent is given (secret). */
+  public readonly agentToken: pulumi.Output<string> | undefined;
   /** First server only: `/etc/rancher/k3s/k3s.yaml` as written by k3s (secret). */
   public readonly rawKubeconfig: pulumi.Output<string> | undefined;
 
@@ -102,6 +105,7 @@ export class K3sServer {
           ).stdout,
         );
       this.token = read("token", SERVER_TOKEN).apply((t) => t.trim());
+      this.agentToken = read("agent-token", AGENT_TOKEN).apply((t) => t.trim());
       this.rawKubeconfig = read("kubeconfig", KUBECONFIG_FILE);
     }
   }

@@ -14,6 +14,8 @@ export const fakeClusterIp = (service: string): string =>
 
 /** What a fake k3s server prints for `cat /var/lib/rancher/k3s/server/token`. */
 export const FAKE_TOKEN = "K10fakefakefakefake::server:fake-secret-for-tests";
+/** What it prints for `cat /var/lib/rancher/k3s/server/agent-token`: agents only. */
+export const FAKE_AGENT_TOKEN = "K10fakefakefakefake::node:fake-agent-password";
 /** A k3s.yaml as k3s writes it (the credentials are placeholders). */
 export const FAKE_K3S_YAML = `apiVersion: v1
 clusters:
@@ -193,6 +195,7 @@ function affinityNodes(pod: Obj | undefined): string[] {
 function cannedStdout(name: string, inputs: Record<string, unknown>): string {
   const create = String(inputs["create"] ?? "");
   if (create.includes("/var/lib/rancher/k3s/server/token")) return `${FAKE_TOKEN}\n`;
+  if (create.includes("/var/lib/rancher/k3s/server/agent-token")) return `${FAKE_AGENT_TOKEN}\n`;
   if (create.includes("/etc/rancher/k3s/k3s.yaml")) return FAKE_K3S_YAML;
   return `${name}: ok\n`;
 }
