@@ -114,8 +114,15 @@ describe("e2e: the whole lab through Pulumi, over SSH, on container machines", f
       "e2e-arm",
     );
     const state = stateText(pulumi as AutomationStack, BIN);
-    const token = lab.root(laptop, "cat /var/lib/rancher/k3s/server/token").stdout.trim();
-    assert.ok(token.length > 40 && !state.includes(token), "no plaintext cluster token in state");
+    for (const file of ["token", "agent-token"]) {
+      const token = lab.root(laptop, `cat /var/lib/rancher/k3s/server/${file}`).stdout.trim();
+      assert.ok(token.length > 40 && !state.includes(token), `no plaintext ${file} in state`);
+    }
+    // The agents were given the agent token only: the server token stays on the server.
+    const serverToken = lab.root(laptop, "cat /var/lib/rancher/k3s/server/token").stdout.trim();
+    for (const h of [arm, vm])
+      assert.doesNotMatch(lab.root(h, "cat /etc/rancher/k3s/token").stdout, /::server:/);
+    assert.ok(serverToken.includes("::server:"));
     const key = fs.readFileSync(lab.key, "utf8").split("\n")[1] ?? "-";
     assert.ok(!state.includes(key), "no plaintext SSH key in state");
   });

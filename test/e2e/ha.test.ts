@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { airgapPlan } from "../../components/k3s/airgap";
-import { renderK3sConfig, SERVER_TOKEN } from "../../components/k3s/render";
+import { AGENT_TOKEN, renderK3sConfig, SERVER_TOKEN } from "../../components/k3s/render";
 import {
   installScript,
   joinProgram,
@@ -49,6 +49,7 @@ describe("lab: three servers on a real etcd cluster", function () {
     });
   let airgap: Airgap;
   let token = "";
+  let agentToken = "";
 
   /** A script step as the provider sends it; the run's result, whatever its status. */
   const run = (h: LabHost, scripts: StepScripts, action: "create" | "delete" = "create") =>
@@ -115,13 +116,33 @@ describe("lab: three servers on a real etcd cluster", function () {
     await lab.stop();
   });
 
-  it("installs the first server with cluster-init; two more join it as etcd members", async () => {
+  /** A Pi's token, taken from its SD card, tried as a new server's: k3s refuses it, and the
+   * server is not made an etcd member. */
+  const agentTokenRefused = async (h: LabHost) => {
+    const before = members();
+    // Its output to a file: the bounded start it leaves behind must not hold the session open.
+    const thief = await lab.ssh(
+      h,
+      `timeout 20 ${programLine(joinProgram(), { asRoot: true, user: LAB_USER })} >/tmp/thief.log 2>&1`,
+      `${agentToken}\n${agentToken}\n`,
+    );
+    assert.notEqual(thief.status, 0, thief.stdout);
+    assert.match(lab.root(h, "cat /var/log/k3s.log").stdout, /token rejected/);
+    assert.deepEqual(members(), before);
+  };
+
+  it("installs the first server with cluster-init; two more join it as etcd members, not with an agent's token", async () => {
     assert.match(await send(s1, installOf(s1)), /node e2e-s1 is Ready/);
-    token = (
-      await lab.ssh(s1, programLine(["cat", SERVER_TOKEN], { asRoot: true, user: LAB_USER }))
-    ).stdout.trim();
+    const read = async (file: string) =>
+      (
+        await lab.ssh(s1, programLine(["cat", file], { asRoot: true, user: LAB_USER }))
+      ).stdout.trim();
+    agentToken = await read(AGENT_TOKEN);
+    // What a joining server's step hands over: the server token, then the agent token.
+    token = `${await read(SERVER_TOKEN)}\n${agentToken}\n`;
     for (const h of [s2, s3]) {
       await send(h, installOf(h));
+      if (h === s3) await agentTokenRefused(h);
       const joined = await lab.ssh(
         h,
         programLine(joinProgram(), { asRoot: true, user: LAB_USER }),

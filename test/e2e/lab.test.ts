@@ -12,7 +12,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { airgapPlan } from "../../components/k3s/airgap";
-import { renderK3sConfig, rewriteKubeconfig, SERVER_TOKEN } from "../../components/k3s/render";
+import { AGENT_TOKEN, renderK3sConfig, rewriteKubeconfig } from "../../components/k3s/render";
 import {
   installScript,
   joinProgram,
@@ -180,12 +180,13 @@ describe("lab: the k3s steps on separate machines, with a real API server behind
     const out = await send(laptop, installOf(laptop));
     assert.match(out, /installing k3s v1\.33\.5\+k3s1 \(server\) on e2e-laptop \(found: none\)/);
     assert.match(out, /node e2e-laptop is Ready/);
+    // What the agents are given: the agent token (k3s's secure format), not the server token.
     const read = await lab.ssh(
       laptop,
-      programLine(["cat", SERVER_TOKEN], { asRoot: true, user: LAB_USER }),
+      programLine(["cat", AGENT_TOKEN], { asRoot: true, user: LAB_USER }),
     );
     token = read.stdout.trim();
-    assert.match(token, /^K10[0-9a-f]{64}::server:[0-9a-f]{32}$/);
+    assert.match(token, /^K10[0-9a-f]{64}::node:[0-9a-f]{32}$/);
     const kubeconfig = await lab.ssh(
       laptop,
       programLine(["cat", "/etc/rancher/k3s/k3s.yaml"], { asRoot: true, user: LAB_USER }),
@@ -206,7 +207,7 @@ describe("lab: the k3s steps on separate machines, with a real API server behind
     assert.equal(lab.root(laptop, "stat -c %a /etc/rancher/k3s/k3s.yaml").stdout.trim(), "600");
   });
 
-  it("joins both agents over the network with the cluster token; labels and taints by kubectl", async () => {
+  it("joins both agents over the network with the agent token; labels and taints by kubectl", async () => {
     assert.match(await send(vm, registriesOf(vm)), /registries\.yaml on e2e-vm written/);
     assert.equal(lab.root(vm, "stat -c %a /etc/rancher/k3s/registries.yaml").stdout.trim(), "600");
     assert.equal(
