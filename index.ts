@@ -61,6 +61,10 @@ export = async (): Promise<Record<string, unknown>> => {
   // Stage 5 — ros: discovery for the chosen mode, the workloads, the cross-node delivery check.
   // The nodes pull with the registry login that pushes the build, when the stack has one.
   const schedulable = lab.schedulable;
+  for (const [node, taints] of Object.entries(lab.tainted))
+    pulumi.log.warn(
+      `${node} runs no ROS pod and is left out of the delivery check: its taint ${taints.join(", ")} keeps pods without a toleration off it (remove the taint, or use PreferNoSchedule, to have ROS pods there)`,
+    );
   const ros = new RosWorkloads(
     "ros",
     {

@@ -3,6 +3,7 @@ import {
   redactRegistries,
   registriesWithSecrets,
   schedulableNodes,
+  taintedNodes,
 } from "../components/config/derived";
 import * as pulumi from "@pulumi/pulumi";
 import assert from "node:assert/strict";
@@ -1049,12 +1050,23 @@ describe("config: what the stages take from it", () => {
     assert.equal(pullCredentials({ image }, "pw"), undefined);
   });
 
-  it("schedulable nodes: every node but the cordoned ones, in order", () => {
+  it("schedulable nodes: every node but the cordoned ones and those tainted against ROS pods, in order", () => {
     const nodes = [
       { name: "laptop", cordon: false },
       { name: "clover1", cordon: true },
       { name: "vm1", cordon: false },
+      { name: "pi2", cordon: false },
+      { name: "pi3", cordon: false },
     ];
-    assert.deepEqual(schedulableNodes({ nodes }), ["laptop", "vm1"]);
+    const machines = [
+      { name: "vm1", taints: ["gpu=true:PreferNoSchedule"] },
+      { name: "pi2", taints: ["robot=arm:NoSchedule", "zone:PreferNoSchedule"] },
+      { name: "pi3", taints: ["x:NoExecute"] },
+    ];
+    assert.deepEqual(schedulableNodes({ nodes, machines }), ["laptop", "vm1"]);
+    assert.deepEqual(taintedNodes({ machines }), {
+      pi2: ["robot=arm:NoSchedule"],
+      pi3: ["x:NoExecute"],
+    });
   });
 });

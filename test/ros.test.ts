@@ -460,6 +460,22 @@ describe("ros: the delivery check", () => {
     run = await runProgram(clover((c) => ((c["machines"] as Obj[])[2]["cordon"] = true)));
   });
 
+  it("tolerates no taint, as the ROS pods do not: a node tainted against them is left out", async () => {
+    for (const r of [run.get(JOB, "delivery-job"), run.get(DAEMONSET, "delivery-beacons")])
+      assert.equal(podSpec(r)["tolerations"], undefined, r.name);
+    const tainted = await runProgram(
+      clover((c) => ((c["machines"] as Obj[])[1]["taints"] = ["robot=arm:NoSchedule"])),
+    );
+    const spec = o(tainted.get(JOB, "delivery-job").inputs["spec"]);
+    assert.equal(spec["completions"], 2);
+    assert.doesNotMatch(JSON.stringify(podSpec(tainted.get(JOB, "delivery-job"))), /clover1/);
+    // PreferNoSchedule keeps no pod off.
+    const preferred = await runProgram(
+      clover((c) => ((c["machines"] as Obj[])[1]["taints"] = ["robot=arm:PreferNoSchedule"])),
+    );
+    assert.equal(o(preferred.get(JOB, "delivery-job").inputs["spec"])["completions"], 3);
+  });
+
   it("runs one check Job with a pod on each schedulable node, each listening for the others", () => {
     assert.deepEqual(run.names(JOB), ["delivery-job"]);
     const job = run.get(JOB, "delivery-job");

@@ -25,10 +25,31 @@ export function pullCredentials(
   };
 }
 
-/** The nodes workloads and the delivery check may use: every one not cordoned. */
+/** The taints among `taints` that keep a pod without tolerations off a node. */
+export const repelling = (taints: readonly string[]): string[] =>
+  taints.filter((t) => /:(NoSchedule|NoExecute)$/.test(t));
+
+/** Nodes of machines whose own taints keep the ROS pods off them (they tolerate none): node →
+ * those taints. */
+export const taintedNodes = (settings: {
+  readonly machines: readonly { readonly name: string; readonly taints: readonly string[] }[];
+}): Record<string, string[]> =>
+  Object.fromEntries(
+    settings.machines.flatMap((m) =>
+      repelling(m.taints).length === 0 ? [] : [[m.name, repelling(m.taints)]],
+    ),
+  );
+
+/** The nodes workloads and the delivery check may use: every one not cordoned, nor tainted
+ * against pods that tolerate nothing (the ROS pods, and the check, which tolerates what they
+ * tolerate: it must not pass on a node where no ROS pod may run). */
 export const schedulableNodes = (settings: {
   readonly nodes: readonly { readonly name: string; readonly cordon: boolean }[];
-}): string[] => settings.nodes.filter((n) => !n.cordon).map((n) => n.name);
+  readonly machines: readonly { readonly name: string; readonly taints: readonly string[] }[];
+}): string[] => {
+  const tainted = taintedNodes(settings);
+  return settings.nodes.filter((n) => !n.cordon && !(n.name in tainted)).map((n) => n.name);
+};
 
 /** What `preview` may show of a secret value. */
 export const REDACTED = "[secret]";

@@ -19,6 +19,7 @@ import {
   redactRegistries,
   registriesWithSecrets,
   schedulableNodes,
+  taintedNodes,
 } from "./derived";
 import { ArgsNodeSettings, nodeSettingsOf } from "./k3s-args";
 import { RawMachine, clusterSchema, defaultArch, labSchema } from "./schema";
@@ -310,6 +311,7 @@ export async function readLabConfig(): Promise<LabConfig> {
         : registriesWithSecrets(config.getObject<{ registries?: unknown }>("k3s")),
     pull: pullCredentials(result.settings, registryPassword),
     schedulable: schedulableNodes(result.settings),
+    tainted: taintedNodes(result.settings),
     continuity: continuity(previous, {
       existing: result.settings.cluster !== undefined,
       first: result.settings.machines.find((m) => m.role === "server")?.name,

@@ -143,8 +143,11 @@ export interface LabConfig extends LabSettings {
   readonly k3sRegistries: pulumi.Output<Registries> | undefined;
   /** The registry login the nodes pull with, when the stack has one. */
   readonly pull: PullCredentials | undefined;
-  /** The nodes workloads and the delivery check may use (not cordoned). */
+  /** The nodes workloads and the delivery check may use (not cordoned, not tainted against
+   * them). */
   readonly schedulable: readonly string[];
+  /** Machines left out of them by their own taints: node → those taints. */
+  readonly tainted: Readonly<Record<string, readonly string[]>>;
   /** Whether the cluster is the last update's (last-update.ts): the provider's identity. */
   readonly continuity: ClusterContinuity;
 }

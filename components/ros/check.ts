@@ -4,7 +4,8 @@
 // writes whom it heard to a ConfigMap (its ServiceAccount may patch exactly that one). Pulumi
 // waits for the Job, reads the ConfigMap through the Kubernetes API, judges the reports with
 // `evaluateDelivery`, and a failure fails `pulumi up` by name. No SSH: the same check runs on a
-// k3s rosfleet installed and on a cluster it did not.
+// k3s rosfleet installed and on a cluster it did not. Its pods tolerate no taint, as the ROS
+// pods do not: a node tainted against them is left out of the check (config's schedulable).
 //
 // Retrying: a failed check leaves its reports behind. The next run reads them before declaring
 // the Job; unless they are a pass of this very spec, the Job gets a new run key and so is
@@ -22,7 +23,7 @@ import {
   reportsOf,
   specHash,
 } from "./delivery";
-import { appLabels, tolerateAll } from "../k8s";
+import { appLabels } from "../k8s";
 import {
   BEACON_TOPIC,
   RosContext,
@@ -173,7 +174,6 @@ export class DeliveryCheck extends pulumi.ComponentResource {
             spec: {
               ...networking.spec,
               ...rosPodBase(),
-              tolerations: tolerateAll,
               affinity: { nodeAffinity: onNodes(args.nodes) },
               containers: [
                 rosContainerOf(
@@ -232,7 +232,6 @@ export class DeliveryCheck extends pulumi.ComponentResource {
                   ],
                 },
               },
-              tolerations: tolerateAll,
               containers: [
                 rosContainerOf(
                   "check",
