@@ -18,7 +18,9 @@ export interface ClusterAccess {
   readonly context: string | undefined;
 }
 
-const describeError = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+/** An error's message, for a message of rosfleet's own. */
+export const describeError = (err: unknown): string =>
+  err instanceof Error ? err.message : String(err);
 
 /** The users' `tokenFile`s (kubectl's key) by user name, as the kubeconfig writes them. */
 function tokenFiles(text: string): Map<string, string> {

@@ -5,7 +5,7 @@
 // server leaves, the cluster is asked whether the others are Ready (quorum.ts refuses otherwise).
 import { CoreV1Api } from "@kubernetes/client-node";
 import * as pulumi from "@pulumi/pulumi";
-import { loadAccess } from "../common/kubeconfig";
+import { describeError, loadAccess } from "../common/kubeconfig";
 import { notReady } from "../common/nodes";
 import {
   NO_PREVIOUS_LAB,
@@ -16,8 +16,6 @@ import {
 } from "./last-update";
 
 const ASK_SECONDS = 15;
-
-const describeError = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** The stack's state: URN → type and outputs (secrets decrypted: never logged). */
 async function readState(): Promise<Readonly<Record<string, StateResource>>> {
