@@ -150,6 +150,37 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
     assert.match(r.stdout, /^data: '?Hello World: \d+'?$/m, `${r.stdout}\n${r.stderr}`);
   });
 
+  it("README's toolbox command leaves no ros2 behind when its kubectl is killed", async () => {
+    const words = readmeEchoCommand();
+    const at = words.indexOf("--");
+    const [, ...kubectlArgs] = words.slice(0, at);
+    const bound = Number(words[at + 2]);
+    assert.equal(words[at + 1], "timeout", "the command is bounded inside the container");
+    // kubectl killed (no terminal, a dropped connection): the process in the toolbox stays.
+    const cut = lab.kubectlStarted([
+      ...kubectlArgs.filter((a) => a !== "-it"),
+      "-i",
+      ...words.slice(at),
+    ]);
+    await new Promise((r) => setTimeout(r, 5000));
+    cut.kill("SIGKILL");
+    const echoes = () =>
+      lab
+        .kubectl([
+          ...["-n", NS, "exec", "deploy/demo-listener", "-c", "toolbox", "--"],
+          ...[
+            "sh",
+            "-c",
+            'for f in /proc/[0-9]*/cmdline; do tr "\\0" " " <"$f"; echo; done | grep -c "[t]opic echo" || true',
+          ],
+        ])
+        .stdout.trim();
+    // timeout, the entrypoint and ros2 itself each name "topic echo".
+    assert.notEqual(echoes(), "0", "the cut-off command's ros2 still runs in the toolbox");
+    await new Promise((r) => setTimeout(r, bound * 1000));
+    assert.equal(echoes(), "0", `ros2 still runs ${bound} s later`);
+  });
+
   it("no ROS node keeps the messages it hears in a log file on its 64 Mi scratch volume", () => {
     // Both containers share the pod's scratch volume, ROS_LOG_DIR included.
     const r = lab.kubectl([

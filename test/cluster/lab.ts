@@ -3,7 +3,7 @@
 // existing-cluster mode — its image stage building images/ros_demo/Dockerfile with BuildKit
 // (the image tier's world), pushing it behind a login to a registry on the hub address, from
 // which the nodes' containerd pulls it by digest with the pods' pull Secret.
-import { spawnSync } from "node:child_process";
+import { ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -102,6 +102,15 @@ export class ClusterLab {
         encoding: "utf8",
         timeout: timeoutMs,
       },
+    );
+  }
+
+  /** `kubectl ARGS` started in the background (a session the test cuts off itself). */
+  kubectlStarted(args: readonly string[]): ChildProcess {
+    return spawn(
+      path.join(this.bin, "kubectl"),
+      ["--kubeconfig", this.cp?.kubeconfig ?? "", ...args],
+      { stdio: "ignore" },
     );
   }
 
