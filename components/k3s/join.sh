@@ -3,9 +3,10 @@
 # line, never in the environment) and goes to a 0600 file that config.yaml's token-file names;
 # then k3s (re)starts with it, bounded. An agent is given the agent token, which admits agents
 # only; a joining server the server token and, on a second line, the agent token, whose
-# password goes to its agent-token-file (every server admits agents with the same one). Written to the machine by install.sh
-# and run by the `<name>-join` step as `bash /etc/rancher/k3s/rosfleet-join.sh`. A new token
-# (the server was reinstalled) restarts k3s with it; the same token changes nothing.
+# password goes to its agent-token-file (every server admits agents with the same one).
+# Written to the machine by install.sh and run by the `<name>-join` step as
+# `bash /etc/rancher/k3s/rosfleet-join.sh`. A new token (the server was reinstalled) restarts
+# k3s with it; the same token changes nothing.
 # Parameters (set by the caller):
 #   NODE_NAME     Kubernetes node name
 #   ROLE          server | agent
@@ -14,7 +15,6 @@
 
 service=$(unit_of "$ROLE")
 token_file="$ROOT/etc/rancher/k3s/token"
-
 agent_file="$ROOT/etc/rancher/k3s/agent-token"
 
 umask 077
