@@ -93,6 +93,11 @@ export = async (): Promise<Record<string, unknown>> => {
             pullSecrets: ros.pullSecrets,
             namespace: ros.namespace.metadata.name,
             timeoutSeconds: lab.deliveryCheck.timeoutSeconds,
+            limits: {
+              maxLossPercent: lab.deliveryCheck.maxLossPercent,
+              maxLatencyMs: lab.deliveryCheck.maxLatencyMs,
+              largeMessageBytes: lab.deliveryCheck.largeMessageBytes,
+            },
             after: [...ros.discovery, ...ros.workloads],
           },
           inCluster,

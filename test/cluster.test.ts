@@ -208,7 +208,7 @@ describe("cluster: the program on an existing cluster", () => {
       { name: "k8s-pi1", role: "agent", arch: "arm64" },
     ]);
     assert.ok(!run.secretOutputs.includes("nodes"), "the nodes output is not a secret");
-    assert.deepEqual(run.names("kubernetes:batch/v1:Job"), ["delivery-job"]);
+    assert.deepEqual(run.names("kubernetes:batch/v1:Job"), ["delivery-beacons", "delivery-job"]);
     assert.equal(run.outputErrors["delivery"], undefined);
     assert.deepEqual(
       run.resources.filter((r) => r.type.startsWith("command:")),

@@ -152,7 +152,13 @@ describe("config: defaults", () => {
       },
     );
     assert.deepEqual(lab.dashboard, { enabled: true, access: "view", tokenHours: 24 });
-    assert.deepEqual(lab.deliveryCheck, { enabled: true, timeoutSeconds: 120 });
+    assert.deepEqual(lab.deliveryCheck, {
+      enabled: true,
+      timeoutSeconds: 120,
+      maxLossPercent: 0,
+      maxLatencyMs: 0,
+      largeMessageBytes: 1 << 20,
+    });
     assert.equal(lab.registryUsername, undefined);
   });
 

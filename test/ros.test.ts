@@ -1,21 +1,11 @@
 import assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
-import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { checkScript } from "../components/ros/check";
+import { execFileSync, spawnSync } from "node:child_process";
+import { DeliveryOutput } from "../components/ros/check";
 import { k3sCniBinDir } from "../components/ros/multus";
 import { MULTUS_CRD_HINT, MULTUS_READY_SCRIPT } from "../components/ros/multus-stage";
 import { pythonJob } from "../components/ros/render";
-import {
-  deliveryPairs,
-  evaluateDelivery,
-  expectedTalkers,
-  heardBy,
-  parseReport,
-  reportsOf,
-} from "../components/ros/delivery";
 import { FakeApi, fakeApiForSuite, serviceAccountDir } from "./helpers/apiserver";
+import { run } from "./helpers/run";
 import { ProgramRun, fakeClusterIp, Registration, runProgram } from "./helpers/program";
 import { NO_LOG_FILE } from "../components/ros/render";
 import { notReady } from "../components/common/nodes";
@@ -40,9 +30,6 @@ function podSpec(r: Registration): Obj {
   const spec = o(r.inputs["spec"]);
   return r.type === POD ? spec : o(o(spec["template"])["spec"]);
 }
-/** Listener → talkers heard, from report lines as the Jobs write them. */
-const heard = (...lines: string[]) =>
-  heardBy(reportsOf(Object.fromEntries(lines.map((l, i) => [String(i), l]))));
 const containers = (r: Registration): Obj[] => podSpec(r)["containers"] as Obj[];
 const env = (c: Obj): Record<string, string> =>
   Object.fromEntries(
@@ -461,7 +448,7 @@ describe("ros: the delivery check", () => {
   });
 
   it("tolerates no taint, as the ROS pods do not: a node tainted against them is left out", async () => {
-    for (const r of [run.get(JOB, "delivery-job"), run.get(DAEMONSET, "delivery-beacons")])
+    for (const r of [run.get(JOB, "delivery-job"), run.get(JOB, "delivery-beacons")])
       assert.equal(podSpec(r)["tolerations"], undefined, r.name);
     const tainted = await runProgram(
       clover((c) => ((c["machines"] as Obj[])[1]["taints"] = ["robot=arm:NoSchedule"])),
@@ -476,8 +463,8 @@ describe("ros: the delivery check", () => {
     assert.equal(o(preferred.get(JOB, "delivery-job").inputs["spec"])["completions"], 3);
   });
 
-  it("runs one check Job with a pod on each schedulable node, each listening for the others", () => {
-    assert.deepEqual(run.names(JOB), ["delivery-job"]);
+  it("runs one listeners' Job with a pod on each schedulable node, each measuring every node", () => {
+    assert.deepEqual(run.names(JOB), ["delivery-beacons", "delivery-job"]);
     const job = run.get(JOB, "delivery-job");
     assert.equal(o(job.inputs["metadata"])["name"], "delivery-check");
     const spec = o(job.inputs["spec"]);
@@ -507,8 +494,11 @@ describe("ros: the delivery check", () => {
       runLabel,
     );
     assert.equal(runLabel, env(containers(job)[0])["ROSFLEET_CHECK_RUN"]);
+    assert.equal(env(containers(job)[0])["ROSFLEET_NODES"], "laptop,clover1");
+    assert.equal(env(containers(job)[0])["ROSFLEET_TIMEOUT"], "120");
+    assert.equal(env(containers(job)[0])["ROSFLEET_LARGE_BYTES"], String(1 << 20));
     const script = String((containers(job)[0]["args"] as string[])[2]);
-    assert.match(script, /^NODES='laptop,clover1'$/m);
+    assert.match(script, /python3 -c "\$PROBE_PY" listener/);
     const vars = containers(job)[0]["env"] as Obj[];
     assert.deepEqual(vars.find((v) => v["name"] === "NODE_NAME")?.["valueFrom"], {
       fieldRef: { fieldPath: "spec.nodeName" },
@@ -527,8 +517,22 @@ describe("ros: the delivery check", () => {
     assert.equal(fieldOf("ROSFLEET_JOB_UID_LEGACY"), "metadata.labels['controller-uid']");
   });
 
-  it("runs a beacon talker on each checked node, after the workloads", () => {
-    const beacons = run.get(DAEMONSET, "delivery-beacons");
+  it("runs a beacon talker on each checked node, after the workloads and beside the listeners", () => {
+    const beacons = run.get(JOB, "delivery-beacons");
+    assert.equal(o(beacons.inputs["metadata"])["name"], "rosfleet-beacon");
+    const spec = o(beacons.inputs["spec"]);
+    assert.equal(spec["completions"], 2);
+    // Ends with the measuring: nothing of the check stays running on the nodes.
+    assert.equal(podSpec(beacons)["restartPolicy"], "Never");
+    assert.deepEqual(run.names(DAEMONSET), []);
+    // Anti-affinity among this run's beacons only (not against the listeners).
+    const [term] = o(o(podSpec(beacons)["affinity"])["podAntiAffinity"])[
+      "requiredDuringSchedulingIgnoredDuringExecution"
+    ] as Obj[];
+    assert.equal(
+      o(o(term["labelSelector"])["matchLabels"])["app.kubernetes.io/name"],
+      "rosfleet-beacon",
+    );
     const affinity = o(
       o(o(podSpec(beacons)["affinity"])["nodeAffinity"])[
         "requiredDuringSchedulingIgnoredDuringExecution"
@@ -541,11 +545,13 @@ describe("ros: the delivery check", () => {
         ],
       },
     ]);
-    assert.deepEqual((containers(beacons)[0]["args"] as string[]).slice(-1), [
-      "{data: 'rosfleet-beacon from $(NODE_NAME)'}",
-    ]);
+    const args = containers(beacons)[0]["args"] as string[];
+    assert.deepEqual([args[0], args[1], args[3]], ["python3", "-c", "beacon"]);
+    assert.equal(env(containers(beacons)[0])["ROSFLEET_NODES"], "laptop,clover1");
     assert.ok(run.dependsOn(beacons, run.get(DEPLOYMENT, "ros-demo-talkerlistener")));
-    assert.ok(run.dependsOn(run.get(JOB, "delivery-job"), beacons));
+    // At the same time: each waits for the other.
+    assert.ok(!run.dependsOn(run.get(JOB, "delivery-job"), beacons));
+    assert.ok(!run.dependsOn(beacons, run.get(JOB, "delivery-job")));
   });
 
   it("reads the reports through the API after the Job, not over SSH, and exports every pair", () => {
@@ -567,9 +573,32 @@ describe("ros: the delivery check", () => {
         after.some((u) => u.endsWith(`::${job}`)),
         job,
       );
-    assert.deepEqual(run.outputs["delivery"], [
-      { talker: "clover1", listener: "laptop", received: true },
-      { talker: "laptop", listener: "clover1", received: true },
+    const delivery = run.outputs["delivery"] as DeliveryOutput;
+    assert.deepEqual(delivery.measuredWith, {
+      mode: "discovery-server",
+      distro: "jazzy",
+      rmw: "rmw_fastrtps_cpp",
+      domainId: 0,
+    });
+    assert.deepEqual(
+      delivery.pairs.map((p) => `${p.talker}->${p.listener}`),
+      ["laptop->laptop", "clover1->laptop", "laptop->clover1", "clover1->clover1"],
+    );
+    assert.deepEqual(delivery.pairs[1], {
+      talker: "clover1",
+      listener: "laptop",
+      received: true,
+      lossPercent: 0,
+      rttP50Ms: 0.8,
+      rttP99Ms: 1.6,
+      ratePerSecond: 50,
+      largeMessages: "3/3",
+      largeMiBps: 95.2,
+      problems: [],
+    });
+    assert.deepEqual(delivery.table.slice(0, 2), [
+      "talker -> listener  received  loss  rtt p50  rtt p99  rate  1 MiB x3        verdict",
+      "laptop -> laptop    yes       0 %   0.8 ms   1.6 ms   50/s  3/3 95.2 MiB/s  ok",
     ]);
   });
 
@@ -601,16 +630,13 @@ describe("ros: the delivery check", () => {
       run.get(SERVICEACCOUNT, "delivery-account").inputs["automountServiceAccountToken"],
       false,
     );
-    for (const job of run.names(JOB)) {
-      const spec = podSpec(run.get(JOB, job));
-      assert.equal(spec["serviceAccountName"], "rosfleet-delivery-check");
-      assert.equal(spec["automountServiceAccountToken"], true);
-    }
+    const spec = podSpec(run.get(JOB, "delivery-job"));
+    assert.equal(spec["serviceAccountName"], "rosfleet-delivery-check");
+    assert.equal(spec["automountServiceAccountToken"], true);
     // The beacons talk ROS only: no API token in their pods.
-    assert.equal(
-      podSpec(run.get(DAEMONSET, "delivery-beacons"))["automountServiceAccountToken"],
-      false,
-    );
+    const beacons = podSpec(run.get(JOB, "delivery-beacons"));
+    assert.equal(beacons["automountServiceAccountToken"], false);
+    assert.equal(beacons["serviceAccountName"], "rosfleet-ros");
   });
 
   it("keeps a passing check's Job on the next up, so it changes nothing", async () => {
@@ -659,24 +685,54 @@ describe("ros: the delivery check", () => {
     const error = failed.outputErrors["delivery"];
     assert.ok(error instanceof Error);
     // The SDK prefixes errors raised while exporting an output with the property it was in.
-    assert.equal(
-      error.message.replace(/^error serializing property "\w+": /, ""),
-      [
-        "ROS 2 delivery check failed with ros.discovery = multicast: 2 of 6 node pairs did not hear each other:",
-        "  - no ROS 2 message from laptop reached clover1",
-        "  - no ROS 2 message from vm1 reached clover1",
-        "Hint: multicast is the negative control: flannel does not carry multicast between nodes; use discovery-server.",
-        "The next pulumi up runs the check again (a new check Job); nothing else needs to change.",
-      ].join("\n"),
+    const lines = error.message.replace(/^error serializing property "\w+": /, "").split("\n");
+    assert.deepEqual(lines.slice(0, 5), [
+      "ROS 2 delivery check failed with ros.discovery = multicast: 2 of 9 node pairs failed:",
+      "  - no ROS 2 message from laptop reached clover1",
+      "  - no ROS 2 message from vm1 reached clover1",
+      "Hint: multicast is the negative control: flannel does not carry multicast between nodes; use discovery-server.",
+      "The next pulumi up runs the check again (a new check Job); nothing else needs to change.",
+    ]);
+    // Then the table, every pair in it.
+    assert.equal(lines.length, 5 + 1 + 9);
+    assert.match(lines[5], /^ {2}talker -> listener +received +loss/);
+    assert.ok(lines.some((l) => /^ {2}laptop -> clover1 +no +- .*FAILED$/.test(l)));
+  });
+
+  it("fails a pair over a limit naming the pair, the figure, the limit and the likely cause", async () => {
+    const failed = await runProgram(
+      clover((c) => {
+        (c["machines"] as Obj[])[2]["cordon"] = true;
+        c["deliveryCheck"] = { maxLossPercent: 2, maxLatencyMs: 20 };
+      }),
+      { pairFigures: { "clover1->laptop": [1, 380, 400, 47.5, 41.2, 48.3, 1, 0.2] } },
     );
+    const error = failed.outputErrors["delivery"];
+    assert.ok(error instanceof Error);
+    const lines = error.message.replace(/^error serializing property "\w+": /, "").split("\n");
+    assert.deepEqual(lines.slice(0, 4), [
+      "ROS 2 delivery check failed with ros.discovery = discovery-server: 1 of 4 node pairs failed:",
+      "  - clover1 -> laptop: 5 % of messages lost (limit 2 %)",
+      "  - clover1 -> laptop: round trip p99 48.3 ms (limit 20 ms)",
+      "  - clover1 -> laptop: 1 of 3 messages of 1 MiB arrived within the check",
+    ]);
+    assert.match(lines[4], /^Hint \(loss\): .*Wi-Fi/);
+    assert.match(lines[5], /^Hint \(latency\): /);
+    assert.match(lines[6], /^Hint \(large message\): .*MTU/);
+    // The limits are part of what the check ran with: a changed limit runs it again.
+    const strict = (r: ProgramRun) =>
+      env(containers(r.get(JOB, "delivery-job"))[0])["ROSFLEET_CHECK_RUN"];
+    assert.notEqual(strict(failed).split("-")[0], strict(run).split("-")[0]);
   });
 
   it("checks a one-node lab within the node", async () => {
     const dev = await runProgram(readStackConfig("dev"));
-    assert.deepEqual(dev.names(JOB), ["delivery-job"]);
-    assert.deepEqual(dev.outputs["delivery"], [
-      { talker: "devbox", listener: "devbox", received: true },
-    ]);
+    assert.deepEqual(dev.names(JOB), ["delivery-beacons", "delivery-job"]);
+    const delivery = dev.outputs["delivery"] as DeliveryOutput;
+    assert.deepEqual(
+      delivery.pairs.map((p) => [p.talker, p.listener, p.received]),
+      [["devbox", "devbox", true]],
+    );
   });
 
   it("is left out when deliveryCheck.enabled is false", async () => {
@@ -761,7 +817,8 @@ describe("ros: how every rosfleet pod runs", () => {
   it("as rosfleet-ros, with no API token; only the check Jobs get one, to write their report", () => {
     for (const r of rosPods(run)) {
       const spec = podSpec(r);
-      const isCheck = r.type === JOB;
+      // The listeners; the beacons (a Job too) talk ROS only.
+      const isCheck = r.type === JOB && r.name === "delivery-job";
       assert.equal(
         spec["serviceAccountName"],
         isCheck ? "rosfleet-delivery-check" : "rosfleet-ros",
@@ -820,8 +877,9 @@ describe("ros: how every rosfleet pod runs", () => {
       role: i === 0 ? "server" : "agent",
     }));
     const big = await runProgram({ ...clover(), machines });
-    assert.deepEqual(big.names(JOB), ["delivery-job"]);
-    assert.equal(o(big.get(JOB, "delivery-job").inputs["spec"])["completions"], 40);
+    assert.deepEqual(big.names(JOB), ["delivery-beacons", "delivery-job"]);
+    for (const job of big.names(JOB))
+      assert.equal(o(big.get(JOB, job).inputs["spec"])["completions"], 40, job);
   });
 });
 
@@ -839,260 +897,6 @@ describe("ros: k3s's CNI plugin directory", () => {
       assert.equal(k3sCniBinDir(v), "/var/lib/rancher/k3s/data/current/bin/", v);
   });
 });
-
-describe("ros: the delivery decision", () => {
-  it("pairs every node with every other, or a lone node with itself", () => {
-    assert.deepEqual(deliveryPairs(["a", "b", "c"]), [
-      { talker: "b", listener: "a" },
-      { talker: "c", listener: "a" },
-      { talker: "a", listener: "b" },
-      { talker: "c", listener: "b" },
-      { talker: "a", listener: "c" },
-      { talker: "b", listener: "c" },
-    ]);
-    assert.deepEqual(deliveryPairs(["solo"]), [{ talker: "solo", listener: "solo" }]);
-    assert.deepEqual(expectedTalkers(deliveryPairs(["a", "b", "c"]), "b"), ["a", "c"]);
-  });
-
-  it("parses report lines and ignores everything else", () => {
-    const reports = reportsOf({
-      a: "ROSFLEET_DELIVERY listener=a heard=b,c run=r1 job=u1",
-      b: "ROSFLEET_DELIVERY listener=b heard= run=r1 job=u2\n",
-      c: "noise",
-      d: "ROSFLEET_DELIVERY listener=d heard=a",
-    });
-    assert.deepEqual(
-      [...heardBy(reports).entries()].map(([k, v]) => [k, [...v]]),
-      [
-        ["a", ["b", "c"]],
-        ["b", []],
-      ],
-    );
-    assert.deepEqual(parseReport("ROSFLEET_DELIVERY listener=a heard=b run=r1 job=u1"), {
-      listener: "a",
-      heard: new Set(["b"]),
-      run: "r1",
-      job: "u1",
-    });
-    assert.deepEqual(
-      [...heardBy(reports, (r) => r.job === "u2").keys()],
-      ["b"],
-      "only the reports accepted",
-    );
-  });
-
-  it("passes when every pair arrived, and says so", () => {
-    const verdict = evaluateDelivery(
-      ["a", "b"],
-      heard(
-        "ROSFLEET_DELIVERY listener=a heard=b run=r job=u",
-        "ROSFLEET_DELIVERY listener=b heard=a run=r job=u",
-      ),
-      "discovery-server",
-    );
-    assert.equal(verdict.ok, true);
-    assert.equal(
-      verdict.message,
-      "ROS 2 messages crossed nodes in all 2 directions with ros.discovery = discovery-server",
-    );
-  });
-
-  it("says a one-node lab was checked within its node only", () => {
-    const verdict = evaluateDelivery(
-      ["solo"],
-      heard("ROSFLEET_DELIVERY listener=solo heard=solo run=r job=u"),
-      "host-network",
-    );
-    assert.equal(verdict.ok, true);
-    assert.equal(
-      verdict.message,
-      "one-node lab: ROS 2 messages checked within solo only (no other node to cross to), ros.discovery = host-network",
-    );
-  });
-
-  it("fails a pair whose listener heard only its own node, and names a silent check", () => {
-    const verdict = evaluateDelivery(
-      ["a", "b", "c"],
-      heard(
-        "ROSFLEET_DELIVERY listener=a heard=a,b,c run=r job=u",
-        "ROSFLEET_DELIVERY listener=b heard=b run=r job=u",
-      ),
-      "discovery-server",
-    );
-    assert.equal(verdict.ok, false);
-    assert.deepEqual(
-      verdict.results.filter((r) => !r.received).map((r) => `${r.talker}->${r.listener}`),
-      ["a->b", "c->b", "a->c", "b->c"],
-    );
-    assert.equal(
-      verdict.message,
-      [
-        "ROS 2 delivery check failed with ros.discovery = discovery-server: 4 of 6 node pairs did not hear each other:",
-        "  - no ROS 2 message from a reached b",
-        "  - no ROS 2 message from c reached b",
-        "  - no ROS 2 message from a reached c",
-        "  - no ROS 2 message from b reached c",
-        "  (the check on c reported nothing: kubectl -n rosfleet logs $(kubectl -n rosfleet get pods -l app.kubernetes.io/name=delivery-check --field-selector spec.nodeName=c -o name))",
-        "Hint: check the discovery servers (kubectl -n rosfleet logs deploy/ros-discovery, deploy/ros-discovery-1) and that flannel's 8472/udp is open between the nodes.",
-        "The next pulumi up runs the check again (a new check Job); nothing else needs to change.",
-      ].join("\n"),
-    );
-  });
-});
-
-describe("ros: the check script (run by bash and python3, ros2 faked, a TLS API)", () => {
-  // test/fakes/ros2 stands for `ros2 topic echo`: it prints the messages of $FAKE_STATE/chatter.
-  // The report goes to a real HTTPS server as the Job's ServiceAccount (files in ROSFLEET_SA_DIR).
-  const fakeApi = fakeApiForSuite();
-  let api: FakeApi;
-  beforeEach(() => (api = fakeApi()));
-
-  async function check(
-    messages: string[],
-    expected: string[],
-    uid: Record<string, string> = { ROSFLEET_JOB_UID: "uid-7" },
-  ): Promise<{ stdout: string; stderr: string; calls: string[] }> {
-    const state = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-check-"));
-    fs.writeFileSync(path.join(state, "chatter"), messages.map((m) => `${m}\n`).join(""));
-    fs.writeFileSync(path.join(state, "calls.log"), "");
-    const sa = serviceAccountDir(api, "sa-token-for-tests");
-    // The lab's nodes, this pod's own among them (its node comes by the downward API).
-    const nodes = expected.includes("laptop") ? expected : ["laptop", ...expected];
-    const r = await run("bash", ["-c", checkScript(nodes, 30)], {
-      PATH: `${path.join(__dirname, "fakes")}:${process.env["PATH"] ?? ""}`,
-      NODE_NAME: "laptop",
-      FAKE_STATE: state,
-      FAKE_LOG: path.join(state, "calls.log"),
-      HOME: state,
-      KUBERNETES_SERVICE_HOST: "127.0.0.1",
-      KUBERNETES_SERVICE_PORT: String(api.port),
-      ROSFLEET_SA_DIR: sa,
-      ROSFLEET_CHECK_RUN: "abc-1",
-      ...uid,
-    });
-    assert.equal(r.status, 0, r.stderr);
-    return {
-      ...r,
-      calls: fs.readFileSync(path.join(state, "calls.log"), "utf8").split("\n").filter(Boolean),
-    };
-  }
-
-  it("reports the beacons it heard, ignoring the demo talkers' chatter", async () => {
-    const { stdout, calls } = await check(
-      [
-        "Hello World: 1",
-        "rosfleet-beacon from clover1",
-        "rosfleet-beacon from clover1",
-        "rosfleet-beacon from vm1",
-      ],
-      ["clover1", "vm1"],
-    );
-    assert.equal(
-      stdout,
-      "ROSFLEET_DELIVERY listener=laptop heard=clover1,vm1 run=abc-1 job=uid-7\n",
-    );
-    assert.ok(calls.includes("ros2 topic echo /rosfleet/beacon std_msgs/msg/String"));
-    // Humble's echo has no --timeout: the machine's own timeout bounds it.
-    assert.match(
-      checkScript(["laptop", "vm1"], 30),
-      /timeout "\$TIMEOUT_SECONDS" ros2 topic echo /,
-    );
-  });
-
-  it("names its Job by the pre-1.27 label on an older cluster, and by the current one when both are there", async () => {
-    const legacy = await check(["rosfleet-beacon from vm1"], ["vm1"], {
-      ROSFLEET_JOB_UID: "",
-      ROSFLEET_JOB_UID_LEGACY: "uid-old",
-    });
-    assert.match(legacy.stdout, / job=uid-old\n$/);
-    const both = await check(["rosfleet-beacon from vm1"], ["vm1"], {
-      ROSFLEET_JOB_UID: "uid-new",
-      ROSFLEET_JOB_UID_LEGACY: "uid-new",
-    });
-    assert.match(both.stdout, / job=uid-new\n$/);
-  });
-
-  it("writes its report to its node's key of the reports ConfigMap, as its ServiceAccount", async () => {
-    await check(["rosfleet-beacon from vm1"], ["vm1"]);
-    assert.equal(api.requests.length, 1);
-    const [req] = api.requests;
-    assert.equal(req.method, "PATCH");
-    assert.equal(req.url, "/api/v1/namespaces/rosfleet/configmaps/rosfleet-delivery");
-    assert.equal(req.headers["authorization"], "Bearer sa-token-for-tests");
-    assert.equal(req.headers["content-type"], "application/merge-patch+json");
-    const body = JSON.parse(req.body) as unknown;
-    assert.deepEqual(body, {
-      data: { laptop: "ROSFLEET_DELIVERY listener=laptop heard=vm1 run=abc-1 job=uid-7" },
-    });
-    // What the program reads back is what the Job heard.
-    const reports = reportsOf((body as { data: Record<string, string> }).data);
-    assert.deepEqual([...(heardBy(reports).get("laptop") ?? [])], ["vm1"]);
-  });
-
-  it("says why when it may not write the report, and still exits 0 (the verdict names its log)", async () => {
-    api.status = () => 403;
-    const { stderr } = await check(["rosfleet-beacon from vm1"], ["vm1"]);
-    assert.equal(api.requests.length, 1, "a denial is not retried");
-    assert.match(stderr, /could not write the report to configmap\/rosfleet-delivery: HTTP 403/);
-  });
-
-  it("retries an API server that is not answering yet", async () => {
-    let n = 0;
-    api.status = () => (++n < 2 ? 503 : 200);
-    const { stderr } = await check(["rosfleet-beacon from vm1"], ["vm1"]);
-    assert.equal(api.requests.length, 2);
-    assert.equal(stderr, "");
-  });
-
-  it("expects every node but its own; on a one-node lab, its own", async () => {
-    const { stdout } = await check(
-      ["rosfleet-beacon from laptop", "rosfleet-beacon from clover1", "rosfleet-beacon from vm1"],
-      ["clover1", "vm1"],
-    );
-    // Its own beacon is heard too, but it waits only for the others'.
-    assert.equal(
-      stdout,
-      "ROSFLEET_DELIVERY listener=laptop heard=laptop,clover1,vm1 run=abc-1 job=uid-7\n",
-    );
-    const alone = await check(
-      ["rosfleet-beacon from laptop", "rosfleet-beacon from x"],
-      ["laptop"],
-    );
-    assert.equal(
-      alone.stdout,
-      "ROSFLEET_DELIVERY listener=laptop heard=laptop run=abc-1 job=uid-7\n",
-    );
-  });
-
-  it("stops listening once every expected talker was heard", async () => {
-    const { stdout } = await check(
-      ["rosfleet-beacon from clover1", "rosfleet-beacon from vm1"],
-      ["clover1"],
-    );
-    assert.equal(stdout, "ROSFLEET_DELIVERY listener=laptop heard=clover1 run=abc-1 job=uid-7\n");
-  });
-
-  it("reports what it heard when the timeout strikes first, and still exits 0", async () => {
-    const { stdout } = await check(["Hello World: 1"], ["clover1"]);
-    assert.equal(stdout, "ROSFLEET_DELIVERY listener=laptop heard= run=abc-1 job=uid-7\n");
-  });
-});
-
-/** Runs a program without blocking the event loop (the fake API answers from this process). */
-function run(
-  file: string,
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(file, args, { env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
 
 describe("ros: the Multus CRD wait (python3 against a TLS API)", () => {
   const CRD = "network-attachment-definitions.k8s.cni.cncf.io";

@@ -275,8 +275,18 @@ export const deliveryCheckSchema = z
   .strictObject({
     enabled: bool.default(true),
     timeoutSeconds: int(10, 3600).default(120),
+    // 0 turns a limit off; none is on by default but the large message (a camera frame).
+    maxLossPercent: z.number().min(0).max(100).default(0),
+    maxLatencyMs: z.number().min(0).max(60_000).default(0),
+    largeMessageBytes: int(0, 16 * 1024 * 1024).default(1024 * 1024),
   })
-  .default({ enabled: true, timeoutSeconds: 120 });
+  .default({
+    enabled: true,
+    timeoutSeconds: 120,
+    maxLossPercent: 0,
+    maxLatencyMs: 0,
+    largeMessageBytes: 1024 * 1024,
+  });
 
 /** Every key of the `rosfleet:` namespace. Secrets are checked for presence only. */
 export const labSchema = z.strictObject({

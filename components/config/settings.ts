@@ -129,7 +129,14 @@ export interface LabSettings {
     /** The login token's lifetime; the first `up` after it has expired mints a new one. */
     readonly tokenHours: number;
   };
-  readonly deliveryCheck: { readonly enabled: boolean; readonly timeoutSeconds: number };
+  readonly deliveryCheck: {
+    readonly enabled: boolean;
+    readonly timeoutSeconds: number;
+    /** Limits per pair (0: none) and the large message's size (0: none sent). */
+    readonly maxLossPercent: number;
+    readonly maxLatencyMs: number;
+    readonly largeMessageBytes: number;
+  };
 }
 
 /** The validated lab, with its secrets as Pulumi secret outputs. */

@@ -1,38 +1,35 @@
-// The delivery check: a beacon talker on every checked node publishes "rosfleet-beacon from
-// <node>" on a topic of its own (BEACON_TOPIC: the demo listeners do not hear it); one Job, with
-// one pod on each node, listens with the workloads' image, env and network mode, and each pod
-// writes whom it heard to a ConfigMap (its ServiceAccount may patch exactly that one). Pulumi
-// waits for the Job, reads the ConfigMap through the Kubernetes API, judges the reports with
-// `evaluateDelivery`, and a failure fails `pulumi up` by name. No SSH: the same check runs on a
-// k3s rosfleet installed and on a cluster it did not. Its pods tolerate no taint, as the ROS
-// pods do not: a node tainted against them is left out of the check (config's schedulable).
+// The delivery check: two Jobs with one pod on every checked node each, in the workloads'
+// image, env and network mode — beacons (talkers) and listeners — run probe.py. Each listener
+// measures every beacon, its own node's included (two pods of one machine: where shared memory
+// and host-network ports bite), and writes its figures to a ConfigMap (its ServiceAccount may
+// patch exactly that one). Pulumi waits for both Jobs, reads the ConfigMap through the
+// Kubernetes API, judges the reports against the limits (verdict.ts), and a failure fails
+// `pulumi up` naming the pair, the figure and the limit. No SSH: the same check runs on a k3s
+// rosfleet installed and on a cluster it did not. Its pods tolerate no taint, as the ROS pods do
+// not: a node tainted against them is left out of the check (config's schedulable). Both Jobs
+// end when the measuring does: nothing of the check keeps running on the nodes.
 //
 // Retrying: a failed check leaves its reports behind. The next run reads them before declaring
-// the Job; unless they are a pass of this very spec, the Job gets a new run key and so is
-// replaced, i.e. runs again. A pass keeps its key: a passing lab's next `up` changes nothing.
+// the Jobs; unless they are a pass of this very spec, the Jobs get a new run key and so are
+// replaced, i.e. run again. A pass keeps its key: a passing lab's next `up` changes nothing.
 import * as path from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { DiscoveryMode } from "../config";
-import { renderScript } from "../shell";
+import { readScript, renderScript } from "../shell";
+import { acceptedReports, checkRun, reportsOf, specHash } from "./delivery";
 import {
-  DeliveryResult,
-  checkRun,
+  DeliveryLimits,
+  DeliveryRow,
+  LARGE_COUNT,
+  deliveryTable,
   evaluateDelivery,
-  heardBy,
-  reportsOf,
-  specHash,
-} from "./delivery";
+  measuredWith,
+} from "./verdict";
 import { appLabels } from "../k8s";
-import {
-  BEACON_TOPIC,
-  RosContext,
-  podNetworking,
-  rosContainerOf,
-  rosEnv,
-  pythonJob,
-  rosPodBase,
-} from "./render";
+import { RosContext, podNetworking, rosContainerOf, rosEnv, pythonJob, rosPodBase } from "./render";
+
+type EnvVar = k8s.types.input.core.v1.EnvVar;
 
 /** The ConfigMap the check pods write their reports to (data: node name → report line). */
 export const REPORTS_CONFIGMAP = "rosfleet-delivery";
@@ -54,23 +51,46 @@ export interface DeliveryCheckArgs {
   /** The registry login Secret the check's pods pull with, if any. */
   readonly pullSecrets: readonly { name: pulumi.Input<string> }[];
   readonly namespace: pulumi.Input<string>;
-  /** `deliveryCheck.timeoutSeconds`: how long each Job listens. */
+  /** `deliveryCheck.timeoutSeconds`: how long a listener measures at most. */
   readonly timeoutSeconds: number;
+  /** `deliveryCheck`'s limits and the large message's size. */
+  readonly limits: DeliveryLimits;
   /** Checked after these: the workloads and the discovery infrastructure. */
   readonly after: readonly pulumi.Resource[];
 }
 
-/** The script a check Job runs for `node`. */
-export function checkScript(nodes: readonly string[], timeoutSeconds: number): string {
+/** The probe both Jobs run (components/ros/probe.py), as one `python3 -c` program. */
+export const PROBE_PY = (): string => readScript(path.join(__dirname, "probe.py"));
+
+/** The script a check pod runs: the probe as listener, then its report written. */
+export function checkScript(probe: string = PROBE_PY()): string {
   return renderScript(path.join(__dirname, "check.sh"), {
-    NODES: nodes.join(","),
-    TIMEOUT_SECONDS: timeoutSeconds,
-    TOPIC: BEACON_TOPIC,
     REPORTS: REPORTS_CONFIGMAP,
+    PROBE_PY: probe,
     PUBLISH_PY: pythonJob("publish.py"),
   });
 }
 
+/** What both Jobs' probes are told: the nodes, the bound, the large message, the run. */
+export function probeEnv(
+  nodes: readonly string[],
+  timeoutSeconds: number,
+  limits: DeliveryLimits,
+  run: pulumi.Input<string>,
+): EnvVar[] {
+  return [
+    // Kubernetes' downward API: the node this pod runs on.
+    { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
+    { name: "ROSFLEET_NODES", value: nodes.join(",") },
+    { name: "ROSFLEET_TIMEOUT", value: String(timeoutSeconds) },
+    { name: "ROSFLEET_LARGE_BYTES", value: String(limits.largeMessageBytes) },
+    { name: "ROSFLEET_LARGE_COUNT", value: String(LARGE_COUNT) },
+    { name: "ROSFLEET_CHECK_RUN", value: run },
+  ];
+}
+
+/** The beacons' Job name, and their pods' app label. */
+export const BEACON_JOB = "rosfleet-beacon";
 /** The check Job's name (one Job for the whole lab). */
 export const CHECK_JOB = "delivery-check";
 /** The label that tells this run's check pods apart (their anti-affinity is among them). */
@@ -97,18 +117,76 @@ export const CHECK_RULES = [
   },
 ];
 
-/** The cross-node proof (`rosfleet:ros:DeliveryCheck`). */
+/** What the `delivery` output holds: how it was measured, the limits, every pair. */
+export interface DeliveryOutput {
+  readonly measuredWith: {
+    readonly mode: DiscoveryMode;
+    readonly distro: string;
+    readonly rmw: string;
+    readonly domainId: number;
+  };
+  readonly limits: DeliveryLimits;
+  /** One aligned line per pair, a header first: what a person reads. */
+  readonly table: string[];
+  readonly pairs: DeliveryRow[];
+}
+
+interface ProbeJobArgs {
+  readonly app: string;
+  readonly nodes: readonly string[];
+  readonly run: pulumi.Output<string>;
+  readonly timeoutSeconds: number;
+  readonly pod: Partial<k8s.types.input.core.v1.PodSpec>;
+  readonly container: k8s.types.input.core.v1.Container;
+  readonly annotations: Record<string, string>;
+}
+
+/** One pod of `app` on each of the nodes, never two on one (anti-affinity among this run's pods
+ * of that app), each ending when its probe does. One Job however many nodes — not one per node
+ * that each names every other node — so the state, and every preview, grows linearly. */
+function probeJobSpec(a: ProbeJobArgs): k8s.types.input.batch.v1.JobSpec {
+  const thisRun = a.run.apply((r) => ({
+    ...appLabels(a.app),
+    [CHECK_RUN_LABEL]: runLabel(r),
+  }));
+  return {
+    completions: a.nodes.length,
+    parallelism: a.nodes.length,
+    backoffLimit: 0,
+    activeDeadlineSeconds: a.timeoutSeconds + 300,
+    template: {
+      metadata: { labels: thisRun, annotations: a.annotations },
+      spec: {
+        ...rosPodBase(),
+        ...a.pod,
+        restartPolicy: "Never",
+        affinity: {
+          nodeAffinity: onNodes(a.nodes),
+          podAntiAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: [
+              { labelSelector: { matchLabels: thisRun }, topologyKey: "kubernetes.io/hostname" },
+            ],
+          },
+        },
+        containers: [a.container],
+      },
+    },
+  };
+}
+
+/** The delivery proof (`rosfleet:ros:DeliveryCheck`). */
 export class DeliveryCheck extends pulumi.ComponentResource {
-  /** The check Job: one pod per node. */
+  /** The listeners' Job: one pod per node. */
   public readonly job: k8s.batch.v1.Job;
-  /** Every (talker node → listener node) pair and whether the beacon arrived; fails the update
-   * when any did not. */
-  public readonly results: pulumi.Output<DeliveryResult[]>;
+  /** The beacons' Job: one pod per node. */
+  public readonly beacons: k8s.batch.v1.Job;
+  /** Every (talker node → listener node) pair, a node with itself included, with its figures;
+   * fails the update when any pair failed. */
+  public readonly results: pulumi.Output<DeliveryOutput>;
 
   constructor(name: string, args: DeliveryCheckArgs, opts?: pulumi.ComponentResourceOptions) {
     super("rosfleet:ros:DeliveryCheck", name, {}, opts);
     const networking = podNetworking(args.discovery);
-    const labels = appLabels("rosfleet-beacon");
     const checkLabels = appLabels("delivery-check");
 
     const reports = new k8s.core.v1.ConfigMap(
@@ -146,7 +224,7 @@ export class DeliveryCheck extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    // The last run's reports, read before the Job is declared (unknown on the first preview,
+    // The last run's reports, read before the Jobs are declared (unknown on the first preview,
     // when the ConfigMap does not exist yet).
     const last = k8s.core.v1.ConfigMap.get(`${name}-last`, reports.id, { parent: this });
     const ctx = pulumi.all([args.context.image, args.context.discoveryServer]);
@@ -156,126 +234,107 @@ export class DeliveryCheck extends pulumi.ComponentResource {
           ctx: { ...args.context, image, discoveryServer },
           nodes: args.nodes,
           timeoutSeconds: args.timeoutSeconds,
+          limits: args.limits,
         }),
         reportsOf(data),
         args.nodes,
         args.discovery,
+        args.limits,
         Date.now(),
       ),
     );
-    const beacons = new k8s.apps.v1.DaemonSet(
+    const env = [
+      ...probeEnv(args.nodes, args.timeoutSeconds, args.limits, run),
+      ...rosEnv(args.context, true),
+    ];
+    const common = {
+      nodes: args.nodes,
+      run,
+      timeoutSeconds: args.timeoutSeconds,
+      annotations: networking.annotations,
+    };
+    const timeouts = {
+      create: `${args.timeoutSeconds + 600}s`,
+      update: `${args.timeoutSeconds + 600}s`,
+    };
+    // The talkers: no API token at all.
+    this.beacons = new k8s.batch.v1.Job(
       `${name}-beacons`,
       {
-        metadata: { name: "rosfleet-beacon", namespace: args.namespace, labels },
-        spec: {
-          selector: { matchLabels: labels },
-          template: {
-            metadata: { labels, annotations: networking.annotations },
-            spec: {
-              ...networking.spec,
-              ...rosPodBase(),
-              affinity: { nodeAffinity: onNodes(args.nodes) },
-              containers: [
-                rosContainerOf(
-                  "beacon",
-                  args.context.image,
-                  // Kubernetes expands $(NODE_NAME) from the env below.
-                  [
-                    ...["ros2", "topic", "pub", "-r", "2", BEACON_TOPIC, "std_msgs/msg/String"],
-                    "{data: 'rosfleet-beacon from $(NODE_NAME)'}",
-                  ],
-                  [
-                    { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
-                    ...rosEnv(args.context, true),
-                  ],
-                ),
-              ],
-            },
-          },
-        },
+        metadata: { name: BEACON_JOB, namespace: args.namespace, labels: appLabels(BEACON_JOB) },
+        spec: probeJobSpec({
+          ...common,
+          app: BEACON_JOB,
+          pod: { ...networking.spec },
+          container: rosContainerOf(
+            "beacon",
+            args.context.image,
+            ["python3", "-c", PROBE_PY(), "beacon"],
+            env,
+          ),
+        }),
       },
-      { parent: this, dependsOn: [...args.after] },
+      { parent: this, dependsOn: [...args.after], customTimeouts: timeouts },
     );
-
-    // One Job for the whole lab, one pod on each node: the nodes the beacons run on, never two
-    // on one (anti-affinity within this run's pods). One object however many nodes — not one
-    // per node that each names every other node — so the state, and every preview, grows
-    // linearly with the lab.
-    const thisRun = run.apply((r) => ({ [CHECK_RUN_LABEL]: runLabel(r) }));
-    const podLabels = thisRun.apply((l) => ({ ...checkLabels, ...l }));
+    // The listeners, at the same time (a listener waits for the beacons, and they for it).
     this.job = new k8s.batch.v1.Job(
       `${name}-job`,
       {
         metadata: { name: CHECK_JOB, namespace: args.namespace, labels: checkLabels },
-        spec: {
-          completions: args.nodes.length,
-          parallelism: args.nodes.length,
-          backoffLimit: 0,
-          activeDeadlineSeconds: args.timeoutSeconds + 300,
-          template: {
-            metadata: { labels: podLabels, annotations: networking.annotations },
-            spec: {
-              ...networking.spec,
-              ...rosPodBase(),
-              restartPolicy: "Never",
-              // The one pod that talks to the API: to write its report.
-              serviceAccountName: CHECK_ACCOUNT,
-              automountServiceAccountToken: true,
-              affinity: {
-                nodeAffinity: onNodes(args.nodes),
-                podAntiAffinity: {
-                  requiredDuringSchedulingIgnoredDuringExecution: [
-                    {
-                      labelSelector: { matchLabels: thisRun },
-                      topologyKey: "kubernetes.io/hostname",
-                    },
-                  ],
-                },
-              },
-              containers: [
-                rosContainerOf(
-                  "check",
-                  args.context.image,
-                  ["bash", "-c", checkScript(args.nodes, args.timeoutSeconds)],
-                  [
-                    { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
-                    ...rosEnv(args.context, true),
-                    { name: "ROSFLEET_CHECK_RUN", value: run },
-                    // The Job controller's label since Kubernetes 1.27, and the older one:
-                    // a label a pod lacks reads as empty, and check.sh takes either.
-                    ...JOB_UID_LABELS.map(([envName, label]) => ({
-                      name: envName,
-                      valueFrom: { fieldRef: { fieldPath: `metadata.labels['${label}']` } },
-                    })),
-                  ],
-                ),
-              ],
-            },
+        spec: probeJobSpec({
+          ...common,
+          app: "delivery-check",
+          pod: {
+            ...networking.spec,
+            // The one pod that talks to the API: to write its report.
+            serviceAccountName: CHECK_ACCOUNT,
+            automountServiceAccountToken: true,
           },
-        },
+          container: rosContainerOf(
+            "check",
+            args.context.image,
+            ["bash", "-c", checkScript()],
+            [
+              ...env,
+              // The Job controller's label since Kubernetes 1.27, and the older one:
+              // a label a pod lacks reads as empty, and the probe takes either.
+              ...JOB_UID_LABELS.map(([envName, label]) => ({
+                name: envName,
+                valueFrom: { fieldRef: { fieldPath: `metadata.labels['${label}']` } },
+              })),
+            ],
+          ),
+        }),
       },
       {
         parent: this,
-        dependsOn: [beacons, reports, binding],
-        customTimeouts: {
-          create: `${args.timeoutSeconds + 600}s`,
-          update: `${args.timeoutSeconds + 600}s`,
-        },
+        dependsOn: [...args.after, reports, binding],
+        customTimeouts: timeouts,
       },
     );
 
-    // This run's reports: read once the Job has completed (at preview only when it is not being
-    // replaced; otherwise unknown, so a preview never judges stale reports).
+    // This run's reports: read once both Jobs have completed (at preview only when they are not
+    // being replaced; otherwise unknown, so a preview never judges stale reports).
     const read = k8s.core.v1.ConfigMap.get(`${name}-read`, reports.id, {
       parent: this,
-      dependsOn: [this.job],
+      dependsOn: [this.job, this.beacons],
     });
     this.results = pulumi.all([read.data, this.job.metadata.uid, run]).apply(([data, uid, key]) => {
-      const heard = heardBy(reportsOf(data), (r) => r.run === key && r.job === uid);
-      const verdict = evaluateDelivery(args.nodes, heard, args.discovery);
+      const mine = acceptedReports(reportsOf(data), (r) => r.run === key && r.job === uid);
+      const verdict = evaluateDelivery(args.nodes, mine, args.discovery, args.limits);
       // Fails the update, attributed to this component, without a stack trace.
       if (!verdict.ok) throw new pulumi.ResourceError(verdict.message, this, true);
-      return verdict.results;
+      pulumi.log.info(verdict.message, this);
+      return {
+        measuredWith: {
+          mode: args.discovery,
+          ...measuredWith(mine),
+          domainId: args.context.domainId,
+        },
+        limits: args.limits,
+        table: deliveryTable(verdict.rows, args.limits),
+        pairs: verdict.rows,
+      };
     });
     // The results reach the stack's `delivery` output; registering them here too would report
     // a failure twice.

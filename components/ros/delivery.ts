@@ -1,31 +1,102 @@
-// The delivery check's decision: which (talker node → listener node) pairs must hear each
-// other, what the check pods reported, pass or fail, the message that says which pairs failed
-// and why that may be, and when the check must run again. Pure, so it is tested on its own.
+// The delivery check's reports and run keys: what each listener pod of the check wrote (its
+// figures for every talker node), which reports belong to this run, and when the check must run
+// again. The judging of the figures is verdict.ts. Pure, so both are tested on their own.
 import { createHash } from "node:crypto";
+import { z } from "zod";
 import { DiscoveryMode } from "../config";
+import { DeliveryLimits, evaluateDelivery } from "./verdict";
 
-/** Each check Job prints one line starting with this, and writes it to the reports ConfigMap. */
+/** Each check pod prints one line starting with this, and writes it to the reports ConfigMap. */
 export const REPORT_PREFIX = "ROSFLEET_DELIVERY";
 
-/** One check Job's report: whom `listener` heard, in which run, from which Job. */
+/** What one listener measured of one talker (components/ros/probe.py `figures`). */
+export interface PairFigures {
+  /** Any message of the talker arrived. */
+  readonly heard: boolean;
+  /** Heartbeats heard in the window, and how many the talker sent over the same numbers. */
+  readonly got: number;
+  readonly span: number;
+  /** Heartbeats per second heard. */
+  readonly ratePerSecond: number;
+  /** Round trips (the listener's ping, the talker's echo), in ms; undefined: none came back. */
+  readonly rttP50Ms?: number;
+  readonly rttP99Ms?: number;
+  /** Large messages that arrived (of LARGE_COUNT asked for), and at what rate. */
+  readonly largeGot: number;
+  readonly largeMiBps?: number;
+}
+
+/** One check pod's report: its figures for every talker, in which run, from which Job. */
 export interface Report {
   readonly listener: string;
-  readonly heard: ReadonlySet<string>;
   /** The run key the Job ran with (`checkRun`). */
   readonly run: string;
   /** The uid of the Job that wrote it: reports of earlier Jobs are not this check's. */
   readonly job: string;
+  /** The RMW and distro the pod really ran (rclpy's identifier, ROS_DISTRO). */
+  readonly rmw: string;
+  readonly distro: string;
+  /** The large message's size (0: none sent). */
+  readonly largeBytes: number;
+  readonly pairs: ReadonlyMap<string, PairFigures>;
 }
 
-const REPORT_LINE = new RegExp(
-  `^${REPORT_PREFIX} listener=(\\S+) heard=(\\S*) run=(\\S*) job=(\\S*)$`,
-);
+const num = z.number().finite().nonnegative();
+const figuresSchema = z.tuple([
+  z.union([z.literal(0), z.literal(1)]),
+  num,
+  num,
+  num,
+  num.nullable(),
+  num.nullable(),
+  num,
+  num.nullable(),
+]);
+const reportSchema = z.object({
+  listener: z.string().min(1),
+  run: z.string(),
+  job: z.string(),
+  rmw: z.string(),
+  distro: z.string(),
+  large: num,
+  pairs: z.record(z.string(), figuresSchema),
+});
 
-/** A report line as check.sh writes it; undefined for anything else. */
+const figuresOf = ([heard, got, span, rate, p50, p99, largeGot, largeRate]: z.output<
+  typeof figuresSchema
+>): PairFigures => ({
+  heard: heard === 1,
+  got,
+  span,
+  ratePerSecond: rate,
+  ...(p50 === null ? {} : { rttP50Ms: p50 }),
+  ...(p99 === null ? {} : { rttP99Ms: p99 }),
+  largeGot,
+  ...(largeRate === null ? {} : { largeMiBps: largeRate }),
+});
+
+/** A report line as probe.py prints it; undefined for anything else (also an older format). */
 export function parseReport(line: string): Report | undefined {
-  const m = REPORT_LINE.exec(line.trim());
-  if (m === null) return undefined;
-  return { listener: m[1], heard: new Set(m[2].split(",").filter(Boolean)), run: m[3], job: m[4] };
+  const text = line.trim();
+  if (!text.startsWith(`${REPORT_PREFIX} {`)) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(text.slice(REPORT_PREFIX.length + 1));
+  } catch {
+    return undefined;
+  }
+  const parsed = reportSchema.safeParse(json);
+  if (!parsed.success) return undefined;
+  const r = parsed.data;
+  return {
+    listener: r.listener,
+    run: r.run,
+    job: r.job,
+    rmw: r.rmw,
+    distro: r.distro,
+    largeBytes: r.large,
+    pairs: new Map(Object.entries(r.pairs).map(([talker, f]) => [talker, figuresOf(f)])),
+  };
 }
 
 /** The reports ConfigMap's data (node name → report line) as reports by listener. */
@@ -38,12 +109,12 @@ export function reportsOf(data: Readonly<Record<string, string>> | undefined): M
   return reports;
 }
 
-/** Listener → talkers heard, from the reports `accept` keeps. */
-export function heardBy(
+/** The reports `accept` keeps, by listener. */
+export function acceptedReports(
   reports: ReadonlyMap<string, Report>,
   accept: (r: Report) => boolean = () => true,
-): Map<string, ReadonlySet<string>> {
-  return new Map([...reports.values()].filter(accept).map((r) => [r.listener, r.heard]));
+): Map<string, Report> {
+  return new Map([...reports].filter(([, r]) => accept(r)));
 }
 
 /** Kubernetes object names that become label values (a Job's name does) end at 63 characters. */
@@ -75,6 +146,7 @@ export function checkRun(
   previous: ReadonlyMap<string, Report>,
   nodes: readonly string[],
   mode: DiscoveryMode,
+  limits: DeliveryLimits,
   now: number,
 ): string {
   const runs = new Set(nodes.map((n) => previous.get(n)?.run));
@@ -83,90 +155,6 @@ export function checkRun(
     runs.size === 1 &&
     last !== undefined &&
     last.startsWith(`${spec}-`) &&
-    evaluateDelivery(nodes, heardBy(previous), mode).ok;
+    evaluateDelivery(nodes, previous, mode, limits).ok;
   return passed ? last : `${spec}-${now.toString(36)}`;
-}
-
-export interface DeliveryPair {
-  /** Node whose beacon talker published. */
-  readonly talker: string;
-  /** Node whose check pod listened. */
-  readonly listener: string;
-}
-
-export interface DeliveryResult extends DeliveryPair {
-  readonly received: boolean;
-}
-
-export interface DeliveryVerdict {
-  readonly results: DeliveryResult[];
-  readonly ok: boolean;
-  readonly message: string;
-}
-
-/**
- * Every ordered pair of different nodes: a pass then means ROS 2 messages crossed nodes. A one-node
- * lab has nothing to cross to, so its node is checked against itself.
- */
-export function deliveryPairs(nodes: readonly string[]): DeliveryPair[] {
-  if (nodes.length === 1) return [{ talker: nodes[0], listener: nodes[0] }];
-  return nodes.flatMap((listener) =>
-    nodes.filter((talker) => talker !== listener).map((talker) => ({ talker, listener })),
-  );
-}
-
-/** Which talkers each listener expects: its pairs' talkers. */
-export function expectedTalkers(pairs: readonly DeliveryPair[], listener: string): string[] {
-  return pairs.filter((p) => p.listener === listener).map((p) => p.talker);
-}
-
-const HINTS: Record<DiscoveryMode, string> = {
-  "discovery-server":
-    "check the discovery servers (kubectl -n rosfleet logs deploy/ros-discovery, deploy/ros-discovery-1) and that flannel's 8472/udp is open between the nodes",
-  "host-network":
-    "host-network relies on LAN multicast: the machines must share a subnet, and firewalls must pass UDP 7400-7700",
-  multus:
-    "macvlan needs a wired parent NIC of the same name on every machine, and multicast on that LAN",
-  multicast:
-    "multicast is the negative control: flannel does not carry multicast between nodes; use discovery-server",
-};
-
-/** Pass or fail, per pair and as a whole, with the message `pulumi up` shows. */
-export function evaluateDelivery(
-  nodes: readonly string[],
-  reports: ReadonlyMap<string, ReadonlySet<string>>,
-  mode: DiscoveryMode,
-): DeliveryVerdict {
-  const pairs = deliveryPairs(nodes);
-  const results = pairs.map((p) => ({
-    ...p,
-    received: reports.get(p.listener)?.has(p.talker) ?? false,
-  }));
-  const failed = results.filter((r) => !r.received);
-  const ok = failed.length === 0;
-  const within = nodes.length === 1;
-  if (ok)
-    return {
-      results,
-      ok,
-      message: within
-        ? `one-node lab: ROS 2 messages checked within ${nodes[0]} only (no other node to cross to), ros.discovery = ${mode}`
-        : `ROS 2 messages crossed nodes in all ${results.length} directions with ros.discovery = ${mode}`,
-    };
-  const silent = [...new Set(failed.map((f) => f.listener))].filter((l) => !reports.has(l));
-  const lines = failed.map((f) => `no ROS 2 message from ${f.talker} reached ${f.listener}`);
-  return {
-    results,
-    ok,
-    message: [
-      `ROS 2 delivery check failed with ros.discovery = ${mode}: ${failed.length} of ${results.length} node pairs did not hear each other:`,
-      ...lines.map((l) => `  - ${l}`),
-      ...silent.map(
-        (l) =>
-          `  (the check on ${l} reported nothing: kubectl -n rosfleet logs $(kubectl -n rosfleet get pods -l app.kubernetes.io/name=delivery-check --field-selector spec.nodeName=${l} -o name))`,
-      ),
-      `Hint: ${HINTS[mode]}.`,
-      "The next pulumi up runs the check again (a new check Job); nothing else needs to change.",
-    ].join("\n"),
-  };
 }

@@ -20,9 +20,6 @@ export const DISCOVERY_NAME = "ros-discovery";
 /** The discovery servers' names (Deployment, Service, app label), by server id. */
 export const DISCOVERY_SERVERS = [DISCOVERY_NAME, `${DISCOVERY_NAME}-1`];
 export const DISCOVERY_PORT = 11811;
-/** The topic of the delivery check's beacons: their own, so the demo listeners never hear (and
- * log) them. */
-export const BEACON_TOPIC = "/rosfleet/beacon";
 /** The Multus NetworkAttachmentDefinition pods are attached to in `multus` mode. */
 export const MULTUS_NETWORK = "ros-macvlan";
 /** The name Multus gives a pod's first extra interface. */

@@ -123,48 +123,68 @@ function unwrapSecrets(v: unknown): { value: unknown; secret: boolean } {
 }
 
 /**
- * The ROS side of a fake cluster: every check Job hears the beacons of the nodes the beacon
- * DaemonSet runs on, except pairs listed in `deaf` ("talker->listener"), and writes its report
- * with its own run key and uid, as check.sh does. Built from what the program declared, so a
- * program that pins a Job or the beacons wrongly, or reads reports it should not trust, fails.
+ * The ROS side of a fake cluster: every listener of the check Job hears the beacons of the nodes
+ * the beacons' Job runs on (its own node's included), except pairs listed in `deaf`
+ * ("talker->listener"), and writes its report with its own run key and uid, as check.sh does:
+ * a clean link's figures, or those `figures` gives a pair (probe.py's tuple). Built from what the
+ * program declared, so a program that pins a Job or the beacons wrongly, or reads reports it
+ * should not trust, fails.
  */
 let jobUids = 0;
 
+/** probe.py's figures of a clean pair: [heard, got, span, rate, p50, p99, large got, MiB/s]. */
+export const CLEAN_FIGURES = (largeBytes: number): (number | null)[] => [
+  1,
+  400,
+  400,
+  50,
+  0.8,
+  1.6,
+  largeBytes > 0 ? 3 : 0,
+  largeBytes > 0 ? 95.2 : null,
+];
+
 export class FakeRos {
   private beaconNodes: string[] = [];
-  private readonly jobs: { node: string; run: string; uid: string }[] = [];
+  private readonly jobs: { node: string; run: string; uid: string; large: number }[] = [];
 
   constructor(
     private readonly deaf: readonly string[],
     /** Which Jobs write no report (their pods never got to it). */
     private readonly silent: readonly string[] = [],
+    private readonly figures: Readonly<Record<string, (number | null)[]>> = {},
   ) {}
 
   /** Called for each registration; returns the state the fake cluster gives it. */
   created(type: string, inputs: Record<string, unknown>): Record<string, unknown> {
     const template = (inputs["spec"] as Obj | undefined)?.["template"] as Obj | undefined;
     const pod = template?.["spec"] as Obj | undefined;
-    if (type === "kubernetes:apps/v1:DaemonSet" && pod?.["affinity"] !== undefined)
-      this.beaconNodes = affinityNodes(pod);
+    const name = (inputs["metadata"] as Obj | undefined)?.["name"];
     // The API server gives a ClusterIP Service its address.
     if (type === "kubernetes:core/v1:Service")
       return {
         ...inputs,
         spec: {
           ...(inputs["spec"] as Obj),
-          clusterIP: fakeClusterIp(String((inputs["metadata"] as Obj)["name"])),
+          clusterIP: fakeClusterIp(String(name)),
         },
       };
     if (type !== "kubernetes:batch/v1:Job") return inputs;
     // Unique across runs, as Kubernetes uids are.
     const uid = `job-uid-${++jobUids}`;
-    const container = (pod?.["containers"] as Obj[])[0];
-    const env = container["env"] as Obj[];
-    const run = env.find((e) => e["name"] === "ROSFLEET_CHECK_RUN")?.["value"];
-    // Only the check's Job reports, from a pod on each node its affinity names; others
-    // (Multus's waits) just run.
-    if (run !== undefined)
-      for (const node of affinityNodes(pod)) this.jobs.push({ node, run: String(run), uid });
+    const env = ((pod?.["containers"] as Obj[])[0]["env"] as Obj[]) ?? [];
+    const value = (n: string) => env.find((e) => e["name"] === n)?.["value"];
+    if (name === "rosfleet-beacon") this.beaconNodes = affinityNodes(pod);
+    // Only the check's listeners report, from a pod on each node its affinity names; other
+    // Jobs (the beacons, Multus's waits) just run.
+    if (name === "delivery-check")
+      for (const node of affinityNodes(pod))
+        this.jobs.push({
+          node,
+          run: String(value("ROSFLEET_CHECK_RUN")),
+          uid,
+          large: Number(value("ROSFLEET_LARGE_BYTES") ?? 0),
+        });
     return { ...inputs, metadata: { ...(inputs["metadata"] as Obj), uid } };
   }
 
@@ -173,9 +193,21 @@ export class FakeRos {
     const data: Record<string, string> = {};
     for (const job of this.jobs) {
       if (this.silent.includes(job.node)) continue;
-      const heard = this.beaconNodes.filter((t) => !this.deaf.includes(`${t}->${job.node}`));
-      data[job.node] =
-        `ROSFLEET_DELIVERY listener=${job.node} heard=${heard.join(",")} run=${job.run} job=${job.uid}`;
+      const pairs = Object.fromEntries(
+        this.beaconNodes
+          .filter((t) => !this.deaf.includes(`${t}->${job.node}`))
+          .map((t) => [t, this.figures[`${t}->${job.node}`] ?? CLEAN_FIGURES(job.large)]),
+      );
+      const report = {
+        listener: job.node,
+        run: job.run,
+        job: job.uid,
+        rmw: "rmw_fastrtps_cpp",
+        distro: "jazzy",
+        large: job.large,
+        pairs,
+      };
+      data[job.node] = `ROSFLEET_DELIVERY ${JSON.stringify(report)}`;
     }
     return data;
   }
@@ -233,6 +265,8 @@ export interface RunOptions {
   readonly deafPairs?: readonly string[];
   /** Nodes whose check Job writes no report. */
   readonly silentChecks?: readonly string[];
+  /** A pair's ("talker->listener") figures as probe.py reports them, instead of a clean link's. */
+  readonly pairFigures?: Readonly<Record<string, (number | null)[]>>;
   /** The reports ConfigMap's data before this run (what the last run's Jobs wrote). */
   readonly lastReports?: Readonly<Record<string, string>>;
   /** The stack's state (URN → type and outputs), as readStackResourceOutputs reads it: what an
@@ -295,7 +329,7 @@ export async function runProgram(
   const onRejection = (err: unknown) =>
     registrationErrors.push(err instanceof Error ? err : new Error(String(err)));
   process.on("unhandledRejection", onRejection);
-  const ros = new FakeRos(options.deafPairs ?? [], options.silentChecks ?? []);
+  const ros = new FakeRos(options.deafPairs ?? [], options.silentChecks ?? [], options.pairFigures);
   await pulumi.runtime.setMocks(
     {
       newResource: (args) =>
