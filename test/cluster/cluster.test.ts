@@ -14,6 +14,8 @@ import { REPO_ROOT } from "../helpers/stack";
 import { waitFor } from "../engine/controlplane";
 import { ClusterLab, NODES } from "./lab";
 import { podGateway } from "./nodes";
+import type { DeliveryOutput } from "../../components/ros/check";
+import { parseReport } from "../../components/ros/delivery";
 
 const BIN = process.env.ROSFLEET_TOOLCHAIN_BIN ?? "";
 const NS = "rosfleet";
@@ -80,20 +82,40 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
     assert.equal(await lab.nodes?.multicastReaches(robot, laptop), true);
   });
 
-  it("discovery-server: up passes, every ordered pair of nodes received", async () => {
+  it("discovery-server: up passes, every ordered pair measured (a node with itself too)", async () => {
     await stack.setAllConfig(lab.config("discovery-server"));
     const start = Date.now();
     const result = await stack.up({ color: "never" });
     console.log(`    up to the verdict: ${Math.round((Date.now() - start) / 1000)} s`);
-    const delivery = result.outputs.delivery?.value as {
-      talker: string;
-      listener: string;
-      received: boolean;
-    }[];
-    const expected = NODES.flatMap((l) => NODES.filter((t) => t !== l).map((t) => `${t}->${l}`));
-    assert.deepEqual(delivery.map((d) => `${d.talker}->${d.listener}`).sort(), expected.sort());
+    const delivery = result.outputs.delivery?.value as DeliveryOutput;
+    const expected = NODES.flatMap((l) => NODES.map((t) => `${t}->${l}`));
     assert.deepEqual(
-      delivery.filter((d) => !d.received),
+      delivery.pairs.map((d) => `${d.talker}->${d.listener}`).sort(),
+      expected.sort(),
+    );
+    assert.deepEqual(
+      delivery.pairs.filter((d) => !d.received || d.problems.length > 0),
+      [],
+    );
+    // Real figures, from the real pods: heartbeats at the beacon's rate, round trips, the
+    // large messages all there.
+    for (const d of delivery.pairs) {
+      const pair = `${d.talker}->${d.listener}`;
+      assert.ok((d.ratePerSecond ?? 0) > 20, `${pair} rate ${d.ratePerSecond}`);
+      assert.ok((d.lossPercent ?? 100) < 50, `${pair} loss ${d.lossPercent}`);
+      assert.ok(d.rttP50Ms !== undefined && d.rttP50Ms > 0, `${pair} rtt ${d.rttP50Ms}`);
+      assert.equal(d.largeMessages, "3/3", pair);
+    }
+    assert.deepEqual(delivery.measuredWith, {
+      mode: "discovery-server",
+      distro: "jazzy",
+      rmw: "rmw_fastrtps_cpp",
+      domainId: 0,
+    });
+    console.log(`    ${delivery.table.join("\n    ")}`);
+    // Both Jobs of the check ran to completion: no beacon is left running.
+    assert.deepEqual(
+      (await pods("rosfleet-beacon")).filter((p) => p.status.phase === "Running"),
       [],
     );
   });
@@ -134,7 +156,7 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
       async () => heardLines("deploy/demo-listener").length > 0,
     );
     // The beacons have their own topic: the demo hears only the demo.
-    assert.doesNotMatch(logsOf("deploy/demo-listener", "listener"), /rosfleet-beacon/);
+    assert.doesNotMatch(logsOf("deploy/demo-listener", "listener"), /beat cluster-/);
   });
 
   it("README's toolbox command shows /chatter (through the entrypoint that puts ros2 on PATH)", () => {
@@ -273,16 +295,25 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
     const reports = await lab.cp?.api.get<{ data: Record<string, string> }>(
       `/api/v1/namespaces/${NS}/configmaps/rosfleet-delivery`,
     );
-    for (const node of NODES)
-      assert.match(reports?.data[node] ?? "", new RegExp(` heard=${node} `), node);
+    for (const node of NODES) {
+      const report = parseReport(reports?.data[node] ?? "");
+      assert.ok(report !== undefined, `${node}: ${reports?.data[node]}`);
+      const heard = [...report.pairs].filter(([, f]) => f.heard).map(([t]) => t);
+      assert.deepEqual(heard, [node], node);
+    }
+    assert.doesNotMatch(err.message, new RegExp(`no ROS 2 message from (\\S+) reached \\1\\b`));
   });
 
   it("host-network: the nodes' shared segment carries multicast, so up passes", async () => {
     await stack.setAllConfig(lab.config("host-network"));
     const result = await stack.up({ color: "never" });
-    const delivery = result.outputs.delivery?.value as { received: boolean }[];
-    assert.equal(delivery.length, 6);
-    assert.ok(delivery.every((d) => d.received));
+    const delivery = result.outputs.delivery?.value as DeliveryOutput;
+    assert.equal(delivery.pairs.length, NODES.length ** 2);
+    assert.deepEqual(
+      delivery.pairs.filter((d) => !d.received || d.problems.length > 0),
+      [],
+    );
+    assert.equal(delivery.measuredWith.mode, "host-network");
   });
 
   it("an image the nodes cannot pull fails up within a minute, with the node's own error and the key", async () => {
