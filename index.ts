@@ -99,6 +99,7 @@ export = async (): Promise<Record<string, unknown>> => {
               largeMessageBytes: lab.deliveryCheck.largeMessageBytes,
             },
             after: [...ros.discovery, ...ros.workloads],
+            access: apiAccess(cluster),
           },
           inCluster,
         )

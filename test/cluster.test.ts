@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { formatProblems, parseLab } from "../components/config";
 import { ProviderCopies } from "../components/cluster/tempfiles";
-import { FakeApi, startFakeApi } from "./helpers/apiserver";
+import { FakeApi, kubeconfigFor, startFakeApi } from "./helpers/apiserver";
 import { writeKubeconfig } from "./helpers/kubeconfig";
 import { runProgram } from "./helpers/program";
 import { configValues, readStackConfig } from "./helpers/stack";
@@ -120,17 +120,6 @@ describe("cluster: configuration of an existing cluster", () => {
     );
   });
 });
-
-/** A kubeconfig (bearer token) for `api`, in its directory. */
-const kubeconfigFor = (api: FakeApi): string =>
-  writeKubeconfig(
-    path.join(api.dir, "kubeconfig.yaml"),
-    {
-      server: `https://127.0.0.1:${api.port}`,
-      "certificate-authority-data": Buffer.from(api.ca).toString("base64"),
-    },
-    { token: "admin-token-for-tests" },
-  );
 
 describe("cluster: the program on an existing cluster", () => {
   it("declares no command resource when only cluster.kubeconfig and image are set", async () => {

@@ -116,7 +116,7 @@ describe("delivery: reports and the verdict", () => {
       "  - no ROS 2 message from b reached a",
       "  - no ROS 2 message from a reached b",
       "  - no ROS 2 message from b reached b",
-      "  (the check on b reported nothing: kubectl -n rosfleet logs $(kubectl -n rosfleet get pods -l app.kubernetes.io/name=delivery-check --field-selector spec.nodeName=b -o name))",
+      "  (the check on b reported nothing; its log: kubectl -n rosfleet logs $(kubectl -n rosfleet get pods -l app.kubernetes.io/name=delivery-check --field-selector spec.nodeName=b -o name))",
     ]);
   });
 

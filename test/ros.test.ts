@@ -6,7 +6,7 @@ import { MULTUS_CRD_HINT, MULTUS_READY_SCRIPT } from "../components/ros/multus-s
 import { pythonJob } from "../components/ros/render";
 import { FakeApi, fakeApiForSuite, serviceAccountDir } from "./helpers/apiserver";
 import { run } from "./helpers/run";
-import { ProgramRun, fakeClusterIp, Registration, runProgram } from "./helpers/program";
+import { CHECK_WAIT, ProgramRun, fakeClusterIp, Registration, runProgram } from "./helpers/program";
 import { NO_LOG_FILE } from "../components/ros/render";
 import { notReady } from "../components/common/nodes";
 import { notReadyFailure, pullFailure, pullState } from "../components/ros/pull";
@@ -554,25 +554,27 @@ describe("ros: the delivery check", () => {
     assert.ok(!run.dependsOn(beacons, run.get(JOB, "delivery-job")));
   });
 
-  it("reads the reports through the API after the Job, not over SSH, and exports every pair", () => {
+  it("reads the reports through the API once the listeners ended, not over SSH, and exports every pair", () => {
     assert.deepEqual(
       run.resources.filter((r) => r.type.startsWith("command:") && r.name.startsWith("delivery")),
       [],
     );
+    // The last run's reports, before the Jobs (their run key); this run's come from the wait.
     const reads = run.reads.filter((r) => r.type === CONFIGMAP);
     assert.deepEqual(
       reads.map((r) => [r.name, r.id]),
-      [
-        ["delivery-last", "delivery-reports-id"],
-        ["delivery-read", "delivery-reports-id"],
-      ],
+      [["delivery-last", "delivery-reports-id"]],
     );
-    const after = reads[1].dependencies;
-    for (const job of run.names(JOB))
-      assert.ok(
-        after.some((u) => u.endsWith(`::${job}`)),
-        job,
-      );
+    const wait = run.get(CHECK_WAIT, "delivery-wait");
+    for (const job of run.names(JOB)) assert.ok(run.dependsOn(wait, run.get(JOB, job)), job);
+    assert.deepEqual(
+      [wait.inputs["job"], wait.inputs["beacons"], wait.inputs["reportsConfigMap"]],
+      ["delivery-check", "rosfleet-beacon", "rosfleet-delivery"],
+    );
+    // The Job's own uid (its reports carry it), as the API server gave it.
+    assert.match(String(wait.inputs["jobUid"]), /^job-uid-[0-9a-f]{12}$/);
+    assert.equal(wait.inputs["waitSeconds"], 120 + 300);
+    assert.deepEqual(wait.secretInputs, ["access"]);
     const delivery = run.outputs["delivery"] as DeliveryOutput;
     assert.deepEqual(delivery.measuredWith, {
       mode: "discovery-server",
@@ -600,6 +602,63 @@ describe("ros: the delivery check", () => {
       "talker -> listener  received  loss  rtt p50  rtt p99  rate  1 MiB x3        verdict",
       "laptop -> laptop    yes       0 %   0.8 ms   1.6 ms   50/s  3/3 95.2 MiB/s  ok",
     ]);
+  });
+
+  it("gates the Jobs on every node taking a pod, and leaves their waiting to the check's own wait", () => {
+    const gate = run.get("pulumi-nodejs:dynamic/ros:CheckGate", "delivery-gate");
+    assert.deepEqual(gate.inputs["nodes"], ["laptop", "clover1"]);
+    assert.equal(
+      gate.inputs["run"],
+      env(containers(run.get(JOB, "delivery-job"))[0])["ROSFLEET_CHECK_RUN"],
+    );
+    assert.deepEqual(gate.secretInputs, ["access"]);
+    assert.ok(run.dependsOn(gate, run.get(DEPLOYMENT, "ros-demo-talkerlistener")));
+    for (const job of run.names(JOB)) {
+      const r = run.get(JOB, job);
+      assert.ok(run.dependsOn(r, gate), job);
+      // The provider's await ends once the Job exists; its delete is still awaited (skipAwait
+      // would skip that too, and a replaced Job's successor of the same name would collide).
+      assert.deepEqual(o(r.inputs["metadata"])["annotations"], {
+        "pulumi.com/waitFor": "jsonpath={.metadata.uid}",
+      });
+      assert.equal(o(r.inputs["spec"])["activeDeadlineSeconds"], 120 + 300, job);
+    }
+  });
+
+  it("shows the reports that arrived when a listener never ran, and why it did not", async () => {
+    const stalled = await runProgram(
+      clover((c) => ((c["machines"] as Obj[])[2]["cordon"] = true)),
+      {
+        silentChecks: ["clover1"],
+        checkEnd: {
+          outcome: "stalled: every pod of it that could run had ended, the others could not run",
+          notes: {
+            clover1:
+              "no check pod could be scheduled there: 0/2 nodes are available: 1 node(s) had untolerated taint {lab: full}.",
+          },
+        },
+      },
+    );
+    const error = stalled.outputErrors["delivery"];
+    assert.ok(error instanceof Error);
+    const lines = error.message.replace(/^error serializing property "\w+": /, "").split("\n");
+    assert.ok(
+      lines.includes(
+        "  (the check on clover1 reported nothing: no check pod could be scheduled there: 0/2 nodes are available: 1 node(s) had untolerated taint {lab: full}.)",
+      ),
+      error.message,
+    );
+    assert.ok(
+      lines.includes(
+        "The check's Job stalled: every pod of it that could run had ended, the others could not run.",
+      ),
+      error.message,
+    );
+    // The laptop's report arrived: its figures are in the table.
+    assert.ok(
+      lines.some((l) => /^ {2}clover1 -> laptop +yes +0 % +0\.8 ms/.test(l)),
+      error.message,
+    );
   });
 
   it("lets the Jobs patch exactly the reports ConfigMap, and nothing else", () => {
@@ -665,16 +724,23 @@ describe("ros: the delivery check", () => {
   });
 
   it("trusts no report of an earlier Job: a check that wrote nothing is named", async () => {
+    // clover1's report in the ConfigMap is of this run's key but another Job (one deleted and
+    // made anew by hand, say); this Job's pod on clover1 wrote none.
+    const stale = {
+      ...run.reports,
+      clover1: run.reports["clover1"].replace(/"job":"[^"]*"/, '"job":"job-uid-of-an-earlier-job"'),
+    };
+    assert.notEqual(stale.clover1, run.reports["clover1"]);
     const silent = await runProgram(
       clover((c) => ((c["machines"] as Obj[])[2]["cordon"] = true)),
-      { lastReports: run.reports, silentChecks: ["clover1"] },
+      { lastReports: stale, silentChecks: ["clover1"] },
     );
     const error = silent.outputErrors["delivery"];
     assert.ok(error instanceof Error);
     assert.match(error.message, /no ROS 2 message from laptop reached clover1/);
     assert.match(
       error.message,
-      /the check on clover1 reported nothing: kubectl -n rosfleet logs \$\(kubectl -n rosfleet get pods -l app\.kubernetes\.io\/name=delivery-check --field-selector spec\.nodeName=clover1 -o name\)/,
+      /the check on clover1 reported nothing; its log: kubectl -n rosfleet logs \$\(kubectl -n rosfleet get pods -l app\.kubernetes\.io\/name=delivery-check --field-selector spec\.nodeName=clover1 -o name\)/,
     );
   });
 

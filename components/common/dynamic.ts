@@ -3,7 +3,7 @@
 // `node` without this project's TypeScript: what they call from here uses nothing but
 // `require` of installed packages by absolute path.
 import * as pulumi from "@pulumi/pulumi";
-import type { CoreV1Api } from "@kubernetes/client-node";
+import type { BatchV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { ClusterAccess, loadAccess } from "./kubeconfig";
 
 /**
@@ -26,4 +26,11 @@ export function coreApi(access: ClusterAccess): CoreV1Api {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const k8s = require("@kubernetes/client-node") as typeof import("@kubernetes/client-node");
   return loadAccess(access, true).makeApiClient(k8s.CoreV1Api);
+}
+
+/** A batch API client for `access` (Jobs), loaded as coreApi's. */
+export function batchApi(access: ClusterAccess): BatchV1Api {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const k8s = require("@kubernetes/client-node") as typeof import("@kubernetes/client-node");
+  return loadAccess(access, true).makeApiClient(k8s.BatchV1Api);
 }

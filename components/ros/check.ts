@@ -2,9 +2,11 @@
 // image, env and network mode — beacons (talkers) and listeners — run probe.py. Each listener
 // measures every beacon, its own node's included (two pods of one machine: where shared memory
 // and host-network ports bite), and writes its figures to a ConfigMap (its ServiceAccount may
-// patch exactly that one). Pulumi waits for both Jobs, reads the ConfigMap through the
-// Kubernetes API, judges the reports against the limits (verdict.ts), and a failure fails
-// `pulumi up` naming the pair, the figure and the limit. No SSH: the same check runs on a k3s
+// patch exactly that one). A gate first fails `up` at once on a node that cannot take a pod;
+// after the Jobs, a wait (check-wait.ts) reads the ConfigMap through the Kubernetes API once the
+// listeners ended — also when their Job failed or a pod could never run, naming why — and the
+// reports are judged against the limits (verdict.ts): a failure fails `pulumi up` naming the
+// pair, the figure and the limit. No SSH: the same check runs on a k3s
 // rosfleet installed and on a cluster it did not. Its pods tolerate no taint, as the ROS pods do
 // not: a node tainted against them is left out of the check (config's schedulable). Both Jobs
 // end when the measuring does: nothing of the check keeps running on the nodes.
@@ -27,6 +29,9 @@ import {
   measuredWith,
 } from "./verdict";
 import { appLabels } from "../k8s";
+import type { ClusterAccess } from "../common/kubeconfig";
+import { DynamicHost } from "../common/dynamic";
+import { CheckGate, CheckWait } from "./check-wait";
 import { RosContext, podNetworking, rosContainerOf, rosEnv, pythonJob, rosPodBase } from "./render";
 
 type EnvVar = k8s.types.input.core.v1.EnvVar;
@@ -57,6 +62,8 @@ export interface DeliveryCheckArgs {
   readonly limits: DeliveryLimits;
   /** Checked after these: the workloads and the discovery infrastructure. */
   readonly after: readonly pulumi.Resource[];
+  /** How rosfleet's own requests reach the API (the gate, the wait). */
+  readonly access: pulumi.Input<ClusterAccess>;
 }
 
 /** The probe both Jobs run (components/ros/probe.py), as one `python3 -c` program. */
@@ -89,6 +96,10 @@ export function probeEnv(
   ];
 }
 
+/** A check Job's pods have this long beyond the timeout (a slow start on a Pi), then the Job
+ * ends them. */
+export const CHECK_DEADLINE_EXTRA_S = 300;
+
 /** The beacons' Job name, and their pods' app label. */
 export const BEACON_JOB = "rosfleet-beacon";
 /** The check Job's name (one Job for the whole lab). */
@@ -106,6 +117,11 @@ export const onNodes = (nodes: readonly string[]) => ({
     ],
   },
 });
+
+/** The Jobs' annotations: the provider's await ends once the Job exists (CheckWait does the
+ * waiting, and reads the reports also of a Job that failed); their delete is still awaited, so
+ * a replaced Job is gone before its successor of the same name is created. */
+export const JOB_ANNOTATIONS = { "pulumi.com/waitFor": "jsonpath={.metadata.uid}" };
 
 /** The only thing the check pods may do in the cluster: write their reports. */
 export const CHECK_RULES = [
@@ -153,7 +169,7 @@ function probeJobSpec(a: ProbeJobArgs): k8s.types.input.batch.v1.JobSpec {
     completions: a.nodes.length,
     parallelism: a.nodes.length,
     backoffLimit: 0,
-    activeDeadlineSeconds: a.timeoutSeconds + 300,
+    activeDeadlineSeconds: a.timeoutSeconds + CHECK_DEADLINE_EXTRA_S,
     template: {
       metadata: { labels: thisRun, annotations: a.annotations },
       spec: {
@@ -253,15 +269,26 @@ export class DeliveryCheck extends pulumi.ComponentResource {
       timeoutSeconds: args.timeoutSeconds,
       annotations: networking.annotations,
     };
-    const timeouts = {
-      create: `${args.timeoutSeconds + 600}s`,
-      update: `${args.timeoutSeconds + 600}s`,
+    const dynamic = {
+      parent: this,
+      provider: new DynamicHost(`${name}-dynamic`, { parent: this }),
     };
+    // Every node can take a pod now, or `up` fails here, naming it (check-wait.ts says why).
+    const gate = new CheckGate(
+      `${name}-gate`,
+      { access: args.access, nodes: args.nodes, run },
+      { ...dynamic, dependsOn: [...args.after] },
+    );
     // The talkers: no API token at all.
     this.beacons = new k8s.batch.v1.Job(
       `${name}-beacons`,
       {
-        metadata: { name: BEACON_JOB, namespace: args.namespace, labels: appLabels(BEACON_JOB) },
+        metadata: {
+          name: BEACON_JOB,
+          namespace: args.namespace,
+          labels: appLabels(BEACON_JOB),
+          annotations: JOB_ANNOTATIONS,
+        },
         spec: probeJobSpec({
           ...common,
           app: BEACON_JOB,
@@ -274,13 +301,18 @@ export class DeliveryCheck extends pulumi.ComponentResource {
           ),
         }),
       },
-      { parent: this, dependsOn: [...args.after], customTimeouts: timeouts },
+      { parent: this, dependsOn: [gate] },
     );
     // The listeners, at the same time (a listener waits for the beacons, and they for it).
     this.job = new k8s.batch.v1.Job(
       `${name}-job`,
       {
-        metadata: { name: CHECK_JOB, namespace: args.namespace, labels: checkLabels },
+        metadata: {
+          name: CHECK_JOB,
+          namespace: args.namespace,
+          labels: checkLabels,
+          annotations: JOB_ANNOTATIONS,
+        },
         spec: probeJobSpec({
           ...common,
           app: "delivery-check",
@@ -306,36 +338,48 @@ export class DeliveryCheck extends pulumi.ComponentResource {
           ),
         }),
       },
-      {
-        parent: this,
-        dependsOn: [...args.after, reports, binding],
-        customTimeouts: timeouts,
-      },
+      { parent: this, dependsOn: [gate, reports, binding] },
     );
 
-    // This run's reports: read once both Jobs have completed (at preview only when they are not
-    // being replaced; otherwise unknown, so a preview never judges stale reports).
-    const read = k8s.core.v1.ConfigMap.get(`${name}-read`, reports.id, {
-      parent: this,
-      dependsOn: [this.job, this.beacons],
-    });
-    this.results = pulumi.all([read.data, this.job.metadata.uid, run]).apply(([data, uid, key]) => {
-      const mine = acceptedReports(reportsOf(data), (r) => r.run === key && r.job === uid);
-      const verdict = evaluateDelivery(args.nodes, mine, args.discovery, args.limits);
-      // Fails the update, attributed to this component, without a stack trace.
-      if (!verdict.ok) throw new pulumi.ResourceError(verdict.message, this, true);
-      pulumi.log.info(verdict.message, this);
-      return {
-        measuredWith: {
-          mode: args.discovery,
-          ...measuredWith(mine),
-          domainId: args.context.domainId,
-        },
-        limits: args.limits,
-        table: deliveryTable(verdict.rows, args.limits),
-        pairs: verdict.rows,
-      };
-    });
+    // This run's reports, once its listeners ended (at preview only when the Jobs are not being
+    // replaced; otherwise unknown, so a preview never judges stale reports).
+    const waited = new CheckWait(
+      `${name}-wait`,
+      {
+        access: args.access,
+        namespace: args.namespace,
+        job: CHECK_JOB,
+        beacons: BEACON_JOB,
+        reportsConfigMap: REPORTS_CONFIGMAP,
+        jobUid: this.job.metadata.uid,
+        run,
+        nodes: args.nodes,
+        waitSeconds: args.timeoutSeconds + CHECK_DEADLINE_EXTRA_S,
+      },
+      { ...dynamic, dependsOn: [this.job, this.beacons] },
+    );
+    this.results = pulumi
+      .all([waited.reports, waited.notes, waited.outcome, this.job.metadata.uid, run])
+      .apply(([data, notes, outcome, uid, key]) => {
+        const mine = acceptedReports(reportsOf(data), (r) => r.run === key && r.job === uid);
+        const verdict = evaluateDelivery(args.nodes, mine, args.discovery, args.limits, {
+          notes: new Map(Object.entries(notes)),
+          outcome,
+        });
+        // Fails the update, attributed to this component, without a stack trace.
+        if (!verdict.ok) throw new pulumi.ResourceError(verdict.message, this, true);
+        pulumi.log.info(verdict.message, this);
+        return {
+          measuredWith: {
+            mode: args.discovery,
+            ...measuredWith(mine),
+            domainId: args.context.domainId,
+          },
+          limits: args.limits,
+          table: deliveryTable(verdict.rows, args.limits),
+          pairs: verdict.rows,
+        };
+      });
     // The results reach the stack's `delivery` output; registering them here too would report
     // a failure twice.
     this.registerOutputs({});

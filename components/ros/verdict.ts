@@ -187,12 +187,24 @@ export function deliveryTable(rows: readonly DeliveryRow[], limits: DeliveryLimi
   );
 }
 
+/** What became of the check's listeners (check-wait.ts), for a failure's message. */
+export interface CheckEnd {
+  /** Node → why its listener did not finish. */
+  readonly notes: ReadonlyMap<string, string>;
+  /** "complete", "failed (…)", "stalled", … */
+  readonly outcome: string;
+}
+
+const logCommand = (node: string) =>
+  `kubectl -n rosfleet logs $(kubectl -n rosfleet get pods -l app.kubernetes.io/name=delivery-check --field-selector spec.nodeName=${node} -o name)`;
+
 /** Pass or fail, per pair and as a whole, with the message `pulumi up` shows. */
 export function evaluateDelivery(
   nodes: readonly string[],
   reports: ReadonlyMap<string, Report>,
   mode: DiscoveryMode,
   limits: DeliveryLimits,
+  end: CheckEnd = { notes: new Map(), outcome: "complete" },
 ): DeliveryVerdict {
   const judged = deliveryPairs(nodes).map((pair) => {
     const f = reports.get(pair.listener)?.pairs.get(pair.talker);
@@ -218,10 +230,13 @@ export function evaluateDelivery(
     message: [
       `ROS 2 delivery check failed with ros.discovery = ${mode}: ${failed.length} of ${rows.length} node pairs failed:`,
       ...failed.flatMap((j) => j.problems.map((p) => `  - ${p.text}`)),
-      ...silent.map(
-        (l) =>
-          `  (the check on ${l} reported nothing: kubectl -n rosfleet logs $(kubectl -n rosfleet get pods -l app.kubernetes.io/name=delivery-check --field-selector spec.nodeName=${l} -o name))`,
-      ),
+      ...silent.map((l) => {
+        const note = end.notes.get(l);
+        return note?.startsWith("no check pod") === true
+          ? `  (the check on ${l} reported nothing: ${note})`
+          : `  (the check on ${l} reported nothing${note === undefined ? "" : `: ${note}`}; its log: ${logCommand(l)})`;
+      }),
+      ...(end.outcome === "complete" ? [] : [`The check's Job ${end.outcome}.`]),
       ...(kinds.has("silent") ? [`Hint: ${MODE_HINTS[mode]}.`] : []),
       ...(["loss", "latency", "large"] as const)
         .filter((k) => kinds.has(k))

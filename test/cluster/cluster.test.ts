@@ -21,7 +21,7 @@ const BIN = process.env.ROSFLEET_TOOLCHAIN_BIN ?? "";
 const NS = "rosfleet";
 
 interface Pod {
-  metadata: { name: string; deletionTimestamp?: string };
+  metadata: { name: string; deletionTimestamp?: string; creationTimestamp?: string };
   spec: { nodeName?: string };
   status: { phase?: string; conditions?: { type: string; status: string }[] };
 }
@@ -267,6 +267,76 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
     console.log(
       `    discovery server replaced in ${replaced.toFixed(1)} s, no message lost; a listener started after it heard the talker ${((Date.now() - deleted) / 1000).toFixed(1)} s after its pod's delete`,
     );
+  });
+
+  /** The Node's Ready condition status ("True", "False", "Unknown"). */
+  const readyStatus = async (node: string) =>
+    (
+      await lab.cp?.api.get<{ status: { conditions: { type: string; status: string }[] } }>(
+        `/api/v1/nodes/${node}`,
+      )
+    )?.status.conditions.find((c) => c.type === "Ready")?.status;
+
+  it("a node that stopped being Ready fails up at once, naming it, before any check pod", async () => {
+    const robot = "cluster-robot";
+    lab.nodes?.signalKubelet(robot, "SIGSTOP");
+    try {
+      // The node controller's grace period (40 s by default) before it marks the node.
+      await within(`${robot} is not Ready`, 120, async () => (await readyStatus(robot)) !== "True");
+      // A changed check (its timeout) runs again: the gate asks first.
+      await stack.setAllConfig(lab.config("discovery-server", 61));
+      const start = Date.now();
+      const err = await stack.up({ color: "never" }).then(
+        () => assert.fail("up ran the check with a node that is not Ready"),
+        (e: unknown) => e as Error,
+      );
+      const seconds = (Date.now() - start) / 1000;
+      assert.match(err.message, /these machines' nodes cannot run pods now/);
+      assert.match(err.message, new RegExp(`- ${robot}: not Ready \\(NodeStatusUnknown`));
+      assert.doesNotMatch(err.message, /- cluster-(laptop|vm): /);
+      assert.doesNotMatch(err.message, /delivery check failed/);
+      assert.ok(seconds < 60, `up failed after ${seconds.toFixed(0)} s`);
+      console.log(`    up failed at the gate after ${seconds.toFixed(0)} s`);
+      // No check pod was started for it.
+      const fresh = [...(await pods("delivery-check")), ...(await pods("rosfleet-beacon"))].filter(
+        (p) => Date.parse(p.metadata.creationTimestamp ?? "") >= start - 1000,
+      );
+      assert.deepEqual(fresh, []);
+    } finally {
+      lab.nodes?.signalKubelet(robot, "SIGCONT");
+    }
+    await within(`${robot} is Ready again`, 120, async () => (await readyStatus(robot)) === "True");
+  });
+
+  it("a node no check pod can be scheduled on: up fails once the others measured, with their figures and why", async () => {
+    const robot = "cluster-robot";
+    const taint = ["taint", "nodes", robot, "rosfleet-test=full:NoSchedule"];
+    assert.equal(lab.kubectl(taint).status, 0);
+    try {
+      await stack.setAllConfig(lab.config("discovery-server", 30));
+      const start = Date.now();
+      const err = await stack.up({ color: "never" }).then(
+        () => assert.fail("up passed with no check pod on the robot"),
+        (e: unknown) => e as Error,
+      );
+      const seconds = (Date.now() - start) / 1000;
+      // The others' timeout and the wait's own, not the Job's deadline (timeout + 300 s).
+      assert.ok(seconds < 30 + 90, `up failed after ${seconds.toFixed(0)} s`);
+      assert.match(
+        err.message,
+        new RegExp(
+          `the check on ${robot} reported nothing: no check pod could be scheduled there: 0/3 nodes are available: .*untolerated taint \\{rosfleet-test: full\\}`,
+        ),
+      );
+      assert.match(err.message, /The check's Job stalled: /);
+      // The reports that arrived are read: the laptop and the vm heard each other.
+      for (const pair of ["cluster-laptop -> cluster-vm", "cluster-vm -> cluster-laptop"])
+        assert.match(err.message, new RegExp(`\\n {2}${pair} +yes +\\d`), pair);
+      const verdict = err.message.slice(err.message.lastIndexOf("ROS 2 delivery check failed"));
+      console.log(`    after ${seconds.toFixed(0)} s:\n    ${verdict.replace(/\n/g, "\n    ")}`);
+    } finally {
+      assert.equal(lab.kubectl(["taint", "nodes", robot, "rosfleet-test-"]).status, 0);
+    }
   });
 
   it("multicast: up fails naming exactly the cross-node pairs, while each node hears itself", async () => {

@@ -337,6 +337,15 @@ export class Nodes {
     });
   }
 
+  /** Sends `signal` to `node`'s kubelet: SIGSTOP, and the control plane hears from the node no
+   * more, as from a Pi that lost its power or its Wi-Fi (its pods keep running); SIGCONT, and
+   * it is back. */
+  signalKubelet(node: string, signal: NodeJS.Signals): void {
+    const kubelet = this.procs.find((p) => p.name === `${node}-kubelet`);
+    if (kubelet?.proc.pid === undefined) throw new Error(`no kubelet of ${node}`);
+    process.kill(kubelet.proc.pid, signal);
+  }
+
   /** The last lines of each node process's log. */
   logs(lines = 25): string {
     return this.procs

@@ -8,6 +8,7 @@ import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { writeKubeconfig } from "./kubeconfig";
 
 export interface ApiRequest {
   readonly method: string;
@@ -121,6 +122,17 @@ export function fakeApiForSuite(): () => FakeApi {
     return api;
   };
 }
+
+/** A kubeconfig (bearer token `admin-token-for-tests`) for `api`, in its directory. */
+export const kubeconfigFor = (api: FakeApi): string =>
+  writeKubeconfig(
+    path.join(api.dir, "kubeconfig.yaml"),
+    {
+      server: `https://127.0.0.1:${api.port}`,
+      "certificate-authority-data": Buffer.from(api.ca).toString("base64"),
+    },
+    { token: "admin-token-for-tests" },
+  );
 
 /** A pod's ServiceAccount files for `api` (token, namespace, the API's CA) in a new temp dir. */
 export function serviceAccountDir(api: FakeApi, token: string, namespace = "rosfleet"): string {

@@ -44,6 +44,8 @@ export const FAKE_SA_TOKEN = "eyJfake.service-account.token";
 export const FAKE_TOKEN_EXPIRES = Date.UTC(2026, 11, 5, 12);
 /** The dynamic resource that mints the dashboard's token (components/dashboard/token.ts). */
 export const DASHBOARD_TOKEN = "pulumi-nodejs:dynamic/dashboard:Token";
+/** The delivery check's wait for its listeners (components/ros/check-wait.ts). */
+export const CHECK_WAIT = "pulumi-nodejs:dynamic/ros:CheckWait";
 
 export interface Registration {
   readonly type: string;
@@ -130,7 +132,6 @@ function unwrapSecrets(v: unknown): { value: unknown; secret: boolean } {
  * program declared, so a program that pins a Job or the beacons wrongly, or reads reports it
  * should not trust, fails.
  */
-let jobUids = 0;
 
 /** probe.py's figures of a clean pair: [heard, got, span, rate, p50, p99, large got, MiB/s]. */
 export const CLEAN_FIGURES = (largeBytes: number): (number | null)[] => [
@@ -170,8 +171,9 @@ export class FakeRos {
         },
       };
     if (type !== "kubernetes:batch/v1:Job") return inputs;
-    // Unique across runs, as Kubernetes uids are.
-    const uid = `job-uid-${++jobUids}`;
+    // A Job's uid changes exactly when it is made anew, i.e. when anything of it changes (a Job
+    // is replaced, never updated): a hash of what it was declared with.
+    const uid = `job-uid-${createHash("sha256").update(JSON.stringify(inputs)).digest("hex").slice(0, 12)}`;
     const env = ((pod?.["containers"] as Obj[])[0]["env"] as Obj[]) ?? [];
     const value = (n: string) => env.find((e) => e["name"] === n)?.["value"];
     if (name === "rosfleet-beacon") this.beaconNodes = affinityNodes(pod);
@@ -269,6 +271,8 @@ export interface RunOptions {
   readonly pairFigures?: Readonly<Record<string, (number | null)[]>>;
   /** The reports ConfigMap's data before this run (what the last run's Jobs wrote). */
   readonly lastReports?: Readonly<Record<string, string>>;
+  /** How the check's listeners ended, as CheckWait saw it (default: complete, no notes). */
+  readonly checkEnd?: { readonly outcome: string; readonly notes: Record<string, string> };
   /** The stack's state (URN → type and outputs), as readStackResourceOutputs reads it: what an
    * earlier run left (`stateOf`). Default: none, a first update. */
   readonly previousState?: Readonly<Record<string, StateResource>>;
@@ -289,19 +293,10 @@ export interface Read {
 }
 
 /** What the fake cluster answers a read with. */
-function readState(
-  type: string,
-  name: string,
-  options: RunOptions,
-  ros: FakeRos,
-): Record<string, unknown> {
-  // The ConfigMap keeps what earlier Jobs wrote under keys this run's Jobs did not overwrite.
-  if (type === "kubernetes:core/v1:ConfigMap")
-    return {
-      data: name.endsWith("-last")
-        ? (options.lastReports ?? {})
-        : { ...options.lastReports, ...ros.reports() },
-    };
+function readState(type: string, name: string, options: RunOptions): Record<string, unknown> {
+  // The reports ConfigMap as the last run's Jobs left it (read before this run's are declared).
+  if (type === "kubernetes:core/v1:ConfigMap" && name.endsWith("-last"))
+    return { data: options.lastReports ?? {} };
   return {};
 }
 
@@ -334,7 +329,7 @@ export async function runProgram(
     {
       newResource: (args) =>
         args.id !== undefined && args.id !== ""
-          ? { id: args.id, state: readState(args.type, args.name, options, ros) }
+          ? { id: args.id, state: readState(args.type, args.name, options) }
           : {
               id: `${args.name}-id`,
               state: args.type.startsWith("command:")
@@ -344,7 +339,14 @@ export async function runProgram(
                   : args.type === DASHBOARD_TOKEN
                     ? // The API server mints a token of the ServiceAccount (TokenRequest).
                       { ...args.inputs, token: FAKE_SA_TOKEN, expiresAt: FAKE_TOKEN_EXPIRES }
-                    : ros.created(args.type, args.inputs),
+                    : args.type === CHECK_WAIT
+                      ? // The listeners ended: what the ConfigMap then holds.
+                        {
+                          ...args.inputs,
+                          reports: { ...options.lastReports, ...ros.reports() },
+                          ...(options.checkEnd ?? { outcome: "complete", notes: {} }),
+                        }
+                      : ros.created(args.type, args.inputs),
             },
       call: (args) =>
         args.token === "pulumi:pulumi:readStackResourceOutputs"
