@@ -15,7 +15,8 @@ import { waitFor } from "../engine/controlplane";
 import { ClusterLab, NODES } from "./lab";
 import { podGateway } from "./nodes";
 import type { DeliveryOutput } from "../../components/ros/check";
-import { parseReport } from "../../components/ros/delivery";
+import { parseReport, reportsOf } from "../../components/ros/delivery";
+import { lossPercent } from "../../components/ros/verdict";
 
 const BIN = process.env.ROSFLEET_TOOLCHAIN_BIN ?? "";
 const NS = "rosfleet";
@@ -336,6 +337,97 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
       console.log(`    after ${seconds.toFixed(0)} s:\n    ${verdict.replace(/\n/g, "\n    ")}`);
     } finally {
       assert.equal(lab.kubectl(["taint", "nodes", robot, "rosfleet-test-"]).status, 0);
+    }
+  });
+
+  /** `up` that must fail: its error's text, and how long it took. */
+  const failingUp = async (why: string) => {
+    const start = Date.now();
+    const err = await stack.up({ color: "never" }).then(
+      () => assert.fail(why),
+      (e: unknown) => e as Error,
+    );
+    return { text: err.message, seconds: (Date.now() - start) / 1000 };
+  };
+  /** The verdict as `pulumi up` shows it (the engine repeats it in its summary): from its first
+   * line to the end of its table. */
+  const verdictOf = (text: string) => {
+    const lines = text.slice(text.lastIndexOf("ROS 2 delivery check failed")).split("\n");
+    const end = lines.findIndex((l, i) => i > 0 && !/^( {2}|Hint|The )/.test(l));
+    return end < 0 ? lines : lines.slice(0, end);
+  };
+  /** This run's figures, each listener's report as it wrote it. */
+  const measured = async () => {
+    const cm = await lab.cp?.api.get<{ data: Record<string, string> }>(
+      `/api/v1/namespaces/${NS}/configmaps/rosfleet-delivery`,
+    );
+    return reportsOf(cm?.data);
+  };
+  const crosses = (t: string, l: string, node: string) => (t === node) !== (l === node);
+
+  it("5 % loss on the robot's link: its pairs measure it, the others do not, a lower limit fails up naming them", async () => {
+    const robot = "cluster-robot";
+    lab.nodes?.impair(robot, { lossPercent: 5 });
+    try {
+      await stack.setAllConfig(
+        lab.config("discovery-server", 60, { maxLossPercent: 1, largeMessageBytes: 0 }),
+      );
+      const { text, seconds } = await failingUp("up passed a lossy link with a 1 % limit");
+      const verdict = verdictOf(text);
+      console.log(`    after ${seconds.toFixed(0)} s:\n    ${verdict.join("\n    ")}`);
+      const reports = await measured();
+      const named = verdict.filter((l) => l.includes("% of messages lost"));
+      for (const l of NODES)
+        for (const t of NODES) {
+          const f = reports.get(l)?.pairs.get(t);
+          assert.ok(f?.heard === true, `${t} -> ${l} heard`);
+          const loss = lossPercent(f) ?? -1;
+          const line = `  - ${t} -> ${l}: ${loss} % of messages lost (limit 1 %)`;
+          if (crosses(t, l, robot)) {
+            assert.ok(loss > 1 && loss <= 12, `${t} -> ${l}: ${loss} % lost, 5 % injected`);
+            assert.ok(named.includes(line), `${line} in\n${verdict.join("\n")}`);
+          } else assert.ok(loss <= 1, `${t} -> ${l}: ${loss} % lost on a clean path`);
+        }
+      assert.equal(named.length, 4, verdict.join("\n"));
+      assert.ok(verdict.some((l) => /^Hint \(loss\): .*Wi-Fi/.test(l)));
+      assert.doesNotMatch(text, /no ROS 2 message from/);
+    } finally {
+      lab.nodes?.restore(robot);
+    }
+  });
+
+  it("a slow link (256 kbit/s): the small messages pass, the 1 MiB ones do not, and up says which", async () => {
+    const robot = "cluster-robot";
+    lab.nodes?.impair(robot, { rate: "256kbit" });
+    try {
+      await stack.setAllConfig(lab.config("discovery-server", 40));
+      const { text, seconds } = await failingUp("up passed 1 MiB messages over 256 kbit/s");
+      const verdict = verdictOf(text);
+      console.log(`    after ${seconds.toFixed(0)} s:\n    ${verdict.join("\n    ")}`);
+      const problems = verdict.filter((l) => l.startsWith("  - "));
+      const expected = NODES.flatMap((l) =>
+        NODES.filter((t) => crosses(t, l, robot)).map((t) => `${t} -> ${l}`),
+      );
+      assert.deepEqual(
+        problems
+          .map(
+            (l) =>
+              /^ {2}- (\S+ -> \S+): [0-2] of 3 messages of 1 MiB arrived within the check$/.exec(
+                l,
+              )?.[1],
+          )
+          .sort(),
+        expected.sort(),
+        verdict.join("\n"),
+      );
+      assert.ok(verdict.some((l) => l.startsWith("Hint (large message): ")));
+      // Every pair was heard: the small messages crossed the slow link.
+      const reports = await measured();
+      for (const l of NODES)
+        for (const t of NODES)
+          assert.equal(reports.get(l)?.pairs.get(t)?.heard, true, `${t} -> ${l}`);
+    } finally {
+      lab.nodes?.restore(robot);
     }
   });
 

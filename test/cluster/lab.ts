@@ -72,8 +72,13 @@ export class ClusterLab {
   }
 
   /** The stack's config for `mode`: the three nodes, ros_demo built for their one platform and
-   * pushed with the login, no dashboard (Headlamp's image cannot be had here). */
-  config(mode: Mode, timeoutSeconds = 60): ConfigMap {
+   * pushed with the login, no dashboard (Headlamp's image cannot be had here); the delivery
+   * check's timeout and limits as given. */
+  config(
+    mode: Mode,
+    timeoutSeconds = 60,
+    limits: { maxLossPercent?: number; maxLatencyMs?: number; largeMessageBytes?: number } = {},
+  ): ConfigMap {
     return rosfleetConfig(
       {
         cluster: { kubeconfig: this.cp?.kubeconfig },
@@ -86,7 +91,7 @@ export class ClusterLab {
         },
         ros: { distro: "jazzy", discovery: mode, workloads: WORKLOADS },
         dashboard: { enabled: false },
-        deliveryCheck: { enabled: true, timeoutSeconds },
+        deliveryCheck: { enabled: true, timeoutSeconds, ...limits },
         registryUsername: LOGIN.username,
       },
       { registryPassword: LOGIN.password },

@@ -90,6 +90,15 @@ export function missingPrerequisite(bin: string): string | undefined {
   return undefined;
 }
 
+/** The iptables chain of impair()'s drops, and where it hooks in (chain, in/out match). */
+const IMPAIR_CHAIN = "ROSFLEET-IMPAIR";
+const IMPAIR_HOOKS = [
+  ["FORWARD", "-i"],
+  ["FORWARD", "-o"],
+  ["INPUT", "-i"],
+  ["OUTPUT", "-o"],
+] as const;
+
 const MULTICAST_GROUP = "239.255.77.1";
 const MULTICAST_RECEIVE = `import socket, struct, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -335,6 +344,58 @@ export class Nodes {
     return spawnSync(path.join(this.bin, "ctr"), ["--address", n.socket, ...args], {
       encoding: "utf8",
     });
+  }
+
+  /**
+   * Gives `node`'s link to the hub a Wi-Fi's faults, both ways, in namespaces made here only:
+   * `lossPercent` of its UDP datagrams dropped at random (iptables' statistic match; the
+   * kubelet's TCP to the API server is spared, as a TCP retransmit would hide nothing), and
+   * `rate` (tc tbf: "256kbit") on its eth0 and on the hub's port towards it. Pods' traffic
+   * within the node never crosses the link. `restore` takes it all back.
+   */
+  impair(node: string, faults: { lossPercent?: number; rate?: string }): void {
+    const n = this.node(node);
+    this.restore(node);
+    if (faults.lossPercent !== undefined) {
+      const p = String(faults.lossPercent / 100);
+      inNs(n.netns, "iptables", ["-N", IMPAIR_CHAIN]);
+      inNs(n.netns, "iptables", [
+        ...["-A", IMPAIR_CHAIN, "-p", "udp", "-m", "statistic"],
+        ...["--mode", "random", "--probability", p, "-j", "DROP"],
+      ]);
+      // Forwarded (pods) and local (host-network pods) traffic, in and out.
+      for (const [chain, dir] of IMPAIR_HOOKS)
+        inNs(n.netns, "iptables", ["-I", chain, "1", dir, "eth0", "-j", IMPAIR_CHAIN]);
+    }
+    if (faults.rate !== undefined) {
+      const tbf = ["tbf", "rate", faults.rate, "burst", "32kbit", "latency", "400ms"];
+      inNs(n.netns, "tc", ["qdisc", "replace", "dev", "eth0", "root", ...tbf]);
+      inNs(HUB, "tc", ["qdisc", "replace", "dev", this.hubPort(n), "root", ...tbf]);
+    }
+  }
+
+  /** `node`'s link as it was made: no drop rule, no shaping. */
+  restore(node: string): void {
+    const n = this.node(node);
+    const undo = (netns: string, cmd: string, ...args: string[]) =>
+      quiet("nsenter", [`--net=/run/netns/${netns}`, cmd, ...args]);
+    for (const [chain, dir] of IMPAIR_HOOKS)
+      undo(n.netns, "iptables", "-D", chain, dir, "eth0", "-j", IMPAIR_CHAIN);
+    undo(n.netns, "iptables", "-F", IMPAIR_CHAIN);
+    undo(n.netns, "iptables", "-X", IMPAIR_CHAIN);
+    undo(n.netns, "tc", "qdisc", "del", "dev", "eth0", "root");
+    undo(HUB, "tc", "qdisc", "del", "dev", this.hubPort(n), "root");
+  }
+
+  private node(name: string): ClusterNode {
+    const n = this.nodes.find((x) => x.name === name);
+    if (n === undefined) throw new Error(`no node ${name}`);
+    return n;
+  }
+
+  /** The hub's bridge port of `n` (network()'s naming). */
+  private hubPort(n: ClusterNode): string {
+    return `${PREFIX}-n${this.nodes.indexOf(n) + 1}`;
   }
 
   /** Sends `signal` to `node`'s kubelet: SIGSTOP, and the control plane hears from the node no
