@@ -83,9 +83,10 @@ describe("delivery check: where its listeners are", () => {
 
   it("stops waiting once the pods that ran ended and the rest cannot be scheduled", () => {
     const ran = [pod("laptop", "Succeeded"), pod("vm", "Succeeded")];
-    // Just created: the scheduler may still place it.
+    // Just created: the scheduler may still place it (its reason is said already).
     const young = listenersProgress({}, [...ran, unschedulable(5)], NODES, new Set(), NOW);
-    assert.deepEqual(young, { done: false, outcome: "running", notes: {} });
+    assert.equal(young.done, false);
+    assert.match(young.notes["pi"] ?? "", /^no check pod could be scheduled there: 0\/3 nodes/);
     const old = listenersProgress({}, [...ran, unschedulable(30)], NODES, new Set(), NOW);
     assert.deepEqual(old, {
       done: true,
@@ -149,10 +150,19 @@ describe("delivery check: the gate and the wait against the API (TLS stand-in)",
       api.requests.map((r) => [r.method, r.url, r.headers["authorization"]]),
       NODES.map((n) => ["GET", `/api/v1/nodes/${n}`, "Bearer admin-token-for-tests"]),
     );
-    // All Ready: it passes, and keeps the run key as its id.
+    // All Ready: it passes, and keeps the run key as its id; the same run changes nothing.
     api.body = () => ready;
     const ok = await gateProvider.create({ access: access(), nodes: NODES, run: "r1" });
     assert.equal(ok.id, "r1");
+    const again = { access: access(), nodes: NODES, run: "r1" };
+    assert.deepEqual(await gateProvider.diff?.("r1", ok.outs, again), {
+      changes: false,
+      replaces: [],
+    });
+    assert.deepEqual(await gateProvider.diff?.("r1", ok.outs, { ...again, run: "r2" }), {
+      changes: true,
+      replaces: ["run"],
+    });
   });
 
   it("returns the reports that did arrive when the listeners' Job failed, and why the others did not", async () => {
@@ -183,6 +193,7 @@ describe("delivery check: the gate and the wait against the API (TLS stand-in)",
       waitSeconds: 60,
     });
     assert.deepEqual(made.outs, {
+      namespace: "rosfleet",
       run: "r1",
       jobUid: "u1",
       reports: { laptop: report, vm: report },
@@ -191,6 +202,17 @@ describe("delivery check: the gate and the wait against the API (TLS stand-in)",
         pi: "no check pod could be scheduled there: 0/3 nodes are available: 1 node(s) had untolerated taint {lab: full}.",
       },
     });
+    // The engine diffs the next inputs against these outputs: the same check changes nothing
+    // (a second `up` leaves it), another Job or run replaces it.
+    const next = { access: access(), namespace: "rosfleet", jobUid: "u1", run: "r1", nodes: NODES };
+    assert.deepEqual(await waitProvider.diff?.("rosfleet/u1", made.outs, next), {
+      changes: false,
+      replaces: [],
+    });
+    assert.deepEqual(
+      await waitProvider.diff?.("rosfleet/u1", made.outs, { ...next, jobUid: "u2", run: "r2" }),
+      { changes: true, replaces: ["run", "jobUid"] },
+    );
     // A Job of another uid (deleted, made anew) is not this check's: nothing to wait for.
     api.body = (req) =>
       req.url.includes("/jobs/") ? { metadata: { uid: "other" } } : { data: {}, items: [] };

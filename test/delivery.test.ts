@@ -226,6 +226,8 @@ describe("delivery: the check script (bash and python3, the probe stood in for, 
     return run("bash", ["-c", checkScript(probe)], {
       PATH: process.env["PATH"] ?? "",
       NODE_NAME: "laptop",
+      ROSFLEET_CHECK_RUN: "r",
+      ROSFLEET_JOB_UID: "u",
       HOME: home,
       KUBERNETES_SERVICE_HOST: "127.0.0.1",
       KUBERNETES_SERVICE_PORT: String(api.port),
@@ -239,8 +241,15 @@ describe("delivery: the check script (bash and python3, the probe stood in for, 
     );
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, `${report}\n`);
-    assert.equal(api.requests.length, 1);
-    const [req] = api.requests;
+    // First: did this node report in this run already? (No: the ConfigMap has no such key.)
+    assert.deepEqual(
+      api.requests.map((q) => [q.method, q.url]),
+      [
+        ["GET", "/api/v1/namespaces/rosfleet/configmaps/rosfleet-delivery"],
+        ["PATCH", "/api/v1/namespaces/rosfleet/configmaps/rosfleet-delivery"],
+      ],
+    );
+    const req = api.requests[1];
     assert.equal(req.method, "PATCH");
     assert.equal(req.url, "/api/v1/namespaces/rosfleet/configmaps/rosfleet-delivery");
     assert.equal(req.headers["authorization"], "Bearer sa-token-for-tests");
@@ -257,14 +266,51 @@ describe("delivery: the check script (bash and python3, the probe stood in for, 
     assert.equal(r.status, 0);
     assert.match(r.stderr, /no rclpy here/);
     assert.match(r.stderr, /the probe printed no report/);
-    assert.equal(api.requests.length, 0);
+    assert.deepEqual(
+      api.requests.map((q) => q.method),
+      ["GET"],
+    );
+  });
+
+  it("leaves at once, measuring and writing nothing, on a node that reported in this run and Job", async () => {
+    const probe = `import sys\nsys.exit("the probe ran")`;
+    // This node's report of this run and Job is there: a second pod of the Job (placed here
+    // once the first ended, as it was meant for a node that could take none) leaves.
+    api.body = (req) => (req.method === "GET" ? { data: { laptop: report } } : undefined);
+    const again = await check(probe);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /laptop already reported in this check/);
+    assert.doesNotMatch(again.stderr, /the probe ran/);
+    assert.deepEqual(
+      api.requests.map((q) => q.method),
+      ["GET"],
+    );
+    // A report of another run, or of another Job of this run, is no reason to leave.
+    for (const stale of [
+      report.replace('"run":"r"', '"run":"old"'),
+      report.replace('"job":"u"', '"job":"other"'),
+    ]) {
+      api.requests.length = 0;
+      api.body = (req) => (req.method === "GET" ? { data: { laptop: stale } } : undefined);
+      const r = await check(probe);
+      assert.match(r.stderr, /the probe ran/);
+    }
+    // Nor an API that does not answer the read: it measures.
+    api.requests.length = 0;
+    api.body = undefined;
+    api.status = (req) => (req.method === "GET" ? 500 : 200);
+    assert.match((await check(probe)).stderr, /the probe ran/);
   });
 
   it("says why when it may not write the report (a denial is not retried)", async () => {
     api.status = () => 403;
     const r = await check(`print(${JSON.stringify(report)})`);
     assert.equal(r.status, 0);
-    assert.equal(api.requests.length, 1);
+    // The read denied too: it measures, and the one write is not retried.
+    assert.deepEqual(
+      api.requests.map((q) => q.method),
+      ["GET", "PATCH"],
+    );
     assert.match(r.stderr, /could not write the report to configmap\/rosfleet-delivery: HTTP 403/);
   });
 });

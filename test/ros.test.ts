@@ -661,14 +661,14 @@ describe("ros: the delivery check", () => {
     );
   });
 
-  it("lets the Jobs patch exactly the reports ConfigMap, and nothing else", () => {
+  it("lets the Jobs read and patch exactly the reports ConfigMap, and nothing else", () => {
     const role = run.get(ROLE, "delivery-role");
     assert.deepEqual(role.inputs["rules"], [
       {
         apiGroups: [""],
         resources: ["configmaps"],
         resourceNames: ["rosfleet-delivery"],
-        verbs: ["patch"],
+        verbs: ["get", "patch"],
       },
     ]);
     assert.equal(

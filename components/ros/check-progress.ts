@@ -80,16 +80,16 @@ export function listenersProgress(
 ): Progress {
   const notes: Record<string, string> = {};
   const placed = new Set<string>();
-  const stuck: string[] = [];
+  const reasons: string[] = [];
   let active = 0;
   for (const pod of pods) {
     const node = pod.spec?.nodeName;
     const waiting = unscheduled(pod);
     if (waiting !== undefined) {
-      const since = Date.parse(String(pod.metadata?.creationTimestamp ?? ""));
-      if (Number.isFinite(since) && now - since >= UNSCHEDULABLE_SECONDS * 1000)
-        stuck.push(waiting.message ?? waiting.reason ?? "unschedulable");
-      else active++;
+      reasons.push(waiting.message ?? waiting.reason ?? "unschedulable");
+      const created = pod.metadata?.creationTimestamp;
+      const since = created instanceof Date ? created.getTime() : Date.parse(created ?? "");
+      if (!(Number.isFinite(since) && now - since >= UNSCHEDULABLE_SECONDS * 1000)) active++;
       continue;
     }
     if (node === undefined || node === "") {
@@ -104,11 +104,16 @@ export function listenersProgress(
       else active++;
     }
   }
+  // Said as soon as the scheduler says it (the caller keeps it: once the pods that ran have
+  // ended, the scheduler may place the waiting one on a node that reported, and stop saying).
   for (const node of nodes)
-    if (!placed.has(node) && stuck.length > 0)
-      notes[node] = `no check pod could be scheduled there: ${[...new Set(stuck)].join("; ")}`;
+    if (!placed.has(node) && reasons.length > 0)
+      notes[node] = `no check pod could be scheduled there: ${[...new Set(reasons)].join("; ")}`;
   const failed = conditionOf(job, "Failed");
-  if (conditionOf(job, "Complete") !== undefined) return { done: true, outcome: "complete", notes };
+  // Every node's pod succeeded: complete, also before the Job controller says so.
+  const succeeded = pods.filter((p) => p.status?.phase === "Succeeded").length;
+  if (conditionOf(job, "Complete") !== undefined || succeeded >= nodes.length)
+    return { done: true, outcome: "complete", notes };
   if (failed !== undefined)
     return {
       done: true,

@@ -83,6 +83,8 @@ export class CheckGate extends pulumi.dynamic.Resource {
 
 /** What CheckWait leaves in the state. */
 export interface CheckWaitOuts {
+  /** Compared by diff with the next inputs, as run and jobUid are. */
+  readonly namespace: string;
   readonly run: string;
   readonly jobUid: string;
   /** The reports ConfigMap's data once the listeners ended (node → report line). */
@@ -102,6 +104,8 @@ export const waitProvider: pulumi.dynamic.ResourceProvider = {
     const nodes = inputs["nodes"] as string[];
     const deadline = Date.now() + Number(inputs["waitSeconds"]) * 1000;
     let progress: Progress;
+    // What the pods said on the way: a node's reason stays though its pod moves on.
+    let said: Record<string, string> = {};
     for (;;) {
       const job = await batch
         .readNamespacedJob({ name: String(inputs["job"]), namespace })
@@ -118,6 +122,7 @@ export const waitProvider: pulumi.dynamic.ResourceProvider = {
         if (cannotSchedule(node, found as never)?.startsWith("not") === true) notReady.add(node);
       }
       progress = listenersProgress(job as JobView, pods, nodes, notReady, Date.now());
+      said = { ...said, ...progress.notes };
       if (progress.done) break;
       if (Date.now() > deadline) {
         progress = {
@@ -146,11 +151,12 @@ export const waitProvider: pulumi.dynamic.ResourceProvider = {
       .then((cm) => cm.data ?? {})
       .catch(() => ({}));
     const outs: CheckWaitOuts = {
+      namespace,
       run: String(inputs["run"]),
       jobUid: uid,
       reports,
       outcome: progress.outcome,
-      notes: { ...progress.notes },
+      notes: { ...said, ...progress.notes },
     };
     return { id: `${namespace}/${uid}`, outs: { ...outs } };
   },

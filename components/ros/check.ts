@@ -75,6 +75,7 @@ export function checkScript(probe: string = PROBE_PY()): string {
     REPORTS: REPORTS_CONFIGMAP,
     PROBE_PY: probe,
     PUBLISH_PY: pythonJob("publish.py"),
+    CLAIMED_PY: pythonJob("claimed.py"),
   });
 }
 
@@ -123,13 +124,13 @@ export const onNodes = (nodes: readonly string[]) => ({
  * a replaced Job is gone before its successor of the same name is created. */
 export const JOB_ANNOTATIONS = { "pulumi.com/waitFor": "jsonpath={.metadata.uid}" };
 
-/** The only thing the check pods may do in the cluster: write their reports. */
+/** The only thing the check pods may do in the cluster: read and write their reports. */
 export const CHECK_RULES = [
   {
     apiGroups: [""],
     resources: ["configmaps"],
     resourceNames: [REPORTS_CONFIGMAP],
-    verbs: ["patch"],
+    verbs: ["get", "patch"],
   },
 ];
 
