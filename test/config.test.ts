@@ -138,7 +138,7 @@ describe("config: defaults", () => {
     assert.deepEqual(
       { ...lab.ros, workloads: lab.ros.workloads.map((w) => w.name) },
       {
-        distro: "humble",
+        distro: "jazzy",
         domainId: 0,
         discovery: "discovery-server",
         multus: { interface: "eth0", range: undefined, install: true },

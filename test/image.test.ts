@@ -54,14 +54,14 @@ describe("image: the build", () => {
       platforms: ["linux/amd64"],
       context: { location: "images/ros_demo" },
       dockerfile: { location: "images/ros_demo/Dockerfile" },
-      buildArgs: { ROS_DISTRO: "humble" },
-      tags: ["localhost:5000/ros_demo:humble"],
+      buildArgs: { ROS_DISTRO: "jazzy" },
+      tags: ["localhost:5000/ros_demo:jazzy"],
       registries: [],
-      cacheFrom: [{ registry: { ref: "localhost:5000/ros_demo:buildcache-humble" } }],
+      cacheFrom: [{ registry: { ref: "localhost:5000/ros_demo:buildcache-jazzy" } }],
       cacheTo: [
         {
           registry: {
-            ref: "localhost:5000/ros_demo:buildcache-humble",
+            ref: "localhost:5000/ros_demo:buildcache-jazzy",
             mode: "max",
             ignoreError: true,
           },
@@ -75,7 +75,7 @@ describe("image: the build", () => {
   it("exports the pushed reference by digest", () => {
     assert.match(
       String(dev.outputs["image"]),
-      /^localhost:5000\/ros_demo:humble@sha256:[0-9a-f]{64}$/,
+      /^localhost:5000\/ros_demo:jazzy@sha256:[0-9a-f]{64}$/,
     );
   });
 
@@ -138,7 +138,7 @@ describe("image: the build", () => {
     for (const imageDigest of digests)
       runs.push(await runProgram(readStackConfig("dev"), { imageDigest }));
     const specs = runs.map((run, i) => {
-      const ref = `localhost:5000/ros_demo:humble@${digests[i]}`;
+      const ref = `localhost:5000/ros_demo:jazzy@${digests[i]}`;
       assert.equal(run.outputs["image"], ref);
       const ros = run.resources.filter(
         (r) => POD_KINDS.includes(r.type) && r.name !== "dashboard-headlamp",
@@ -213,10 +213,10 @@ describe("image: the Dockerfile", () => {
     assert.deepEqual(validate(text), []);
   });
 
-  it("builds FROM ros:${ROS_DISTRO}-ros-base with humble as the default distro", () => {
+  it("builds FROM ros:${ROS_DISTRO}-ros-base with jazzy (the current LTS) as the default distro", () => {
     const [arg, from] = instructions;
     assert.equal(arg.getKeyword(), "ARG");
-    assert.equal(arg.getArgumentsContent(), "ROS_DISTRO=humble");
+    assert.equal(arg.getArgumentsContent(), "ROS_DISTRO=jazzy");
     assert.equal(from.getKeyword(), "FROM");
     assert.equal(from.getArgumentsContent(), "ros:${ROS_DISTRO}-ros-base");
     assert.ok(

@@ -230,22 +230,76 @@ describe("ros: default workloads on the lab-notes stack", () => {
         assert.equal(c["image"], image, `${r.name}/${String(c["name"])}`);
   });
 
-  it("uses the discovery server: env on every container, super client for the CLI only", () => {
+  it("uses the discovery server: env and a profile on every container, super client for the CLI only", () => {
     const demos = run.resources.filter(
       (x) => x.type === DEPLOYMENT && x.name.startsWith("ros-demo-"),
     );
     assert.equal(demos.length, 3);
-    for (const r of demos)
-      for (const c of containers(r))
-        assert.deepEqual(env(c), {
-          ...SCRATCH_ENV,
-          ROS_DOMAIN_ID: "0",
-          // By the Service's address: no DNS lookup, which Fast DDS makes once only.
-          // Both servers, server 0 first.
-          ROS_DISCOVERY_SERVER: `${fakeClusterIp("ros-discovery")}:11811;${fakeClusterIp("ros-discovery-1")}:11811`,
-          FASTDDS_BUILTIN_TRANSPORTS: "UDPv4",
-          ...(c["name"] === "toolbox" ? { ROS_SUPER_CLIENT: "TRUE" } : {}),
-        });
+    const profile = (file: string) => ({
+      FASTRTPS_DEFAULT_PROFILES_FILE: `/etc/rosfleet/fastdds/${file}`,
+      FASTDDS_DEFAULT_PROFILES_FILE: `/etc/rosfleet/fastdds/${file}`,
+    });
+    for (const r of demos) {
+      assert.deepEqual(podSpec(r)["volumes"], [
+        { name: "scratch", emptyDir: { sizeLimit: "64Mi" } },
+        { name: "fastdds", configMap: { name: "rosfleet-fastdds" } },
+      ]);
+      for (const c of containers(r)) {
+        // No FASTDDS_BUILTIN_TRANSPORTS, no ROS_SUPER_CLIENT: Humble's Fast DDS reads neither.
+        assert.deepEqual(
+          env(c),
+          c["name"] === "toolbox"
+            ? { ...SCRATCH_ENV, ROS_DOMAIN_ID: "0", ...profile("super-client.xml") }
+            : {
+                ...SCRATCH_ENV,
+                ROS_DOMAIN_ID: "0",
+                // By the Service's address: no DNS lookup, which Fast DDS makes once only.
+                // Both servers, server 0 first.
+                ROS_DISCOVERY_SERVER: `${fakeClusterIp("ros-discovery")}:11811;${fakeClusterIp("ros-discovery-1")}:11811`,
+                ...profile("client.xml"),
+              },
+        );
+        assert.deepEqual(c["volumeMounts"], [
+          { name: "scratch", mountPath: "/tmp" },
+          { name: "fastdds", mountPath: "/etc/rosfleet/fastdds", readOnly: true },
+        ]);
+      }
+    }
+  });
+
+  it("gives the profiles UDPv4 as the only transport, and the super client both servers", () => {
+    const cm = run.get(CONFIGMAP, "ros-fastdds");
+    assert.equal(o(cm.inputs["metadata"])["name"], "rosfleet-fastdds");
+    const data = cm.inputs["data"] as Record<string, string>;
+    assert.deepEqual(Object.keys(data).sort(), ["client.xml", "super-client.xml"]);
+    for (const xml of Object.values(data)) {
+      assert.match(xml, /<type>UDPv4<\/type>/);
+      assert.match(xml, /<useBuiltinTransports>false<\/useBuiltinTransports>/);
+      assert.match(xml, /<participant profile_name="rosfleet" is_default_profile="true">/);
+      // Well-formed: every element it opens it closes, in order.
+      const stack: string[] = [];
+      for (const [, close, name, self] of xml.matchAll(/<(\/?)([A-Za-z_]+)[^>]*?(\/?)>/g)) {
+        if (self === "/") continue;
+        if (close === "/") assert.equal(stack.pop(), name);
+        else stack.push(name);
+      }
+      assert.deepEqual(stack, []);
+    }
+    assert.doesNotMatch(data["client.xml"], /SUPER_CLIENT/);
+    assert.match(data["super-client.xml"], /<discoveryProtocol>SUPER_CLIENT<\/discoveryProtocol>/);
+    // Server 0 and 1 by the GUID prefix `fast-discovery-server -i <id>` takes, at its address.
+    for (const [id, app] of [
+      ["00", "ros-discovery"],
+      ["01", "ros-discovery-1"],
+    ])
+      assert.match(
+        data["super-client.xml"],
+        new RegExp(
+          `<RemoteServer prefix="44\\.53\\.${id}\\.5f\\.45\\.50\\.52\\.4f\\.53\\.49\\.4d\\.41">\\s*<metatrafficUnicastLocatorList>\\s*<locator><udpv4><address>${fakeClusterIp(app).replace(/\./g, "\\.")}</address><port>11811</port>`,
+        ),
+      );
+    // Before any ROS pod: they mount it.
+    assert.ok(run.dependsOn(run.get(DEPLOYMENT, "ros-demo-listener"), cm));
   });
 
   it("creates two discovery servers and their UDP Services, on different nodes, before any workload", () => {
@@ -290,8 +344,11 @@ describe("ros: discovery modes and scaling", () => {
     assert.deepEqual(env(containers(run.get(DEPLOYMENT, "ros-demo-listener"))[0]), {
       ...SCRATCH_ENV,
       ROS_DOMAIN_ID: "42",
-      FASTDDS_BUILTIN_TRANSPORTS: "UDPv4",
+      FASTRTPS_DEFAULT_PROFILES_FILE: "/etc/rosfleet/fastdds/client.xml",
+      FASTDDS_DEFAULT_PROFILES_FILE: "/etc/rosfleet/fastdds/client.xml",
     });
+    const profiles = run.get(CONFIGMAP, "ros-fastdds").inputs["data"] as Record<string, string>;
+    assert.deepEqual(Object.keys(profiles), ["client.xml"]);
     assert.deepEqual(
       run.names(SERVICE).filter((n) => n.startsWith("ros-")),
       [],
@@ -503,7 +560,14 @@ describe("ros: the delivery check", () => {
     assert.deepEqual(vars.find((v) => v["name"] === "NODE_NAME")?.["valueFrom"], {
       fieldRef: { fieldPath: "spec.nodeName" },
     });
-    assert.equal(env(containers(job)[0])["ROS_SUPER_CLIENT"], "TRUE");
+    assert.equal(
+      env(containers(job)[0])["FASTRTPS_DEFAULT_PROFILES_FILE"],
+      "/etc/rosfleet/fastdds/super-client.xml",
+    );
+    assert.deepEqual(o(podSpec(job)["volumes"] as Obj[])[1], {
+      name: "fastdds",
+      configMap: { name: "rosfleet-fastdds" },
+    });
   });
 
   it("tells each check pod its Job's uid by both the current and the pre-1.27 label", () => {
@@ -863,9 +927,10 @@ describe("ros: how every rosfleet pod runs", () => {
         },
         r.name,
       );
+      // The scratch volume, and where the mode loads one, the profiles (read-only).
       assert.deepEqual(
-        spec["volumes"],
-        [{ name: "scratch", emptyDir: { sizeLimit: "64Mi" } }],
+        (spec["volumes"] as Obj[])[0],
+        { name: "scratch", emptyDir: { sizeLimit: "64Mi" } },
         r.name,
       );
       for (const c of containers(r)) {
@@ -874,7 +939,8 @@ describe("ros: how every rosfleet pod runs", () => {
           readOnlyRootFilesystem: true,
           capabilities: { drop: ["ALL"] },
         });
-        assert.deepEqual(c["volumeMounts"], [{ name: "scratch", mountPath: "/tmp" }]);
+        assert.deepEqual((c["volumeMounts"] as Obj[])[0], { name: "scratch", mountPath: "/tmp" });
+        for (const m of (c["volumeMounts"] as Obj[]).slice(1)) assert.equal(m["readOnly"], true);
         assert.equal(env(c)["HOME"], "/tmp", `${r.name}/${String(c["name"])}`);
       }
     }

@@ -249,14 +249,14 @@ export const multusSchema = z.strictObject({
 
 export const rosSchema = z
   .strictObject({
-    distro: oneOf(DISTROS).default("humble"),
+    distro: oneOf(DISTROS).default("jazzy"),
     domainId: int(0, 101).default(0),
     discovery: oneOf(DISCOVERY_MODES).default("discovery-server"),
     workloads: z.array(workloadSchema).optional(),
     multus: multusSchema.default({ interface: "eth0", install: true }),
   })
   .default({
-    distro: "humble",
+    distro: "jazzy",
     domainId: 0,
     discovery: "discovery-server",
     multus: { interface: "eth0", install: true },

@@ -150,6 +150,7 @@ export interface DeliveryOutput {
 
 interface ProbeJobArgs {
   readonly app: string;
+  readonly mode: DiscoveryMode;
   readonly nodes: readonly string[];
   readonly run: pulumi.Output<string>;
   readonly timeoutSeconds: number;
@@ -174,7 +175,7 @@ function probeJobSpec(a: ProbeJobArgs): k8s.types.input.batch.v1.JobSpec {
     template: {
       metadata: { labels: thisRun, annotations: a.annotations },
       spec: {
-        ...rosPodBase(),
+        ...rosPodBase(a.mode),
         ...a.pod,
         restartPolicy: "Never",
         affinity: {
@@ -265,6 +266,7 @@ export class DeliveryCheck extends pulumi.ComponentResource {
       ...rosEnv(args.context, true),
     ];
     const common = {
+      mode: args.discovery,
       nodes: args.nodes,
       run,
       timeoutSeconds: args.timeoutSeconds,

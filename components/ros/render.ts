@@ -39,6 +39,103 @@ export interface RosContext {
   readonly discoveryServer?: pulumi.Input<string>;
 }
 
+/** The ConfigMap of the Fast DDS XML profiles, and where ROS containers mount it. */
+export const PROFILES_CONFIGMAP = "rosfleet-fastdds";
+export const PROFILES_DIR = "/etc/rosfleet/fastdds";
+/** The profile a plain participant and a command-line tool (a super client) load. */
+export const CLIENT_PROFILE = "client.xml";
+export const SUPER_CLIENT_PROFILE = "super-client.xml";
+
+/**
+ * Whether a mode's ROS containers load a profile: discovery-server and host-network pods must
+ * talk UDP only — pods of one node do not share /dev/shm, and host-network pods of one machine
+ * share its host id, so Fast DDS would pick shared memory between them and lose it.
+ */
+export const usesProfiles = (mode: DiscoveryMode): boolean =>
+  mode === "discovery-server" || mode === "host-network";
+
+/** The discovery servers' `<ip>:<port>` addresses of `ROS_DISCOVERY_SERVER` ("a;b"), by id. */
+export const serverAddresses = (discoveryServer: string): { ip: string; port: string }[] =>
+  discoveryServer
+    .split(";")
+    .filter(Boolean)
+    .map((a) => {
+      const [ip, port] = a.split(":");
+      return { ip, port: port ?? String(DISCOVERY_PORT) };
+    });
+
+/** A discovery server's GUID prefix, as `fast-discovery-server -i <id>` and
+ * `ROS_DISCOVERY_SERVER` give it: 44.53.<id>.5f.45.50.52.4f.53.49.4d.41. */
+export const serverPrefix = (id: number): string =>
+  `44.53.${id.toString(16).padStart(2, "0")}.5f.45.50.52.4f.53.49.4d.41`;
+
+/**
+ * The Fast DDS XML profiles of a mode (file name → XML), read through
+ * FASTRTPS_DEFAULT_PROFILES_FILE by every Fast DDS a distro ships: Humble's 2.6 ignores
+ * FASTDDS_BUILTIN_TRANSPORTS and ROS_SUPER_CLIENT (they came with 2.13), but not a profile.
+ * Both profiles: UDPv4 the only transport. The super client's also makes it a SUPER_CLIENT of
+ * every discovery server (the CLI must see the whole graph, which a plain client does not).
+ */
+export function fastddsProfiles(
+  mode: DiscoveryMode,
+  servers: readonly { ip: string; port: string }[],
+): Record<string, string> {
+  if (!usesProfiles(mode)) return {};
+  const transports = [
+    "    <transport_descriptors>",
+    "      <transport_descriptor>",
+    "        <transport_id>rosfleet_udpv4</transport_id>",
+    "        <type>UDPv4</type>",
+    "      </transport_descriptor>",
+    "    </transport_descriptors>",
+  ];
+  const participant = (discovery: string[]) => [
+    '    <participant profile_name="rosfleet" is_default_profile="true">',
+    "      <rtps>",
+    "        <userTransports>",
+    "          <transport_id>rosfleet_udpv4</transport_id>",
+    "        </userTransports>",
+    "        <useBuiltinTransports>false</useBuiltinTransports>",
+    ...discovery,
+    "      </rtps>",
+    "    </participant>",
+  ];
+  const doc = (discovery: string[]) =>
+    [
+      '<?xml version="1.0" encoding="UTF-8"?>',
+      '<dds xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles">',
+      "  <profiles>",
+      ...transports,
+      ...participant(discovery),
+      "  </profiles>",
+      "</dds>",
+      "",
+    ].join("\n");
+  const superClient = [
+    "        <builtin>",
+    "          <discovery_config>",
+    "            <discoveryProtocol>SUPER_CLIENT</discoveryProtocol>",
+    "            <discoveryServersList>",
+    ...servers.flatMap((s, id) => [
+      `              <RemoteServer prefix="${serverPrefix(id)}">`,
+      "                <metatrafficUnicastLocatorList>",
+      `                  <locator><udpv4><address>${s.ip}</address><port>${s.port}</port></udpv4></locator>`,
+      "                </metatrafficUnicastLocatorList>",
+      "              </RemoteServer>",
+    ]),
+    "            </discoveryServersList>",
+    "          </discovery_config>",
+    "        </builtin>",
+  ];
+  return {
+    [CLIENT_PROFILE]: doc([]),
+    ...(mode === "discovery-server" ? { [SUPER_CLIENT_PROFILE]: doc(superClient) } : {}),
+  };
+}
+
+/** The variables that name a profile: Fast DDS 2 reads the first, 3 the second. */
+const PROFILE_VARS = ["FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"];
+
 /**
  * The environment of one ROS container. `superClient`: command-line tools (`ros2 topic ...`)
  * must see the whole graph, which a plain discovery-server client does not.
@@ -53,20 +150,23 @@ export function rosEnv(
     { name: "HOME", value: SCRATCH },
     { name: "ROS_LOG_DIR", value: `${SCRATCH}/ros-log` },
   ];
+  const profile = (file: string) =>
+    PROFILE_VARS.map((name) => ({ name, value: `${PROFILES_DIR}/${file}` }));
   switch (ctx.discovery) {
     case "discovery-server":
       if (ctx.discoveryServer === undefined)
         throw new Error("discovery-server mode: the ROS context has no discovery server address");
-      env.push(
-        { name: "ROS_DISCOVERY_SERVER", value: ctx.discoveryServer },
-        // Pods on one node share no /dev/shm: shared-memory transport would lose data.
-        { name: "FASTDDS_BUILTIN_TRANSPORTS", value: "UDPv4" },
-      );
-      if (superClient) env.push({ name: "ROS_SUPER_CLIENT", value: "TRUE" });
+      // A super client's servers are in its profile; a plain client's here (every Fast DDS
+      // reads this one).
+      if (superClient) env.push(...profile(SUPER_CLIENT_PROFILE));
+      else
+        env.push(
+          { name: "ROS_DISCOVERY_SERVER", value: ctx.discoveryServer },
+          ...profile(CLIENT_PROFILE),
+        );
       break;
     case "host-network":
-      // Host-network pods on one machine share the host id but not /dev/shm.
-      env.push({ name: "FASTDDS_BUILTIN_TRANSPORTS", value: "UDPv4" });
+      env.push(...profile(CLIENT_PROFILE));
       break;
     case "multus":
     case "multicast":
@@ -108,6 +208,8 @@ export const ROS_USER = 1000;
 
 const scratchVolume = { name: "scratch", emptyDir: { sizeLimit: "64Mi" } };
 const scratchMount = { name: "scratch", mountPath: SCRATCH };
+const profilesVolume = { name: "fastdds", configMap: { name: PROFILES_CONFIGMAP } };
+const profilesMount = { name: "fastdds", mountPath: PROFILES_DIR, readOnly: true };
 
 /** A ROS container: the image's entrypoint kept (`args`, never `command`), locked down. */
 export function rosContainerOf(
@@ -123,7 +225,10 @@ export function rosContainerOf(
     env,
     resources: ROS_RESOURCES,
     securityContext: containerSecurity,
-    volumeMounts: [scratchMount],
+    // A container told to load a profile has it mounted (its pod has the volume: rosPodBase).
+    volumeMounts: env.some((e) => typeof e.name === "string" && PROFILE_VARS.includes(e.name))
+      ? [scratchMount, profilesMount]
+      : [scratchMount],
   };
 }
 
@@ -141,7 +246,9 @@ export const ROS_ACCOUNT = "rosfleet-ros";
  * security, the scratch volume, and a shared process namespace — so the pod's PID 1 is the
  * sandbox, not `ros2` or `sleep`, which as PID 1 ignore SIGTERM (no handler: the kernel drops
  * it) and make every rollout and `destroy` wait out the grace period, pod by pod. */
-export const rosPodBase = (): Pick<
+export const rosPodBase = (
+  mode?: DiscoveryMode,
+): Pick<
   PodSpec,
   | "serviceAccountName"
   | "automountServiceAccountToken"
@@ -153,7 +260,9 @@ export const rosPodBase = (): Pick<
   automountServiceAccountToken: false,
   shareProcessNamespace: true,
   securityContext: podSecurity(ROS_USER),
-  volumes: [scratchVolume],
+  // `mode`: the pod's ROS containers are of that mode and load its profiles.
+  volumes:
+    mode !== undefined && usesProfiles(mode) ? [scratchVolume, profilesVolume] : [scratchVolume],
 });
 
 /**
@@ -185,7 +294,7 @@ export function workloadPodSpec(w: Workload, ctx: RosContext): PodSpec {
   const selector = nodeSelector(w);
   return {
     ...podNetworking(ctx.discovery).spec,
-    ...rosPodBase(),
+    ...rosPodBase(ctx.discovery),
     ...(Object.keys(selector).length === 0 ? {} : { nodeSelector: selector }),
     containers: w.containers.map((role) => rosContainer(role, w.lang, ctx)),
   };

@@ -14,13 +14,17 @@ import {
   DISCOVERY_SERVERS,
   DISCOVERY_PORT,
   NAMESPACE,
+  PROFILES_CONFIGMAP,
   ROS_ACCOUNT,
   RosContext,
   SCRATCH,
   podNetworking,
   podSecurityLevel,
   rosContainerOf,
+  fastddsProfiles,
   rosPodBase,
+  serverAddresses,
+  usesProfiles,
   workloadPodSpec,
 } from "./render";
 
@@ -118,7 +122,7 @@ export class RosWorkloads extends pulumi.ComponentResource {
       ros.discovery === "discovery-server"
         ? DISCOVERY_SERVERS.map((_, id) => this.discoveryServer(name, ns, args.image, id, pulled))
         : [];
-    this.discovery =
+    const discovery =
       servers.length > 0
         ? servers.flatMap((s) => [s.deployment, s.service])
         : ros.discovery === "multus"
@@ -143,6 +147,26 @@ export class RosWorkloads extends pulumi.ComponentResource {
               .apply((ips) => ips.map((ip) => `${ip}:${DISCOVERY_PORT}`).join(";")),
           }),
     };
+    // The Fast DDS profiles the mode's ROS containers load (render.ts fastddsProfiles).
+    const profiles = usesProfiles(ros.discovery)
+      ? [
+          new k8s.core.v1.ConfigMap(
+            `${name}-fastdds`,
+            {
+              metadata: {
+                name: PROFILES_CONFIGMAP,
+                namespace: ns,
+                labels: appLabels(PROFILES_CONFIGMAP),
+              },
+              data: pulumi
+                .output(this.context.discoveryServer ?? "")
+                .apply((servers) => fastddsProfiles(ros.discovery, serverAddresses(servers))),
+            },
+            { parent: this },
+          ),
+        ]
+      : [];
+    this.discovery = [...discovery, ...profiles];
     const after = [this.account, ...pulled, ...this.discovery];
 
     const { annotations } = podNetworking(ros.discovery);

@@ -146,6 +146,33 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
     }
   });
 
+  it("every ROS container's Fast DDS settings come from the profile, none from the variables Humble ignores", async () => {
+    const all = await lab.cp?.api.get<{
+      items: {
+        metadata: { name: string; labels?: Record<string, string> };
+        spec: { containers: { name: string; env?: { name: string; value?: string }[] }[] };
+      }[];
+    }>(`/api/v1/namespaces/${NS}/pods`);
+    const ros = (all?.items ?? []).filter(
+      (p) => !(p.metadata.labels?.["app.kubernetes.io/name"] ?? "").startsWith("ros-discovery"),
+    );
+    assert.ok(ros.length >= 4);
+    for (const p of ros)
+      for (const c of p.spec.containers) {
+        const env = new Map((c.env ?? []).map((e) => [e.name, e.value]));
+        const where = `${p.metadata.name}/${c.name}`;
+        assert.equal(env.has("FASTDDS_BUILTIN_TRANSPORTS"), false, where);
+        assert.equal(env.has("ROS_SUPER_CLIENT"), false, where);
+        assert.match(
+          env.get("FASTRTPS_DEFAULT_PROFILES_FILE") ?? "",
+          // The CLI and the check's probes see the whole graph; the demo nodes are plain clients.
+          ["toolbox", "check", "beacon"].includes(c.name) ? /super-client\.xml$/ : /\/client\.xml$/,
+          where,
+        );
+      }
+    // Same-node pairs and the toolbox's view of the graph (README's command, next) rest on it.
+  });
+
   it("the demo listener logs the talker's messages, sent from another node", async () => {
     const [talker] = await pods("ros-talker");
     const [listener] = await pods("demo-listener");
