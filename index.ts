@@ -10,6 +10,7 @@ import { checkRegistryLogin, speaksPlainHttp } from "./components/image/login";
 import { RosDemoImage } from "./components/image/image";
 import { checkPublishedImage } from "./components/image/published";
 import { DeliveryCheck } from "./components/ros/check";
+import { labRosEnv } from "./components/ros/lab-env";
 import { RosWorkloads } from "./components/ros/workloads";
 
 /** The program: async so that what `up` must check first (the registry login) is checked before
@@ -126,6 +127,9 @@ export = async (): Promise<Record<string, unknown>> => {
     nodes: cluster.nodes,
     image: rosDemo.ref,
     delivery: check?.results,
+    rosEnv: pulumi
+      .output(ros.context.discoveryServer)
+      .apply((servers) => labRosEnv(lab.ros.discovery, lab.ros.domainId, servers)),
     dashboard: headlamp?.info,
   };
   return Object.fromEntries(Object.entries(outputs).filter(([, v]) => v !== undefined));

@@ -68,6 +68,17 @@ describe("delivery check: where its listeners are", () => {
       ),
       { done: true, outcome: "complete", notes: {} },
     );
+    // Every node's pod succeeded: complete, before the Job controller has said so.
+    assert.deepEqual(
+      listenersProgress(
+        {},
+        NODES.map((n) => pod(n, "Succeeded")),
+        NODES,
+        new Set(),
+        NOW,
+      ),
+      { done: true, outcome: "complete", notes: {} },
+    );
     const oom = pod("pi", "Failed", {
       containerStatuses: [{ state: { terminated: { reason: "OOMKilled", exitCode: 137 } } }],
     });

@@ -15,6 +15,7 @@ import { waitFor } from "../engine/controlplane";
 import { ClusterLab, NODES } from "./lab";
 import { podGateway } from "./nodes";
 import type { DeliveryOutput } from "../../components/ros/check";
+import type { LabRosEnv } from "../../components/ros/lab-env";
 import { parseReport, reportsOf } from "../../components/ros/delivery";
 import { lossPercent } from "../../components/ros/verdict";
 
@@ -200,6 +201,26 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
     assert.match(r.stdout, /^data: '?Hello World: \d+'?$/m, `${r.stdout}\n${r.stderr}`);
   });
 
+  it("rosEnv: ros2 in a node's own network namespace (not a pod) with it hears the talker", async () => {
+    const rosEnv = (await stack.outputs()).rosEnv?.value as LabRosEnv;
+    assert.equal(rosEnv.mode, "discovery-server");
+    const image = String((await stack.outputs()).image?.value);
+    const digest = image.slice(image.indexOf("@") + 1);
+    const [laptop] = lab.nodes?.nodes ?? [];
+    // The image as the laptop's containerd has it (the kubelet pulled it), run with the
+    // laptop's own network (--net-host: the namespace its containerd runs in), as a process
+    // on that machine would be.
+    const refs = lab.nodes?.ctr(laptop, ["-n", "k8s.io", "images", "ls", "-q"]).stdout ?? "";
+    const ref = refs.split("\n").find((r) => r.includes(digest) || r.endsWith(digest)) ?? "";
+    assert.notEqual(ref, "", refs);
+    const env = Object.entries(rosEnv.env).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
+    const r = lab.nodes?.ctr(laptop, [
+      ...["-n", "k8s.io", "run", "--rm", "--net-host", ...env, ref, "rosfleet-rosenv"],
+      ...["timeout", "20", "/ros_entrypoint.sh", "ros2", "topic", "echo", "/chatter"],
+    ]);
+    assert.match(r?.stdout ?? "", /^data: '?Hello World: \d+'?$/m, `${r?.stdout}\n${r?.stderr}`);
+  });
+
   it("README's toolbox command leaves no ros2 behind when its kubectl is killed", async () => {
     const words = readmeEchoCommand();
     const at = words.indexOf("--");
@@ -294,6 +315,43 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
     });
     console.log(
       `    discovery server replaced in ${replaced.toFixed(1)} s, no message lost; a listener started after it heard the talker ${((Date.now() - deleted) / 1000).toFixed(1)} s after its pod's delete`,
+    );
+  });
+
+  it("both discovery servers' pods deleted at once: running pods lose nothing; what a new listener then hears is measured", async () => {
+    const count = () =>
+      heardLines("deploy/demo-listener").map((l) => Number(/Hello World: (\d+)/.exec(l)?.[1]));
+    const before = count().at(-1) ?? 0;
+    const servers = [...(await pods("ros-discovery")), ...(await pods("ros-discovery-1"))];
+    assert.equal(servers.length, 2);
+    const start = Date.now();
+    lab.kubectl(["-n", NS, "delete", "pod", ...servers.map((p) => p.metadata.name), "--wait=true"]);
+    await within(
+      "both new discovery servers are ready",
+      60,
+      async () =>
+        (await pods("ros-discovery")).some(ready) && (await pods("ros-discovery-1")).some(ready),
+    );
+    await sleep(5_000);
+    // Matched pods talk to each other directly: none of the talker's messages is lost.
+    const heard = count().filter((n) => n > before);
+    const elapsed = Math.floor((Date.now() - start) / 1000);
+    const missing = Array.from({ length: elapsed - 2 }, (_, i) => before + 1 + i).filter(
+      (n) => !heard.includes(n),
+    );
+    assert.deepEqual(missing, [], "messages the demo listener missed");
+    // Neither new server knows the running participants; a listener that starts now is told
+    // of the talker only once the talker's own client announces itself to the new servers
+    // again. Measured, and README says what was seen.
+    const [old] = await pods("ros-listener");
+    const deleted = Date.now();
+    lab.kubectl(["-n", NS, "delete", "pod", old.metadata.name, "--wait=true"]);
+    await within("a listener started after both new servers hears the talker", 120, async () => {
+      const fresh = (await pods("ros-listener")).find(ready);
+      return fresh !== undefined && heardLines(fresh.metadata.name).length > 0;
+    });
+    console.log(
+      `    both discovery servers replaced, no message lost; a listener started after them heard the talker ${((Date.now() - deleted) / 1000).toFixed(1)} s after its pod's delete`,
     );
   });
 
