@@ -176,6 +176,19 @@ describe("delivery check: the gate and the wait against the API (TLS stand-in)",
     });
   });
 
+  /** CheckWait's inputs as the program gives them, for Job u1 of run r1. */
+  const waitInputs = () => ({
+    access: access(),
+    namespace: "rosfleet",
+    job: "delivery-check",
+    beacons: "rosfleet-beacon",
+    reportsConfigMap: "rosfleet-delivery",
+    jobUid: "u1",
+    run: "r1",
+    nodes: NODES,
+    waitSeconds: 60,
+  });
+
   it("returns the reports that did arrive when the listeners' Job failed, and why the others did not", async () => {
     const api = fakeApi();
     const report = "ROSFLEET_DELIVERY {}";
@@ -192,17 +205,7 @@ describe("delivery check: the gate and the wait against the API (TLS stand-in)",
         return { data: { laptop: report, vm: report } };
       return ready;
     };
-    const made = await waitProvider.create({
-      access: access(),
-      namespace: "rosfleet",
-      job: "delivery-check",
-      beacons: "rosfleet-beacon",
-      reportsConfigMap: "rosfleet-delivery",
-      jobUid: "u1",
-      run: "r1",
-      nodes: NODES,
-      waitSeconds: 60,
-    });
+    const made = await waitProvider.create(waitInputs());
     assert.deepEqual(made.outs, {
       namespace: "rosfleet",
       run: "r1",
@@ -227,17 +230,7 @@ describe("delivery check: the gate and the wait against the API (TLS stand-in)",
     // A Job of another uid (deleted, made anew) is not this check's: nothing to wait for.
     api.body = (req) =>
       req.url.includes("/jobs/") ? { metadata: { uid: "other" } } : { data: {}, items: [] };
-    const gone = await waitProvider.create({
-      access: access(),
-      namespace: "rosfleet",
-      job: "delivery-check",
-      beacons: "rosfleet-beacon",
-      reportsConfigMap: "rosfleet-delivery",
-      jobUid: "u1",
-      run: "r1",
-      nodes: NODES,
-      waitSeconds: 60,
-    });
+    const gone = await waitProvider.create(waitInputs());
     assert.equal((gone.outs as { outcome: string }).outcome, "was deleted before it ended");
   });
 });

@@ -285,11 +285,33 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
     );
   });
 
+  /** The numbers of the talker's messages the demo listener logged. */
+  const heardNumbers = () =>
+    heardLines("deploy/demo-listener").map((l) => Number(/Hello World: (\d+)/.exec(l)?.[1]));
+  /** The talker publishes once a second: the numbers after `before` sent since `start` (but the
+   * last two, maybe on their way) that the demo listener did not log. */
+  const missedSince = (before: number, start: number) => {
+    const heard = heardNumbers().filter((n) => n > before);
+    const elapsed = Math.floor((Date.now() - start) / 1000);
+    return Array.from({ length: elapsed - 2 }, (_, i) => before + 1 + i).filter(
+      (n) => !heard.includes(n),
+    );
+  };
+  /** Deletes the ros-listener pod: seconds until its replacement hears the talker. */
+  const replacedListenerHears = async (seconds: number) => {
+    const [old] = await pods("ros-listener");
+    const deleted = Date.now();
+    lab.kubectl(["-n", NS, "delete", "pod", old.metadata.name, "--wait=true"]);
+    await within("a listener started now hears the talker", seconds, async () => {
+      const fresh = (await pods("ros-listener")).find(ready);
+      return fresh !== undefined && heardLines(fresh.metadata.name).length > 0;
+    });
+    return (Date.now() - deleted) / 1000;
+  };
+
   it("a discovery server's pod deleted: running pods lose nothing, and new pods still find the talker", async () => {
     const [server] = await pods("ros-discovery");
-    const count = () =>
-      heardLines("deploy/demo-listener").map((l) => Number(/Hello World: (\d+)/.exec(l)?.[1]));
-    const before = count().at(-1) ?? 0;
+    const before = heardNumbers().at(-1) ?? 0;
     const start = Date.now();
     lab.kubectl(["-n", NS, "delete", "pod", server.metadata.name, "--wait=true"]);
     await within("a new discovery server is ready", 60, async () =>
@@ -297,31 +319,17 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
     );
     const replaced = (Date.now() - start) / 1000;
     await sleep(5_000);
-    // The talker publishes once a second: every number since the delete arrived.
-    const heard = count().filter((n) => n > before);
-    const elapsed = Math.floor((Date.now() - start) / 1000);
-    const missing = Array.from({ length: elapsed - 2 }, (_, i) => before + 1 + i).filter(
-      (n) => !heard.includes(n),
-    );
-    assert.deepEqual(missing, [], "messages the demo listener missed");
+    assert.deepEqual(missedSince(before, start), [], "messages the demo listener missed");
     // The new server does not know the participants that predate it (they keep its
     // predecessor's address); a listener that starts now finds the talker through the other.
-    const [old] = await pods("ros-listener");
-    const deleted = Date.now();
-    lab.kubectl(["-n", NS, "delete", "pod", old.metadata.name, "--wait=true"]);
-    await within("a listener started after the new server hears the talker", 30, async () => {
-      const fresh = (await pods("ros-listener")).find(ready);
-      return fresh !== undefined && heardLines(fresh.metadata.name).length > 0;
-    });
+    const heard = await replacedListenerHears(30);
     console.log(
-      `    discovery server replaced in ${replaced.toFixed(1)} s, no message lost; a listener started after it heard the talker ${((Date.now() - deleted) / 1000).toFixed(1)} s after its pod's delete`,
+      `    discovery server replaced in ${replaced.toFixed(1)} s, no message lost; a listener started after it heard the talker ${heard.toFixed(1)} s after its pod's delete`,
     );
   });
 
-  it("both discovery servers' pods deleted at once: running pods lose nothing; what a new listener then hears is measured", async () => {
-    const count = () =>
-      heardLines("deploy/demo-listener").map((l) => Number(/Hello World: (\d+)/.exec(l)?.[1]));
-    const before = count().at(-1) ?? 0;
+  it("both discovery servers' pods deleted at once: running pods lose nothing, and a rollout restart brings new pods together", async () => {
+    const before = heardNumbers().at(-1) ?? 0;
     const servers = [...(await pods("ros-discovery")), ...(await pods("ros-discovery-1"))];
     assert.equal(servers.length, 2);
     const start = Date.now();
@@ -334,24 +342,25 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
     );
     await sleep(5_000);
     // Matched pods talk to each other directly: none of the talker's messages is lost.
-    const heard = count().filter((n) => n > before);
-    const elapsed = Math.floor((Date.now() - start) / 1000);
-    const missing = Array.from({ length: elapsed - 2 }, (_, i) => before + 1 + i).filter(
-      (n) => !heard.includes(n),
+    assert.deepEqual(missedSince(before, start), [], "messages the demo listener missed");
+    // Neither new server knows the running participants (they keep the old servers'
+    // addresses): whether a listener that starts now finds the talker is measured and said;
+    // the reference says what was seen.
+    const heard = await replacedListenerHears(30).catch(() => undefined);
+    console.log(
+      `    both discovery servers replaced, no message lost; a listener started after them ${heard === undefined ? "heard nothing for 30 s" : `heard the talker ${heard.toFixed(1)} s after its pod's delete`}`,
     );
-    assert.deepEqual(missing, [], "messages the demo listener missed");
-    // Neither new server knows the running participants; a listener that starts now is told
-    // of the talker only once the talker's own client announces itself to the new servers
-    // again. Measured, and README says what was seen.
-    const [old] = await pods("ros-listener");
-    const deleted = Date.now();
-    lab.kubectl(["-n", NS, "delete", "pod", old.metadata.name, "--wait=true"]);
-    await within("a listener started after both new servers hears the talker", 120, async () => {
-      const fresh = (await pods("ros-listener")).find(ready);
-      return fresh !== undefined && heardLines(fresh.metadata.name).length > 0;
+    // The remedy the reference gives: restart the workloads, and they all find each other.
+    assert.equal(lab.kubectl(["-n", NS, "rollout", "restart", "deployment"]).status, 0);
+    const restarted = Date.now();
+    await within("after a rollout restart, the new listener hears the talker", 120, async () => {
+      const fresh = (await pods("ros-listener")).filter(
+        (p) => ready(p) && Date.parse(p.metadata.creationTimestamp ?? "") >= restarted - 1000,
+      );
+      return fresh.length > 0 && heardLines(fresh[0].metadata.name).length > 0;
     });
     console.log(
-      `    both discovery servers replaced, no message lost; a listener started after them heard the talker ${((Date.now() - deleted) / 1000).toFixed(1)} s after its pod's delete`,
+      `    after kubectl rollout restart deployment, a new listener heard the talker ${((Date.now() - restarted) / 1000).toFixed(1)} s later`,
     );
   });
 
@@ -497,12 +506,12 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
     }
   });
 
-  it("a slow link (256 kbit/s): the small messages pass, the 1 MiB ones do not, and up says which", async () => {
+  it("a slow link (512 kbit/s for UDP): the small messages pass, the 1 MiB ones do not, and up says which", async () => {
     const robot = "cluster-robot";
-    lab.nodes?.impair(robot, { rate: "256kbit" });
+    lab.nodes?.impair(robot, { rate: "512kbit" });
     try {
       await stack.setAllConfig(lab.config("discovery-server", 40));
-      const { text, seconds } = await failingUp("up passed 1 MiB messages over 256 kbit/s");
+      const { text, seconds } = await failingUp("up passed 1 MiB messages over 512 kbit/s");
       const verdict = verdictOf(text);
       console.log(`    after ${seconds.toFixed(0)} s:\n    ${verdict.join("\n    ")}`);
       const problems = verdict.filter((l) => l.startsWith("  - "));

@@ -350,7 +350,7 @@ export class Nodes {
    * Gives `node`'s link to the hub a Wi-Fi's faults, both ways, in namespaces made here only:
    * `lossPercent` of its UDP datagrams dropped at random (iptables' statistic match; the
    * kubelet's TCP to the API server is spared, as a TCP retransmit would hide nothing), and
-   * `rate` (tc tbf: "256kbit") on its eth0 and on the hub's port towards it. Pods' traffic
+   * `rate` ("512kbit", tc htb) for its UDP on its eth0 and on the hub's port towards it. Pods' traffic
    * within the node never crosses the link. `restore` takes it all back.
    */
   impair(node: string, faults: { lossPercent?: number; rate?: string }): void {
@@ -367,11 +367,50 @@ export class Nodes {
       for (const [chain, dir] of IMPAIR_HOOKS)
         inNs(n.netns, "iptables", ["-I", chain, "1", dir, "eth0", "-j", IMPAIR_CHAIN]);
     }
-    if (faults.rate !== undefined) {
-      const tbf = ["tbf", "rate", faults.rate, "burst", "32kbit", "latency", "400ms"];
-      inNs(n.netns, "tc", ["qdisc", "replace", "dev", "eth0", "root", ...tbf]);
-      inNs(HUB, "tc", ["qdisc", "replace", "dev", this.hubPort(n), "root", ...tbf]);
-    }
+    if (faults.rate !== undefined)
+      for (const [netns, dev] of [
+        [n.netns, "eth0"],
+        [HUB, this.hubPort(n)],
+      ]) {
+        // htb: UDP (DDS, every fragment of it) in a class at the rate, the rest (the kubelet's
+        // TCP to the API server) unshaped, so the node stays Ready while DDS crawls.
+        const tc = (...args: string[]) => inNs(netns, "tc", [...args]);
+        tc("qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10");
+        tc("class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit");
+        tc(
+          "class",
+          "add",
+          "dev",
+          dev,
+          "parent",
+          "1:",
+          "classid",
+          "1:20",
+          "htb",
+          "rate",
+          faults.rate,
+        );
+        tc(
+          "filter",
+          "add",
+          "dev",
+          dev,
+          "parent",
+          "1:",
+          "protocol",
+          "ip",
+          "prio",
+          "1",
+          "u32",
+          "match",
+          "ip",
+          "protocol",
+          "17",
+          "0xff",
+          "flowid",
+          "1:20",
+        );
+      }
   }
 
   /** `node`'s link as it was made: no drop rule, no shaping. */
