@@ -2,14 +2,15 @@
 // image, env and network mode — beacons (talkers) and listeners — run probe.py. Each listener
 // measures every beacon, its own node's included (two pods of one machine: where shared memory
 // and host-network ports bite), and writes its figures to a ConfigMap (its ServiceAccount may
-// patch exactly that one). A gate first fails `up` at once on a node that cannot take a pod;
+// read and patch exactly that one). A gate first fails `up` at once on a node that cannot take a pod;
 // after the Jobs, a wait (check-wait.ts) reads the ConfigMap through the Kubernetes API once the
 // listeners ended — also when their Job failed or a pod could never run, naming why — and the
 // reports are judged against the limits (verdict.ts): a failure fails `pulumi up` naming the
 // pair, the figure and the limit. No SSH: the same check runs on a k3s
 // rosfleet installed and on a cluster it did not. Its pods tolerate no taint, as the ROS pods do
 // not: a node tainted against them is left out of the check (config's schedulable). Both Jobs
-// end when the measuring does: nothing of the check keeps running on the nodes.
+// end by themselves when the measuring does (a beacon no later than the timeout + 30 s):
+// nothing of the check stays on the nodes.
 //
 // Retrying: a failed check leaves its reports behind. The next run reads them before declaring
 // the Jobs; unless they are a pass of this very spec, the Jobs get a new run key and so are
