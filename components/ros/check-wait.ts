@@ -15,7 +15,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { batchApi, coreApi } from "../common/dynamic";
 import type { ClusterAccess } from "../common/kubeconfig";
-import { cannotSchedule } from "../common/nodes";
+import { cannotSchedule, notReady } from "../common/nodes";
 import { JobView, PodView, Progress, listenersProgress } from "./check-progress";
 import { notReadyFailure } from "./pull";
 
@@ -115,13 +115,14 @@ export const waitProvider: pulumi.dynamic.ResourceProvider = {
         break;
       }
       const pods = await jobPods(api, namespace, uid);
-      const notReady = new Set<string>();
+      // A pod's node gone NotReady: that pod will not finish (cordoning leaves running pods be).
+      const down = new Set<string>();
       for (const node of new Set(pods.map((p) => p.spec?.nodeName ?? ""))) {
         if (node === "") continue;
         const found = await api.readNode({ name: node }).catch(() => undefined);
-        if (cannotSchedule(node, found as never)?.startsWith("not") === true) notReady.add(node);
+        if (notReady(found as never) !== undefined) down.add(node);
       }
-      progress = listenersProgress(job as JobView, pods, nodes, notReady, Date.now());
+      progress = listenersProgress(job as JobView, pods, nodes, down, Date.now());
       said = { ...said, ...progress.notes };
       if (progress.done) break;
       if (Date.now() > deadline) {
