@@ -104,7 +104,7 @@ const debianMirror = (): string =>
 const hostArch = (): Arch => (process.arch === "arm64" ? "arm64" : "amd64");
 
 /** The image of a machine of `arch`: built once (debootstrap ~35 s, arm64 longer), then reused. */
-function hostImage(arch: Arch, log: (line: string) => void): string {
+export function hostImage(arch: Arch, log: (line: string) => void): string {
   const digest = createHash("sha256")
     .update(JSON.stringify([PACKAGES, SETUP, BOOT]))
     .digest("hex")
@@ -153,6 +153,15 @@ export async function waitUntil(
     if (Date.now() > deadline) throw new Error(`${what} after ${seconds} s`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** Starts dockerd (logging to `logFile`) unless one answers; returns the one it started. */
+export async function ensureDockerd(logFile: string): Promise<ChildProcess | undefined> {
+  if (ok("docker", ["info"])) return undefined;
+  const log = fs.openSync(logFile, "a");
+  const dockerd = spawn("dockerd", [], { stdio: ["ignore", log, log] });
+  await waitUntil("dockerd did not answer", () => ok("docker", ["info"]), 60);
+  return dockerd;
 }
 
 export class Lab {
@@ -213,10 +222,7 @@ export class Lab {
   }
 
   private async ensureDocker(): Promise<void> {
-    if (ok("docker", ["info"])) return;
-    const log = fs.openSync(path.join(this.dir, "dockerd.log"), "a");
-    this.dockerd = spawn("dockerd", [], { stdio: ["ignore", log, log] });
-    await waitUntil("dockerd did not answer", () => ok("docker", ["info"]), 60);
+    this.dockerd = await ensureDockerd(path.join(this.dir, "dockerd.log"));
   }
 
   /** Sends `commandLine` to `host` as its SSH user, `stdin` as input: what the provider does. */
