@@ -43,11 +43,16 @@ export = async (): Promise<Record<string, unknown>> => {
   );
 
   // Stages 2–3 — machine and k3s over SSH, or the lab's existing cluster (cluster.kubeconfig).
-  const cluster = labCluster(lab, `rosfleet-${pulumi.getStack()}`);
+  const clusterName = `rosfleet-${pulumi.getStack()}`;
+  const cluster = labCluster(lab, clusterName);
   const inCluster = { providers: [cluster.provider] };
-  // The kubernetes provider leaves a plaintext copy of the kubeconfig in $TMPDIR on every run:
-  // rosfleet removes its cluster's (components/cluster/tempfiles.ts).
-  const copies = new ProviderCopies(os.tmpdir());
+  // The kubernetes provider leaves a plaintext copy of the kubeconfig in $TMPDIR on every
+  // command: rosfleet removes this command's (components/cluster/tempfiles.ts). The k3s it
+  // installs names the kubeconfig's context after the cluster, which tells its copies apart.
+  const copies = new ProviderCopies(
+    os.tmpdir(),
+    lab.cluster === undefined ? clusterName : undefined,
+  );
   cluster.serverUrl.apply((url) => copies.watch(url));
   sweepAtExit(copies);
 

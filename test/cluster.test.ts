@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { formatProblems, parseLab } from "../components/config";
-import { ProviderCopies } from "../components/cluster/tempfiles";
+import { commandStart, providerCopies, pulumiCommand } from "../components/cluster/tempfiles";
 import { FakeApi, kubeconfigFor, startFakeApi } from "./helpers/apiserver";
 import { writeKubeconfig } from "./helpers/kubeconfig";
 import { runProgram } from "./helpers/program";
@@ -333,32 +333,57 @@ describe("cluster: Multus on a cluster rosfleet did not install", () => {
 });
 
 describe("cluster: the kubernetes provider's kubeconfig copies in $TMPDIR", () => {
-  const kubeconfig = (server: string) =>
-    `apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: QUJD\n    server: ${server}\n  name: lab\nkind: Config\n`;
+  const kubeconfig = (server: string, context = "rosfleet-dev") =>
+    `apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: QUJD\n    server: ${server}\n  name: lab\ncontexts:\n- context:\n    cluster: lab\n    user: lab\n  name: ${context}\ncurrent-context: ${context}\nkind: Config\n`;
+  const LAB = "https://192.168.1.21:6443";
 
-  it("removes the copies for the lab's server, now and when swept again, and nothing else", () => {
+  it("removes only this command's copies of the lab's kubeconfig: its server, its context, written since the command started", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-copies-"));
     try {
-      const write = (name: string, text: string) => fs.writeFileSync(path.join(dir, name), text);
-      write("kubeconfig1234567", kubeconfig("https://192.168.1.21:6443"));
+      const write = (name: string, text: string, ageSeconds = 0) => {
+        const file = path.join(dir, name);
+        fs.writeFileSync(file, text);
+        const when = new Date(Date.now() - ageSeconds * 1000);
+        fs.utimesSync(file, when, when);
+      };
+      write("kubeconfig1234567", kubeconfig(LAB));
       write("kubeconfig7654321", kubeconfig("https://other.lab:6443"));
-      write("kubeconfig-mine", kubeconfig("https://192.168.1.21:6443"));
-      write("notes", kubeconfig("https://192.168.1.21:6443"));
-      const copies = new ProviderCopies(dir);
-      copies.watch("https://192.168.1.21:6443");
-      assert.deepEqual(fs.readdirSync(dir).sort(), [
-        "kubeconfig-mine",
-        "kubeconfig7654321",
-        "notes",
-      ]);
-      write("kubeconfig99", kubeconfig("https://192.168.1.21:6443"));
-      assert.equal(copies.sweep(), 1);
-      assert.equal(copies.sweep(), 0);
+      // Another program's kubeconfig of the same cluster (another context), and one the user kept.
+      write("kubeconfig2222", kubeconfig(LAB, "admin@lab"));
+      write("kubeconfig3333", kubeconfig(LAB), 3600);
+      write("kubeconfig-mine", kubeconfig(LAB));
+      write("notes", kubeconfig(LAB));
+      const since = Date.now() - 60_000;
+      assert.deepEqual(
+        providerCopies(dir, { servers: [LAB], context: "rosfleet-dev" }, since).map((f) =>
+          path.basename(f),
+        ),
+        ["kubeconfig1234567"],
+      );
+      // On an existing cluster (no context of rosfleet's), the server and the time decide.
+      assert.deepEqual(
+        providerCopies(dir, { servers: [LAB] }, since)
+          .map((f) => path.basename(f))
+          .sort(),
+        ["kubeconfig1234567", "kubeconfig2222"],
+      );
       // A server that is only a prefix of another is not it.
       write("kubeconfig5", kubeconfig("https://192.168.1.21:64430"));
-      assert.equal(copies.sweep(), 0);
+      assert.deepEqual(
+        providerCopies(dir, { servers: ["https://192.168.1.21:6443"] }, since).length,
+        2,
+      );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("finds the pulumi command a process runs under, and when it started", () => {
+    // Under mocha no pulumi runs this process: the process's own start is the bound.
+    const own = Date.now() - process.uptime() * 1000;
+    assert.equal(pulumiCommand(), undefined);
+    assert.ok(Math.abs(commandStart(undefined) - own) < 1000);
+    // A process's start as /proc has it (here this one's parent, started before it).
+    assert.ok(commandStart(process.ppid) <= own + 1000);
   });
 });

@@ -61,6 +61,8 @@ export interface ExistingClusterArgs {
   readonly serverUrl: string;
   /** Address and credentials of the API server (secret): the nodes are listed with them. */
   readonly access: pulumi.Input<ClusterAccess>;
+  /** What the kubernetes provider is created after and deleted before (its copies' sweeper). */
+  readonly providerAfter?: readonly pulumi.Resource[];
 }
 
 /** A cluster rosfleet did not install (`rosfleet:cluster:Existing`). */
@@ -112,7 +114,7 @@ export class ExistingCluster extends pulumi.ComponentResource {
         kubeconfig: pulumi.all([this.nodes, args.kubeconfig]).apply(([, kubeconfig]) => kubeconfig),
         ...identity,
       },
-      { parent: this },
+      { parent: this, dependsOn: [...(args.providerAfter ?? [])] },
     );
     this.registerOutputs({ serverUrl: this.serverUrl, nodes: this.nodes });
   }

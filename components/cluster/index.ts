@@ -7,6 +7,9 @@ import { providerIdentity } from "../config/last-update";
 import { K3sCluster, NodeInfo } from "../k3s/cluster";
 import { LabMachine } from "../machine/machine";
 import { ExistingCluster } from "./existing";
+import { ProviderCopiesSweeper } from "./tempfiles";
+import { DynamicHost } from "../common/dynamic";
+import { serverUrl as k3sServerUrl, apiHost } from "../k3s/render";
 import type { ClusterAccess } from "../common/kubeconfig";
 
 /** What the later stages and the outputs need of the cluster, whichever way it came. */
@@ -33,11 +36,19 @@ function installK3s(lab: LabConfig, k3s: K3sSettings, clusterName: string): LabC
     (machine) =>
       new LabMachine(machine.name, { machine, sshPrivateKey: lab.sshPrivateKey, ...preflight }),
   );
+  const firstServer = lab.machines.find((m) => m.role === "server");
   const k3sCluster = new K3sCluster("k3s", {
     lab: { machines: lab.machines, k3s, registries: lab.k3sRegistries },
     machines,
     clusterName,
     identity: providerIdentity(lab.continuity, clusterName),
+    providerAfter: [
+      copiesSweeper({
+        servers: firstServer === undefined ? [] : [k3sServerUrl(apiHost(k3s, firstServer))],
+        // The kubeconfig rosfleet makes names its context after the cluster (k3s/render.ts).
+        context: clusterName,
+      }),
+    ],
   });
   return {
     provider: k3sCluster.provider,
@@ -70,6 +81,7 @@ function useExisting(lab: LabConfig, cluster: ClusterSettings, clusterName: stri
     identity: providerIdentity(lab.continuity, clusterName),
     serverUrl: cluster.server,
     access,
+    providerAfter: [copiesSweeper({ servers: [cluster.server] })],
   });
   return {
     provider: existing.provider,
@@ -78,6 +90,14 @@ function useExisting(lab: LabConfig, cluster: ClusterSettings, clusterName: stri
     kubeconfig: undefined,
     access,
   };
+}
+
+/** The resource that removes, in `refresh` and `destroy`, the kubeconfig copies that command's
+ * kubernetes providers leave in $TMPDIR (tempfiles.ts); the provider depends on it. */
+function copiesSweeper(args: { servers: string[]; context?: string }): ProviderCopiesSweeper {
+  return new ProviderCopiesSweeper("provider-copies", args, {
+    provider: new DynamicHost("provider-copies-dynamic"),
+  });
 }
 
 /** The lab's cluster: `cluster.kubeconfig` when set, else k3s on `machines`. */

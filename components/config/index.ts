@@ -9,6 +9,8 @@ import { crossChecks, isLocalHost } from "./checks";
 import { previousLab } from "./previous";
 import { PreviousLab, continuity } from "./last-update";
 import { leavingServers } from "./quorum";
+import { pinHostKeys } from "./host-keys";
+import { hostKeyScanner } from "../common/ssh-host-keys";
 import type { AgentState } from "./ssh-checks";
 import type { Problem } from "./problem";
 import { isKubeconfigText } from "./mode-checks";
@@ -292,29 +294,39 @@ export async function readLabConfig(): Promise<LabConfig> {
     previous,
   });
   if (!result.ok) throw new ConfigError(result.problems);
+  // Every machine's SSH host key, pinned on first use and checked before any step (host-keys.ts).
+  const pinned = await pinHostKeys(
+    result.settings.machines,
+    previous.hostKeys ?? {},
+    hostKeyScanner(),
+    pulumi.runtime.isDryRun(),
+  );
+  if (pinned.problems.length > 0) throw new ConfigError(pinned.problems);
+  pinned.warnings.forEach((w) => void pulumi.log.warn(w));
+  const settings: LabSettings = { ...result.settings, machines: pinned.machines };
   const config = new pulumi.Config(NAMESPACE);
   const registryPassword = config.getSecret("registryPassword");
   return {
-    ...result.settings,
+    ...settings,
     sshPrivateKey:
-      result.settings.sshPrivateKeyFile === undefined
+      settings.sshPrivateKeyFile === undefined
         ? config.getSecret("sshPrivateKey")
-        : pulumi.secret(readOnce(result.settings.sshPrivateKeyFile) ?? ""),
+        : pulumi.secret(readOnce(settings.sshPrivateKeyFile) ?? ""),
     clusterKubeconfig:
-      result.settings.cluster !== undefined && result.settings.cluster.kubeconfigPath === undefined
+      settings.cluster !== undefined && settings.cluster.kubeconfigPath === undefined
         ? pulumi.secret(config.requireObject<{ kubeconfig: string }>("cluster").kubeconfig)
         : undefined,
     registryPassword,
     k3sRegistries:
-      result.settings.k3s === undefined
+      settings.k3s === undefined
         ? undefined
         : registriesWithSecrets(config.getObject<{ registries?: unknown }>("k3s")),
-    pull: pullCredentials(result.settings, registryPassword),
-    schedulable: schedulableNodes(result.settings),
-    tainted: taintedNodes(result.settings),
+    pull: pullCredentials(settings, registryPassword),
+    schedulable: schedulableNodes(settings),
+    tainted: taintedNodes(settings),
     continuity: continuity(previous, {
-      existing: result.settings.cluster !== undefined,
-      first: result.settings.machines.find((m) => m.role === "server")?.name,
+      existing: settings.cluster !== undefined,
+      first: settings.machines.find((m) => m.role === "server")?.name,
     }),
   };
 }

@@ -4,6 +4,7 @@
 // later step of that update failed, and one whose removal failed is still there. Pure: the
 // reading is previous.ts's.
 import { shellQuote } from "../shell";
+import { RecordedHostKey, sshAddress } from "./host-keys";
 import { isLocalHost } from "./raw";
 
 /** What the last update left, as far as these rules need it. */
@@ -21,6 +22,8 @@ export interface PreviousLab {
   readonly existing?: boolean;
   /** Its kubernetes provider's `clusterIdentifier`. */
   readonly identity?: string;
+  /** The SSH host key each machine's steps connected with (host-keys.ts): name → where, which. */
+  readonly hostKeys?: Readonly<Record<string, RecordedHostKey>>;
 }
 
 export const NO_PREVIOUS_LAB: PreviousLab = { servers: [], installed: false, hosts: {} };
@@ -100,14 +103,25 @@ function roleOf(outputs: StateResource["outputs"]): "server" | "agent" | undefin
   return stdin.includes(roleLine("agent")) ? "agent" : undefined;
 }
 
+/** A remote step's `connection` as its state holds it (the fields these rules read). */
+function connectionOf(
+  outputs: StateResource["outputs"],
+): { host?: unknown; port?: unknown; hostKey?: unknown } | undefined {
+  const connection = outputs?.["connection"];
+  return typeof connection === "object" && connection !== null ? connection : undefined;
+}
+
 function hostOf(type: string, outputs: StateResource["outputs"]): string | undefined {
   if (type === "command:local:Command") return "localhost";
-  const connection = outputs?.["connection"];
-  const host =
-    typeof connection === "object" && connection !== null
-      ? (connection as { host?: unknown }).host
-      : undefined;
+  const host = connectionOf(outputs)?.host;
   return typeof host === "string" ? hostKey(host) : undefined;
+}
+
+/** The host key a machine's preflight connected with, and where. */
+function recordedHostKey(outputs: StateResource["outputs"]): RecordedHostKey | undefined {
+  const c = connectionOf(outputs);
+  if (typeof c?.host !== "string" || typeof c.hostKey !== "string") return undefined;
+  return { address: sshAddress(c.host, typeof c.port === "number" ? c.port : 22), key: c.hostKey };
 }
 
 /** The lab as the stack's state has it: each machine's install step says its role and host,
@@ -119,7 +133,11 @@ export function labFromState(resources: Readonly<Record<string, StateResource>>)
   let installed = false;
   let existing = false;
   let identity: string | undefined;
+  const hostKeys: Record<string, RecordedHostKey> = {};
   for (const [urn, r] of Object.entries(resources)) {
+    const checked = stepMachine(urn, r.type, "preflight");
+    const recorded = checked === undefined ? undefined : recordedHostKey(r.outputs);
+    if (checked !== undefined && recorded !== undefined) hostKeys[checked] = recorded;
     const types = parseUrn(urn)?.types ?? [];
     if (types.at(-1) === CLUSTER) installed = true;
     if (types.at(-1) === EXISTING) existing = true;
@@ -148,6 +166,7 @@ export function labFromState(resources: Readonly<Record<string, StateResource>>)
     hosts: installed ? hosts : {},
     ...(existing && !installed ? { existing } : {}),
     ...(identity === undefined ? {} : { identity }),
+    ...(Object.keys(hostKeys).length === 0 ? {} : { hostKeys }),
   };
 }
 

@@ -40,7 +40,8 @@ export interface Machine extends LabNode {
   readonly nodeIp: string | undefined;
   /** k3s `flannel-iface`: the interface pod traffic between nodes goes over. */
   readonly flannelIface: string | undefined;
-  /** Pinned SSH host key; unset means the host key is not checked. */
+  /** The SSH host key its steps connect with: `machines[].hostKey`, else pinned on first use
+   * (config/host-keys.ts); unset only where none could be read at preview. */
   readonly hostKey: string | undefined;
   /** `key=value:Effect` */
   readonly taints: readonly string[];

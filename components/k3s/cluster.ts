@@ -29,6 +29,8 @@ export interface K3sClusterArgs {
   readonly clusterName: string;
   /** The provider's `clusterIdentifier`: a new one replaces every object (a new cluster). */
   readonly identity: string;
+  /** What the kubernetes provider is created after and deleted before (its copies' sweeper). */
+  readonly providerAfter?: readonly pulumi.Resource[];
 }
 
 /** One node of the cluster, as the `nodes` output lists it. */
@@ -142,7 +144,11 @@ export class K3sCluster extends pulumi.ComponentResource {
       { kubeconfig: this.kubeconfig, clusterIdentifier: args.identity },
       {
         parent: this,
-        dependsOn: [...servers.map((s) => s.node), ...this.agents.map((a) => a.node)],
+        dependsOn: [
+          ...servers.map((s) => s.node),
+          ...this.agents.map((a) => a.node),
+          ...(args.providerAfter ?? []),
+        ],
       },
     );
     this.registerOutputs({

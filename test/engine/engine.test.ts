@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ConfigMap, Stack } from "@pulumi/pulumi/automation";
+import { ConfigMap, PreviewResult, Stack } from "@pulumi/pulumi/automation";
 import { ControlPlane, startControlPlane, waitFor } from "./controlplane";
 import { providerCopies } from "../../components/cluster/tempfiles";
 import { serversDown } from "../../components/config/previous";
@@ -211,21 +211,73 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
     assert.equal(login.auths["registry.invalid"]?.password, REGISTRY_PASSWORD);
   });
 
-  it("a second preview shows no changes, and removes the plaintext kubeconfig copies the providers left", async () => {
-    // What the last run's kubernetes providers wrote to $TMPDIR (the admin's client key in it).
-    const left = providerCopies(os.tmpdir(), [cp?.server ?? ""]);
-    assert.ok(left.length > 0, "the provider writes its copy (if not, this sweep can go)");
-    const { result, changes } = await withChanges((onEvent) =>
-      stack.preview({ expectNoChanges: true, onEvent }),
+  /**
+   * Runs `command` (a CLI command through the Automation API) and returns the kubeconfig copies
+   * of the lab's cluster that appeared in $TMPDIR while it ran (the providers' plaintext copies,
+   * with the client key), and those of them still there a moment after it ended.
+   */
+  async function copiesOf(
+    command: () => Promise<unknown>,
+  ): Promise<{ made: string[]; left: string[] }> {
+    const made = new Set<string>();
+    const watcher = fs.watch(os.tmpdir(), (_event, name) => {
+      if (typeof name === "string" && /^kubeconfig\d+$/.test(name)) made.add(name);
+    });
+    const started = Date.now();
+    try {
+      await command();
+    } finally {
+      watcher.close();
+    }
+    const ours = () =>
+      providerCopies(os.tmpdir(), { servers: [cp?.server ?? ""] }, started).map((f) =>
+        path.basename(f),
+      );
+    // An inline program's command ends before the program notices (it polls for it).
+    for (let i = 0; i < 20 && ours().length > 0; i += 1)
+      await new Promise((r) => setTimeout(r, 250));
+    return { made: [...made], left: ours() };
+  }
+
+  /** A copy of the lab's kubeconfig written before this command (another program's, or kept). */
+  function plantedCopy(): string {
+    const file = path.join(os.tmpdir(), `kubeconfig${Date.now()}`);
+    fs.writeFileSync(
+      file,
+      `apiVersion: v1\nclusters:\n- cluster:\n    server: ${cp?.server}\n  name: kept\n`,
+      { mode: 0o600 },
     );
+    const old = new Date(Date.now() - 600_000);
+    fs.utimesSync(file, old, old);
+    return file;
+  }
+
+  it("a second preview shows no changes, and leaves none of its providers' kubeconfig copies, nor removes others", async () => {
+    const kept = plantedCopy();
+    let preview: { result: PreviewResult; changes: Map<string, unknown> } | undefined;
+    const copies = await copiesOf(async () => {
+      preview = await withChanges((onEvent) => stack.preview({ expectNoChanges: true, onEvent }));
+    });
+    if (preview === undefined) throw new Error("no preview");
+    const { result, changes } = preview;
     assert.deepEqual([...changes], []);
     // Not even a read: the last update's lab comes from the state by an invoke.
     assert.deepEqual(Object.keys(result.changeSummary), ["same"]);
-    assert.deepEqual(
-      left.filter((f) => fs.existsSync(f)),
-      [],
-      "the copies of earlier runs are gone",
-    );
+    assert.ok(copies.made.length > 0, "the provider writes its copy (if not, this sweep can go)");
+    assert.deepEqual(copies.left, [], "this command's copies are gone");
+    assert.ok(fs.existsSync(kept), "a copy from before the command is not touched");
+    fs.rmSync(kept);
+  });
+
+  it("refresh (and its preview) leaves none of its providers' kubeconfig copies, nor removes others", async () => {
+    const kept = plantedCopy();
+    for (const command of [() => stack.previewRefresh(), () => stack.refresh()]) {
+      const copies = await copiesOf(command);
+      assert.ok(copies.made.length > 0, "the providers write their copies in refresh too");
+      assert.deepEqual(copies.left, []);
+    }
+    assert.ok(fs.existsSync(kept), "a copy from before the command is not touched");
+    fs.rmSync(kept);
   });
 
   it("a change of domain id and replicas updates only the workloads", async () => {
@@ -478,7 +530,9 @@ describe("engine: the program under the real Pulumi engine and kube-apiserver", 
   it("destroy leaves nothing of rosfleet in the API", async () => {
     const objects = await stateObjects(stack);
     assert.ok(objects.length > 10, `the lab's objects are in state (${objects.length})`);
-    await stack.destroy();
+    const copies = await copiesOf(() => stack.destroy());
     assert.deepEqual(await leftInCluster(objects, (url) => cp?.api.request("GET", url)), []);
+    assert.ok(copies.made.length > 0, "the providers write their copies in destroy too");
+    assert.deepEqual(copies.left, [], "destroy leaves no plaintext kubeconfig behind");
   });
 });

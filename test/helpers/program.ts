@@ -7,6 +7,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { provideSshAgent } from "./agent";
 import { REPO_ROOT, configValues } from "./stack";
 import type { StateResource } from "../../components/config/last-update";
+import {
+  HostKey,
+  HostKeyScanner,
+  keyLine,
+  setHostKeyScanner,
+} from "../../components/common/ssh-host-keys";
 
 /** The cluster IP the fake API server gives a Service: its own for each name. */
 export const fakeClusterIp = (service: string): string =>
@@ -281,7 +287,37 @@ export interface RunOptions {
   /** Answers the program's own HTTP requests (the registry login check); by default none is
    * answered, as if offline: unit tests send nothing over the network. */
   readonly fetch?: (url: string, init?: RequestInit) => Promise<Response>;
+  /** Reads the machines' SSH host keys (the program's ssh-keyscan); by default each host
+   * answers with its own made-up key (fakeHostKey): unit tests reach no machine. */
+  readonly hostKeys?: HostKeyScanner;
 }
+
+/** An SSH string: its length, then its bytes. */
+const sshString = (b: Buffer): Buffer => {
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(b.length);
+  return Buffer.concat([length, b]);
+};
+
+/** The ECDSA host key a made-up machine at `host` offers (well-formed, not a real curve point). */
+export function fakeHostKey(host: string, seed = ""): HostKey {
+  const digest = (text: string) => createHash("sha256").update(text).digest();
+  const point = Buffer.concat([
+    Buffer.from([4]),
+    digest(`${seed}${host}x`),
+    digest(`${seed}${host}y`),
+  ]);
+  const type = "ecdsa-sha2-nistp256";
+  const blob = Buffer.concat([
+    sshString(Buffer.from(type)),
+    sshString(Buffer.from("nistp256")),
+    sshString(point),
+  ]);
+  return { type, blob: blob.toString("base64") };
+}
+
+export const fakeHostKeyLine = (host: string, seed = ""): string =>
+  keyLine(fakeHostKey(host, seed));
 
 /** A read (`Resource.get`): what was read, by which name, after what. */
 export interface Read {
@@ -307,6 +343,9 @@ export async function runProgram(
 ): Promise<ProgramRun> {
   const stack = options.stack ?? "test";
   provideSshAgent();
+  setHostKeyScanner(
+    options.hostKeys ?? ((host) => Promise.resolve({ ok: true, keys: [fakeHostKey(host)] })),
+  );
   // The laptop's buildx builders, as the program reads them (test/fixtures/buildx by default).
   process.env.BUILDX_CONFIG = options.buildx ?? path.join(REPO_ROOT, "test", "fixtures", "buildx");
   // The program's own HTTP requests go to the test, never to the network.
