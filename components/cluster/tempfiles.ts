@@ -30,17 +30,21 @@ export interface CopyMatch {
   readonly context?: string;
 }
 
-const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+// Not `escape`: a global of that name would stand in for it in the serialized provider.
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** The provider's copies in `dir` of a kubeconfig matching `match`, owned by this user, written
  * since `since` (ms since the epoch). */
 export function providerCopies(dir: string, match: CopyMatch, since: number): string[] {
   if (match.servers.length === 0) return [];
-  const server = new RegExp(`^\\s*server:\\s*(?:${match.servers.map(escape).join("|")})\\s*$`, "m");
+  const server = new RegExp(
+    `^\\s*server:\\s*(?:${match.servers.map(escapeRegExp).join("|")})\\s*$`,
+    "m",
+  );
   const context =
     match.context === undefined
       ? undefined
-      : new RegExp(`^current-context:\\s*"?${escape(match.context)}"?\\s*$`, "m");
+      : new RegExp(`^current-context:\\s*"?${escapeRegExp(match.context)}"?\\s*$`, "m");
   let names: string[];
   try {
     names = fs.readdirSync(dir);
