@@ -228,6 +228,22 @@ describe("ssh host keys: pinned on first use, kept in the state, a change refuse
     assert.equal(connection(run, "pi1-preflight")["hostKey"], fakeHostKeyLine("192.168.1.31"));
   });
 
+  it("uses a configured key of a type it does not read as it is, and scans nothing for it", async () => {
+    const dss = "ssh-dss AAAAB3NzaC1kc3MAAACBAP";
+    const scans: string[] = [];
+    const run = await runProgram(
+      { ...LAB, machines: [LAB.machines[0], { ...LAB.machines[1], hostKey: dss }] },
+      {
+        hostKeys: (host) => {
+          scans.push(host);
+          return Promise.resolve({ ok: true, keys: [fakeHostKey(host)] });
+        },
+      },
+    );
+    assert.equal(connection(run, "pi1-preflight")["hostKey"], dss);
+    assert.deepEqual(scans, ["192.168.1.21"]);
+  });
+
   it("scans no machine reached as localhost", async () => {
     const scans: string[] = [];
     await runProgram(

@@ -4,13 +4,13 @@
 // key, in $TMPDIR — `preview` and `up`, and also `refresh` and `destroy`, which run no program.
 // rosfleet uses none of the provider's Helm resources, so it removes the copies this command's
 // providers made, and only those: named as Go names them, of this user, written since this
-// `pulumi` command started, naming the lab's server — and, for the k3s rosfleet installs, with the
-// stack's own context as current (`rosfleet-<stack>`, k3s/render.ts), which a kubeconfig another
-// program was given has not. A copy an
-// earlier command left, or one another program or the user made, is not touched.
+// `pulumi` command started, naming the lab's server — and, for the k3s rosfleet installs, with
+// the stack's own context as current (`rosfleet-<stack>`, k3s/render.ts), which a kubeconfig
+// another program was given has not. A copy an earlier command left, or one another program or
+// the user made, is not touched.
 // Who removes them: the program when its command ends (`preview`, `up`), and the
-// ProviderCopiesSweeper dynamic resource when `refresh` reads it and `destroy` deletes it — last, since every kubernetes
-// provider depends on it, so after the providers have written theirs.
+// ProviderCopiesSweeper dynamic resource when `refresh` reads it and `destroy` deletes it —
+// last, since every kubernetes provider depends on it: after the providers have written theirs.
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";

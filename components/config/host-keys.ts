@@ -88,7 +88,7 @@ export function judgeHostKey(
   return {
     problem: {
       path,
-      message: `cannot read ${m.name}'s SSH host key at ${address} (${scan.reason}): rosfleet pins each machine's key on first use and sends it nothing before. Check that ${m.name} is on and reachable over SSH, or pin its key yourself: ${acceptCommand(index, { type: "<type>", blob: "<key>" })} with the line ssh-keyscan -t ecdsa ${m.host} prints`,
+      message: `cannot read ${m.name}'s SSH host key at ${address} (${scan.reason}): rosfleet pins each machine's key on first use and sends it nothing before. Check that ${m.name} is on and reachable over SSH, or pin its key yourself with the line that cut -d' ' -f1,2 /etc/ssh/ssh_host_ecdsa_key.pub prints on it: pulumi config set --path ${shellQuote(path)} '<that line>'`,
     },
   };
 }
@@ -108,6 +108,9 @@ export async function pinHostKeys(
     machines.map(async (m, index) => {
       if (m.local) return { machine: m };
       const configured = m.hostKey === undefined ? undefined : parseHostKey(m.hostKey);
+      // A configured key of a type rosfleet does not read (ssh-dss, a security key's) is used
+      // as it is: the provider's SSH client checks it.
+      if (m.hostKey !== undefined && configured === undefined) return { machine: m };
       const pinned =
         configured === undefined
           ? recordedFor(m, recorded)
