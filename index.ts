@@ -43,17 +43,11 @@ export = async (): Promise<Record<string, unknown>> => {
   );
 
   // Stages 2–3 — machine and k3s over SSH, or the lab's existing cluster (cluster.kubeconfig).
-  const clusterName = `rosfleet-${pulumi.getStack()}`;
-  const cluster = labCluster(lab, clusterName);
+  const cluster = labCluster(lab, `rosfleet-${pulumi.getStack()}`);
   const inCluster = { providers: [cluster.provider] };
   // The kubernetes provider leaves a plaintext copy of the kubeconfig in $TMPDIR on every
-  // command: rosfleet removes this command's (components/cluster/tempfiles.ts). The k3s it
-  // installs names the kubeconfig's context after the cluster, which tells its copies apart.
-  const copies = new ProviderCopies(
-    os.tmpdir(),
-    lab.cluster === undefined ? clusterName : undefined,
-  );
-  cluster.serverUrl.apply((url) => copies.watch(url));
+  // command: rosfleet removes this command's (components/cluster/tempfiles.ts).
+  const copies = new ProviderCopies(os.tmpdir(), cluster.copies);
   sweepAtExit(copies);
 
   // Stage 4 — image: ros_demo for every platform of the lab, referenced by digest.

@@ -7,7 +7,7 @@ import { providerIdentity } from "../config/last-update";
 import { K3sCluster, NodeInfo } from "../k3s/cluster";
 import { LabMachine } from "../machine/machine";
 import { ExistingCluster } from "./existing";
-import { ProviderCopiesSweeper } from "./tempfiles";
+import { CopyMatch, ProviderCopiesSweeper } from "./tempfiles";
 import { DynamicHost } from "../common/dynamic";
 import { serverUrl as k3sServerUrl, apiHost } from "../k3s/render";
 import type { ClusterAccess } from "../common/kubeconfig";
@@ -24,6 +24,8 @@ export interface LabCluster {
    * cannot ask (is Multus there?); undefined for the k3s rosfleet installs, whose add-ons it knows.
    */
   readonly access: pulumi.Output<ClusterAccess> | undefined;
+  /** What the kubernetes provider's temp copies of this cluster's kubeconfig look like. */
+  readonly copies: CopyMatch;
 }
 
 /** Stage 2 — machine (reach and preflight each machine), stage 3 — k3s. */
@@ -37,18 +39,17 @@ function installK3s(lab: LabConfig, k3s: K3sSettings, clusterName: string): LabC
       new LabMachine(machine.name, { machine, sshPrivateKey: lab.sshPrivateKey, ...preflight }),
   );
   const firstServer = lab.machines.find((m) => m.role === "server");
+  const copies: CopyMatch = {
+    servers: firstServer === undefined ? [] : [k3sServerUrl(apiHost(k3s, firstServer))],
+    // The kubeconfig rosfleet makes names its context after the cluster (k3s/render.ts).
+    context: clusterName,
+  };
   const k3sCluster = new K3sCluster("k3s", {
     lab: { machines: lab.machines, k3s, registries: lab.k3sRegistries },
     machines,
     clusterName,
     identity: providerIdentity(lab.continuity, clusterName),
-    providerAfter: [
-      copiesSweeper({
-        servers: firstServer === undefined ? [] : [k3sServerUrl(apiHost(k3s, firstServer))],
-        // The kubeconfig rosfleet makes names its context after the cluster (k3s/render.ts).
-        context: clusterName,
-      }),
-    ],
+    providerAfter: [copiesSweeper(copies)],
   });
   return {
     provider: k3sCluster.provider,
@@ -56,6 +57,7 @@ function installK3s(lab: LabConfig, k3s: K3sSettings, clusterName: string): LabC
     serverUrl: k3sCluster.serverUrl,
     kubeconfig: k3sCluster.kubeconfig,
     access: undefined,
+    copies,
   };
 }
 
@@ -74,6 +76,7 @@ function useExisting(lab: LabConfig, cluster: ClusterSettings, clusterName: stri
           context: cluster.context,
         }),
   );
+  const copies: CopyMatch = { servers: [cluster.server] };
   const existing = new ExistingCluster("cluster", {
     kubeconfig,
     context: cluster.context,
@@ -81,7 +84,7 @@ function useExisting(lab: LabConfig, cluster: ClusterSettings, clusterName: stri
     identity: providerIdentity(lab.continuity, clusterName),
     serverUrl: cluster.server,
     access,
-    providerAfter: [copiesSweeper({ servers: [cluster.server] })],
+    providerAfter: [copiesSweeper(copies)],
   });
   return {
     provider: existing.provider,
@@ -89,13 +92,14 @@ function useExisting(lab: LabConfig, cluster: ClusterSettings, clusterName: stri
     serverUrl: existing.serverUrl,
     kubeconfig: undefined,
     access,
+    copies,
   };
 }
 
 /** The resource that removes, in `refresh` and `destroy`, the kubeconfig copies that command's
  * kubernetes providers leave in $TMPDIR (tempfiles.ts); the provider depends on it. */
-function copiesSweeper(args: { servers: string[]; context?: string }): ProviderCopiesSweeper {
-  return new ProviderCopiesSweeper("provider-copies", args, {
+function copiesSweeper(copies: CopyMatch): ProviderCopiesSweeper {
+  return new ProviderCopiesSweeper("provider-copies", copies, {
     provider: new DynamicHost("provider-copies-dynamic"),
   });
 }

@@ -149,39 +149,30 @@ export function commandStart(pid: number | undefined = pulumiCommand()): number 
   return boot + (stat.start * 1000) / TICKS_PER_SECOND;
 }
 
-/** The copies this command's providers made, for the servers it is told of. */
+/** The copies of the lab's kubeconfig this command's providers made. */
 export class ProviderCopies {
-  private readonly servers = new Set<string>();
   private readonly since: number;
   private readonly command: number | undefined;
 
   constructor(
     private readonly dir: string,
-    private readonly context?: string,
+    private readonly match: CopyMatch,
   ) {
     this.command = pulumiCommand();
     this.since = commandStart(this.command);
   }
 
-  /** Adds `server`; removes what this command's providers wrote for it so far. */
-  watch(server: string): void {
-    this.servers.add(server);
-    this.sweep();
-  }
-
   /** Removes every copy this command's providers made until now; returns how many. Synchronous:
    * it runs at exit. */
   sweep(): number {
-    return remove(
-      providerCopies(this.dir, { servers: [...this.servers], context: this.context }, this.since),
-    );
+    return remove(providerCopies(this.dir, this.match, this.since));
   }
 
   /** An Automation API inline program outlives its `pulumi` command (a child of its process):
    * then the copies are removed when that command ends, not when the process does. */
   sweepWhenCommandEnds(): void {
     const command = this.command;
-    if (command === undefined || command === process.ppid) return;
+    if (command === undefined || procStat(command)?.ppid !== process.pid) return;
     const timer = setInterval(() => {
       try {
         process.kill(command, 0);
@@ -211,10 +202,7 @@ export function sweepAtExit(copies: ProviderCopies): void {
 }
 
 /** What the ProviderCopiesSweeper keeps: which copies are the lab's. */
-interface SweepInputs {
-  readonly servers: string[];
-  readonly context?: string;
-}
+type SweepInputs = { readonly servers: string[]; readonly context?: string };
 
 /** Removes this command's copies in the temp dir of the provider (this process's: both are the
  * CLI's children, with its environment). */
@@ -253,15 +241,17 @@ const sweeper: pulumi.dynamic.ResourceProvider = {
   },
 };
 
-export interface ProviderCopiesSweeperArgs {
-  readonly servers: pulumi.Input<pulumi.Input<string>[]>;
-  readonly context?: pulumi.Input<string>;
-}
-
 /** Removes, in `refresh` and `destroy`, the copies that command's kubernetes providers made
  * (`pulumi-nodejs:dynamic/cluster:ProviderCopies`). The lab's kubernetes provider depends on it. */
 export class ProviderCopiesSweeper extends pulumi.dynamic.Resource {
-  constructor(name: string, args: ProviderCopiesSweeperArgs, opts?: pulumi.CustomResourceOptions) {
-    super(sweeper, name, { ...args }, opts, "cluster", "ProviderCopies");
+  constructor(name: string, match: CopyMatch, opts?: pulumi.CustomResourceOptions) {
+    super(
+      sweeper,
+      name,
+      { ...match, servers: [...match.servers] },
+      opts,
+      "cluster",
+      "ProviderCopies",
+    );
   }
 }
