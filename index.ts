@@ -8,6 +8,7 @@ import { Dashboard } from "./components/dashboard/headlamp";
 import { withBuilder } from "./components/image/builder";
 import { checkRegistryLogin, speaksPlainHttp } from "./components/image/login";
 import { RosDemoImage } from "./components/image/image";
+import { requireDocker } from "./components/image/imported";
 import { checkPublishedImage } from "./components/image/published";
 import { DeliveryCheck } from "./components/ros/check";
 import { labRosEnv } from "./components/ros/lab-env";
@@ -20,6 +21,7 @@ export = async (): Promise<Record<string, unknown>> => {
   // (a builder that cannot build what the lab needs fails here, not halfway through `up`).
   const lab = await readLabConfig();
   const imageSettings = withBuilder(lab.image);
+  requireDocker(imageSettings.importInto);
   // A login the registry refuses fails `up` here, before anything changes (preview stays offline).
   // Plain HTTP only to a registry on loopback or declared as HTTP in k3s.registries.
   const plainHttp = speaksPlainHttp(lab.k3s?.registries);
@@ -50,12 +52,14 @@ export = async (): Promise<Record<string, unknown>> => {
   const copies = new ProviderCopies(os.tmpdir(), cluster.copies);
   sweepAtExit(copies);
 
-  // Stage 4 — image: ros_demo for every platform of the lab, referenced by digest.
+  // Stage 4 — image: ros_demo for every platform of the lab, referenced by digest: pushed to
+  // image.repository, or, in a lab of this one machine without one, imported into its k3s.
   const rosDemo = new RosDemoImage("ros-demo", {
     image: imageSettings,
     distro: lab.ros.distro,
     registryUsername: lab.registryUsername,
     registryPassword: lab.registryPassword,
+    host: cluster.imageHost,
   });
 
   // Stage 5 — ros: discovery for the chosen mode, the workloads, the cross-node delivery check.

@@ -134,6 +134,7 @@ describe("config: defaults", () => {
       builder: undefined,
       cache: true,
       platforms: ["linux/amd64", "linux/arm64"],
+      importInto: undefined,
     });
     assert.deepEqual(
       { ...lab.ros, workloads: lab.ros.workloads.map((w) => w.name) },
@@ -868,7 +869,52 @@ describe("config: validation", () => {
 
   it("rejects image.build true without image.repository", () => {
     assert.deepEqual(problems({ ...base, image: { build: true } }), [
-      "image.repository: required when image.build is true: where to push the image, e.g. docker.io/<you>/ros_demo",
+      "image.repository: required for this lab: where to push the image so that every node pulls it, e.g. docker.io/<you>/ros_demo (only a lab of one machine, the one running pulumi, goes without one: Docker builds the image there and k3s imports it)",
+    ]);
+  });
+
+  it("imports the image into k3s without image.repository only for one machine, the one running pulumi", () => {
+    const local = {
+      k3s: { version: "v1.33.5+k3s1" },
+      machines: [{ name: "devbox", host: "localhost", role: "server" }],
+    };
+    assert.deepEqual(settings(local).image, {
+      repository: "rosfleet.invalid/ros_demo",
+      build: true,
+      builder: undefined,
+      cache: true,
+      platforms: ["linux/amd64", "linux/arm64"],
+      importInto: "devbox",
+    });
+    // A repository given: pushed there, as any lab.
+    const pushed = { ...local, image: { repository: "localhost:5000/ros_demo" } };
+    assert.equal(settings(pushed).image.importInto, undefined);
+    // Not for a remote machine, a second machine, or an existing cluster: those pull.
+    const needs =
+      "image.repository: required for this lab: where to push the image so that every node pulls it, e.g. docker.io/<you>/ros_demo (only a lab of one machine, the one running pulumi, goes without one: Docker builds the image there and k3s imports it)";
+    assert.deepEqual(problems({ ...base, image: {} }), [needs]);
+    const withPi = {
+      ...local,
+      ssh: { user: "pi" },
+      machines: [
+        ...local.machines,
+        { name: "pi1", host: "192.168.1.31", role: "agent", kind: "pi" },
+      ],
+    };
+    assert.deepEqual(
+      problems(withPi).filter((p) => p.startsWith("image.")),
+      [needs],
+    );
+    assert.deepEqual(
+      problems({
+        cluster: { kubeconfig: "apiVersion: v1\nkind: Config\n" },
+        machines: [{ name: "devbox", arch: "amd64" }],
+      }).filter((p) => p.startsWith("image.")),
+      [needs],
+    );
+    // A builder is Docker's own here: naming a buildx one is a mistake worth saying.
+    assert.deepEqual(problems({ ...local, image: { builder: "rosfleet" } }), [
+      "image.builder: names a buildx builder, but with no image.repository the image is built by Docker's own builder (docker build) and imported into k3s: remove image.builder, or set image.repository to build with that builder and push",
     ]);
   });
 
@@ -1033,7 +1079,7 @@ describe("config: validation", () => {
         "  k3s.version: required: a pinned k3s release tag such as v1.33.5+k3s1",
         '  machines: no machine has role "server": a lab needs 1 server, or an odd number ≥ 3 for HA',
         "  machines[0].user: no SSH user: set ssh.user for the lab or user on this machine",
-        "  image.repository: required when image.build is true: where to push the image, e.g. docker.io/<you>/ros_demo",
+        "  image.repository: required for this lab: where to push the image so that every node pulls it, e.g. docker.io/<you>/ros_demo (only a lab of one machine, the one running pulumi, goes without one: Docker builds the image there and k3s imports it)",
       ].join("\n"),
     );
   });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { DockerfileParser } from "dockerfile-ast";
 import { validate } from "dockerfile-utils";
@@ -8,6 +9,14 @@ import { NO_LOG_FILE } from "../components/ros/render";
 import { builderPlan, readBuilders } from "../components/image/builder";
 import { Fetch, checkRegistryLogin, speaksPlainHttp, tryLogin } from "../components/image/login";
 import { missingPlatformProblem, publishedPlatforms } from "../components/image/published";
+import {
+  importScript,
+  importedRef,
+  onPath,
+  removeScript,
+  requireDocker,
+  sourcesDigest,
+} from "../components/image/imported";
 import { REPO_ROOT, readStackConfig } from "./helpers/stack";
 
 const BUILD = "docker-build:index:Image";
@@ -39,10 +48,18 @@ function withImage(
   return { ...config, ...extra };
 }
 
+/** The dev stack with a registry on the laptop: built with docker-build and pushed. */
+const pushedDev = (change: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) =>
+  withImage(
+    "dev",
+    { repository: "localhost:5000/ros_demo", platforms: ["linux/amd64"], ...change },
+    extra,
+  );
+
 describe("image: the build", () => {
   let dev: ProgramRun;
   before(async () => {
-    dev = await runProgram(readStackConfig("dev"));
+    dev = await runProgram(pushedDev());
   });
 
   it("builds ros_demo for the stack's platforms, pushed, with registry cache, not on preview", () => {
@@ -118,14 +135,14 @@ describe("image: the build", () => {
   });
 
   it("builds the distro of ros.distro", async () => {
-    const run = await runProgram({ ...readStackConfig("dev"), ros: { distro: "jazzy" } });
+    const run = await runProgram(pushedDev({}, { ros: { distro: "jazzy" } }));
     const build = run.get(BUILD, "ros-demo-build");
     assert.deepEqual(build.inputs["buildArgs"], { ROS_DISTRO: "jazzy" });
     assert.deepEqual(build.inputs["tags"], ["localhost:5000/ros_demo:jazzy"]);
   });
 
   it("uses the builder named in image.builder, and no cache when image.cache is false", async () => {
-    const run = await runProgram(withImage("dev", { builder: "rosfleet-multiarch", cache: false }));
+    const run = await runProgram(pushedDev({ builder: "rosfleet-multiarch", cache: false }));
     const build = run.get(BUILD, "ros-demo-build");
     assert.deepEqual(build.inputs["builder"], { name: "rosfleet-multiarch" });
     assert.equal(build.inputs["cacheFrom"], undefined);
@@ -135,8 +152,7 @@ describe("image: the build", () => {
   it("hands every ROS container the digest the registry gave the push, and only that changes with it", async () => {
     const digests = [`sha256:${"1".repeat(64)}`, `sha256:${"2".repeat(64)}`];
     const runs: ProgramRun[] = [];
-    for (const imageDigest of digests)
-      runs.push(await runProgram(readStackConfig("dev"), { imageDigest }));
+    for (const imageDigest of digests) runs.push(await runProgram(pushedDev(), { imageDigest }));
     const specs = runs.map((run, i) => {
       const ref = `localhost:5000/ros_demo:jazzy@${digests[i]}`;
       assert.equal(run.outputs["image"], ref);
@@ -163,7 +179,7 @@ describe("image: the build", () => {
   });
 
   it("leaves only the image unknown at preview, so preview --diff shows every other field", async () => {
-    const run = await runProgram(readStackConfig("dev"), { preview: true });
+    const run = await runProgram(pushedDev(), { preview: true });
     const pod = run.get("kubernetes:apps/v1:Deployment", "ros-demo-listener");
     const [listener] = containersOf(pod);
     assert.equal(listener["image"], UNKNOWN);
@@ -276,6 +292,7 @@ describe("image: the builder the build gets", () => {
       platforms: ["linux/amd64", "linux/arm64"],
       cache: true,
       builder: "default",
+      importInto: undefined,
       ...over,
     }) as Parameters<typeof builderPlan>[0];
   const builders = new Map([
@@ -327,10 +344,9 @@ describe("image: the builder the build gets", () => {
     const found = readBuilders(path.join(REPO_ROOT, "test", "fixtures", "buildx"));
     assert.deepEqual([...found], [["rosfleet-multiarch", "docker-container"]]);
     await assert.rejects(
-      runProgram(
-        withImage("dev", { builder: "default", platforms: ["linux/amd64", "linux/arm64"] }),
-        { preview: true },
-      ),
+      runProgram(pushedDev({ builder: "default", platforms: ["linux/amd64", "linux/arm64"] }), {
+        preview: true,
+      }),
       /invalid rosfleet stack configuration \(1 problem\):\n {2}image\.builder: builder "default" uses the docker driver/,
     );
   });
@@ -351,6 +367,7 @@ describe("image: the registry login, tried before the build", () => {
     platforms: ["linux/amd64"],
     cache: true,
     builder: undefined,
+    importInto: undefined,
   } as Parameters<typeof checkRegistryLogin>[0];
   /** A registry that wants `scheme` and accepts only lab:pw; requests are recorded. */
   function registry(scheme: "basic" | "bearer" | "none", speaks: "https" | "http" = "https") {
@@ -531,5 +548,128 @@ describe("image: a published image (image.build false) has every arch of the lab
     assert.deepEqual(await publishedPlatforms("r.lab:5000/ros_demo:v1", undefined, offline), {
       unknown: "registry r.lab:5000 did not answer",
     });
+  });
+});
+
+describe("image: the dev stack without a registry (built by Docker, imported into k3s)", () => {
+  const LOCAL = "command:local:Command";
+  const IMPORTED = /^rosfleet\.invalid\/ros_demo@sha256:[0-9a-f]{64}$/;
+  let dev: ProgramRun;
+  before(async () => {
+    dev = await runProgram(readStackConfig("dev"), { stack: "dev" });
+  });
+
+  it("builds nothing with docker-build and runs one step on the machine, as root, after its k3s install", () => {
+    assert.deepEqual(dev.names(BUILD), []);
+    const step = dev.get(LOCAL, "ros-demo-import");
+    assert.match(step.parent, /rosfleet:image:RosDemo::ros-demo$/);
+    assert.equal(step.inputs["create"], "sudo -n bash -s -- create");
+    assert.equal(step.inputs["delete"], "sudo -n bash -s -- delete");
+    const install = dev.get(LOCAL, "devbox-install");
+    assert.ok(step.dependencies.includes(install.urn));
+    const sent = String(step.inputs["stdin"]);
+    const params = importScript({
+      repository: "rosfleet.invalid/ros_demo",
+      distro: "jazzy",
+      context: "images/ros_demo",
+      sources: sourcesDigest(path.join(REPO_ROOT, "images", "ros_demo")),
+      install: "devbox-install-id",
+      // The mocks' engine gives a resource the id <name>-id.
+    });
+    assert.ok(sent.includes(params), "the create script is import.sh with the lab's parameters");
+    assert.ok(
+      sent.includes(removeScript({ repository: "rosfleet.invalid/ros_demo", distro: "jazzy" })),
+    );
+    assert.match(sent, /^TAG='rosfleet\.invalid\/ros_demo:jazzy'$/m);
+  });
+
+  it("hands every ROS container, the pull probe's too, the digest the import printed", () => {
+    const ref = String(dev.outputs["image"]);
+    assert.match(ref, IMPORTED);
+    const pods = dev.resources.filter(
+      (r) => POD_KINDS.includes(r.type) && r.name !== "dashboard-headlamp",
+    );
+    assert.ok(pods.length >= 8);
+    for (const r of pods)
+      for (const c of containersOf(r))
+        assert.equal(c["image"], ref, `${r.name}/${String(c["name"])}`);
+    const probe = dev.get("pulumi-nodejs:dynamic/ros:PullProbe", "ros-pull");
+    assert.equal(probe.inputs["image"], ref);
+    assert.ok(dev.dependsOn(probe, dev.get(LOCAL, "ros-demo-import")));
+  });
+
+  it("leaves the image unknown at a first preview, and asks no registry", async () => {
+    const preview = await runProgram(
+      { ...readStackConfig("dev"), registryUsername: "lab", registryPassword: "pw" },
+      { stack: "dev", preview: true, secretKeys: ["registryPassword"] },
+    );
+    const [listener] = containersOf(
+      preview.get("kubernetes:apps/v1:Deployment", "ros-demo-listener"),
+    );
+    assert.equal(listener["image"], UNKNOWN);
+    const up = await runProgram(
+      { ...readStackConfig("dev"), registryUsername: "lab", registryPassword: "pw" },
+      { stack: "dev", secretKeys: ["registryPassword"] },
+    );
+    assert.deepEqual(up.fetches, [], "no login is tried: nothing is pushed");
+  });
+
+  it("changes the step (and so the image) when the sources change, only then", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rosfleet-sources-"));
+    try {
+      fs.writeFileSync(path.join(dir, "Dockerfile"), "FROM ros:jazzy-ros-base\n");
+      fs.mkdirSync(path.join(dir, "etc"));
+      fs.writeFileSync(path.join(dir, "etc", "a.conf"), "a\n");
+      const first = sourcesDigest(dir);
+      assert.match(first, /^[0-9a-f]{64}$/);
+      assert.equal(sourcesDigest(dir), first, "the same sources, the same digest");
+      fs.writeFileSync(path.join(dir, "etc", "a.conf"), "b\n");
+      const changed = sourcesDigest(dir);
+      assert.notEqual(changed, first, "a file's contents");
+      fs.renameSync(path.join(dir, "etc", "a.conf"), path.join(dir, "etc", "b.conf"));
+      assert.notEqual(sourcesDigest(dir), changed, "a file's name");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("takes only a repository@digest line from the import's output", () => {
+    const digest = `sha256:${"c".repeat(64)}`;
+    const repo = "rosfleet.invalid/ros_demo";
+    assert.equal(importedRef(`${repo}@${digest}\n`, repo), `${repo}@${digest}`);
+    for (const bad of [
+      "",
+      "ok",
+      `${repo}:jazzy@${digest}`,
+      `other/ros_demo@${digest}`,
+      `${repo}@sha256:12`,
+    ])
+      assert.throws(
+        () => importedRef(`${bad}\n`, repo),
+        /the image import printed .* not rosfleet\.invalid\/ros_demo@sha256:<digest>/,
+      );
+  });
+
+  it("stops at preview, before anything runs, when this machine has no docker", async () => {
+    assert.equal(onPath("docker", "/nonexistent:/also-not"), false);
+    assert.equal(onPath("sh", "/nonexistent:/bin"), true);
+    assert.throws(
+      () => requireDocker("devbox", "/nonexistent"),
+      /image\.repository: not set, so Docker builds the image on devbox \(this machine\) and k3s imports it, but no docker command is on the PATH: install Docker Engine/,
+    );
+    assert.doesNotThrow(
+      () => requireDocker(undefined, "/nonexistent"),
+      "a pushed build needs no docker here",
+    );
+    const saved = process.env.PATH;
+    process.env.PATH = path.dirname(process.execPath);
+    try {
+      await assert.rejects(
+        runProgram(readStackConfig("dev"), { stack: "dev", preview: true }),
+        /no docker command is on the PATH/,
+      );
+    } finally {
+      process.env.PATH = saved;
+    }
   });
 });

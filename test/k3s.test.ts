@@ -28,8 +28,9 @@ const REMOTE = "command:remote:Command";
 const LOCAL = "command:local:Command";
 
 /** Steps of the machine and k3s stages (the delivery check's step is tested in ros.test.ts). */
+/** The machine and k3s stages' steps (not the image's import, nor the delivery check's). */
 const k3sSteps = (run: ProgramRun, type: string): string[] =>
-  run.names(type).filter((n) => !n.startsWith("delivery-"));
+  run.names(type).filter((n) => !n.startsWith("delivery-") && !n.startsWith("ros-demo-"));
 
 const create = (r: Registration): string => String(r.inputs["create"]);
 /** What a step sends on stdin: its script bundle (or, for a join, the token). */
@@ -817,7 +818,7 @@ describe("k3s: bad configuration stops the program before any resource", () => {
             '  machines[0].arch: expected amd64 | arm64, got "armv7"',
             '  k3s.version: expected a k3s release tag such as v1.33.5+k3s1, got "1.33"',
             "  machines[0].user: no SSH user: set ssh.user for the lab or user on this machine",
-            "  image.repository: required when image.build is true: where to push the image, e.g. docker.io/<you>/ros_demo",
+            "  image.repository: required for this lab: where to push the image so that every node pulls it, e.g. docker.io/<you>/ros_demo (only a lab of one machine, the one running pulumi, goes without one: Docker builds the image there and k3s imports it)",
           ].join("\n"),
         );
         return true;

@@ -11,6 +11,7 @@ import { CopyMatch, ProviderCopiesSweeper } from "./tempfiles";
 import { DynamicHost } from "../common/dynamic";
 import { serverUrl as k3sServerUrl, apiHost } from "../k3s/render";
 import type { ClusterAccess } from "../common/kubeconfig";
+import type { ImageHost } from "../image/imported";
 
 /** What the later stages and the outputs need of the cluster, whichever way it came. */
 export interface LabCluster {
@@ -26,6 +27,9 @@ export interface LabCluster {
   readonly access: pulumi.Output<ClusterAccess> | undefined;
   /** What the kubernetes provider's temp copies of this cluster's kubeconfig look like. */
   readonly copies: CopyMatch;
+  /** Where an image can be imported without a registry: the k3s of a lab whose one machine is
+   * the one running pulumi; undefined otherwise. */
+  readonly imageHost: ImageHost | undefined;
 }
 
 /** Stage 2 — machine (reach and preflight each machine), stage 3 — k3s. */
@@ -51,6 +55,7 @@ function installK3s(lab: LabConfig, k3s: K3sSettings, clusterName: string): LabC
     identity: providerIdentity(lab.continuity, clusterName),
     providerAfter: [copiesSweeper(copies)],
   });
+  const [only, ...others] = k3sCluster.servers;
   return {
     provider: k3sCluster.provider,
     nodes: k3sCluster.nodes,
@@ -58,6 +63,10 @@ function installK3s(lab: LabConfig, k3s: K3sSettings, clusterName: string): LabC
     kubeconfig: k3sCluster.kubeconfig,
     access: undefined,
     copies,
+    imageHost:
+      lab.machines.length === 1 && others.length === 0 && k3sCluster.primary.machine.local
+        ? { target: k3sCluster.primary, install: only.install }
+        : undefined,
   };
 }
 
@@ -93,6 +102,7 @@ function useExisting(lab: LabConfig, cluster: ClusterSettings, clusterName: stri
     kubeconfig: undefined,
     access,
     copies,
+    imageHost: undefined,
   };
 }
 

@@ -34,3 +34,10 @@ export function parseImageReference(text: string): ImageReference | undefined {
 /** The registry an image reference names (docker.io when none, or when it does not parse). */
 export const imageRegistry = (text: string): string =>
   parseImageReference(text)?.registry ?? "docker.io";
+
+/**
+ * The repository of the dev stack's image, which no registry holds (it is imported into k3s):
+ * `.invalid` never resolves (RFC 2606), so a node that lacks the image fails to pull it instead
+ * of pulling a stranger's image of the same name from Docker Hub.
+ */
+export const LOCAL_REPOSITORY = "rosfleet.invalid/ros_demo";

@@ -1,7 +1,17 @@
 // Rules that relate several keys. They read the raw input defensively, so that they can run
 // even when the schema has already rejected some field, and every problem is reported at once.
 import { parseImageReference } from "../common/image-reference";
-import { Dict, MachineView, dict, duplicates, isLocalHost, machineViews, str, uses } from "./raw";
+import {
+  Dict,
+  MachineView,
+  dict,
+  duplicates,
+  importsImage,
+  isLocalHost,
+  machineViews,
+  str,
+  uses,
+} from "./raw";
 export { isLocalHost };
 import { ARCHES } from "./schema";
 import { ModeEnv, modeRules } from "./mode-checks";
@@ -95,12 +105,24 @@ function imageRules(raw: Dict, views: readonly MachineView[]): Problem[] {
       path: "image.repository",
       message: `${JSON.stringify(repository)} is on ${registryHost}, but the lab has ${views.length} machines and each pulls from itself, so the agents would not find it: name the registry by an address every machine reaches (e.g. <laptop address>${ref?.registry.slice(registryHost.length) ?? ""}/${ref?.path ?? "ros_demo"})`,
     });
-  if (repository === undefined)
+  const imported = importsImage({
+    installsK3s,
+    hosts: views.map((v) => v.host),
+    build: building,
+    repository,
+  });
+  if (repository === undefined && !imported)
     problems.push({
       path: "image.repository",
       message: building
-        ? "required when image.build is true: where to push the image, e.g. docker.io/<you>/ros_demo"
+        ? `required for this lab: where to push the image so that every node pulls it, e.g. docker.io/<you>/ros_demo (only a lab of one machine, the one running pulumi, goes without one: Docker builds the image there and k3s imports it)`
         : "required: the published image to deploy, e.g. docker.io/<you>/ros_demo",
+    });
+  if (imported && str(image, "builder") !== undefined)
+    problems.push({
+      path: "image.builder",
+      message:
+        "names a buildx builder, but with no image.repository the image is built by Docker's own builder (docker build) and imported into k3s: remove image.builder, or set image.repository to build with that builder and push",
     });
   const platforms = image?.["platforms"];
   if (building && Array.isArray(platforms)) {

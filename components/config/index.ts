@@ -25,7 +25,8 @@ import {
 } from "./derived";
 import { ArgsNodeSettings, nodeSettingsOf } from "./k3s-args";
 import { RawMachine, clusterSchema, defaultArch, labSchema } from "./schema";
-import { machineViews, resolveUserPath } from "./raw";
+import { importsImage, machineViews, resolveUserPath } from "./raw";
+import { LOCAL_REPOSITORY } from "../common/image-reference";
 import type { ClusterSettings, LabConfig, LabNode, LabSettings, Machine } from "./settings";
 
 export { Problem, Workload, isLocalHost };
@@ -127,6 +128,22 @@ function clusterSettings(
   };
 }
 
+/** `image`: crossChecks guarantees a repository unless the image is imported. */
+function imageSettings(lab: z.output<typeof labSchema>): LabSettings["image"] {
+  const imported = importsImage({
+    installsK3s: lab.cluster === undefined,
+    hosts: lab.machines.map((m) => m.host),
+    build: lab.image.build,
+    repository: lab.image.repository,
+  });
+  return {
+    ...lab.image,
+    builder: lab.image.builder,
+    repository: lab.image.repository ?? LOCAL_REPOSITORY,
+    importInto: imported ? lab.machines[0]?.name : undefined,
+  };
+}
+
 function applyDefaults(
   lab: z.output<typeof labSchema>,
   readFile: ParseEnv["readFile"],
@@ -150,8 +167,7 @@ function applyDefaults(
               lab.k3s.registries === undefined ? undefined : redactRegistries(lab.k3s.registries),
           },
     cluster: cluster === undefined ? undefined : clusterSettings(cluster, readFile),
-    // crossChecks guarantees a repository; the fallback only satisfies the type.
-    image: { ...lab.image, builder: lab.image.builder, repository: lab.image.repository ?? "" },
+    image: imageSettings(lab),
     registryUsername: lab.registryUsername,
     sshPrivateKeyFile:
       lab.ssh.privateKeyFile === undefined ? undefined : resolveUserPath(lab.ssh.privateKeyFile),

@@ -98,6 +98,28 @@ export const LOCAL_HOSTS: ReadonlySet<string> = new Set(["localhost", "127.0.0.1
 
 export const isLocalHost = (host: string): boolean => LOCAL_HOSTS.has(host.trim().toLowerCase());
 
+/**
+ * Whether the lab's image goes without a registry: built with no `image.repository` for a lab of
+ * one machine, the one running pulumi, on which rosfleet installs k3s. Docker builds it there and
+ * k3s imports it (components/image/imported.ts); every other lab's nodes pull from a registry.
+ */
+export function importsImage(lab: {
+  readonly installsK3s: boolean;
+  readonly hosts: readonly (string | undefined)[];
+  readonly build: boolean;
+  readonly repository: string | undefined;
+}): boolean {
+  const [only, ...others] = lab.hosts;
+  return (
+    lab.installsK3s &&
+    lab.build &&
+    lab.repository === undefined &&
+    others.length === 0 &&
+    only !== undefined &&
+    isLocalHost(only)
+  );
+}
+
 /** A file path as the user wrote it in the stack: `~/` is their home, relative is the project's. */
 export function resolveUserPath(value: string, home: string = os.homedir()): string {
   const expanded =

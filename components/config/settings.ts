@@ -100,8 +100,12 @@ export interface LabSettings {
   /** Set when the lab deploys onto an existing cluster. */
   readonly cluster: ClusterSettings | undefined;
   readonly image: {
-    /** Where the image is pushed; with `build: false`, the image deployed (tag/digest allowed). */
+    /** Where the image is pushed; with `build: false`, the image deployed (tag/digest allowed);
+     * LOCAL_REPOSITORY when it is imported. */
     readonly repository: string;
+    /** The machine whose k3s the image is imported into, built there by Docker, when the lab
+     * needs no registry (`importsImage`); undefined: pushed to `repository`, or published. */
+    readonly importInto: string | undefined;
     readonly build: boolean;
     /** buildx builder name; undefined: the current builder. */
     readonly builder: string | undefined;

@@ -1,10 +1,14 @@
 // Stage "image": the multi-arch ros_demo image, built with @pulumi/docker-build for every
 // platform of the lab, pushed, and handed to the workloads by digest — so a rebuild rolls the
-// pods and an unchanged build changes nothing. With `image.build: false`, the published image.
+// pods and an unchanged build changes nothing. With `image.build: false`, the published image;
+// in a lab of one machine with no `image.repository`, built by Docker and imported into k3s
+// (imported.ts).
 import * as dockerbuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
 import { Distro, LabSettings } from "../config";
 import { imageRegistry, parseImageReference } from "../common/image-reference";
+import { ImageHost, importImage } from "./imported";
+import type { Step } from "../machine/step";
 
 /** Build context, relative to the project directory (where pulumi runs the program), so the
  * state holds the same path on every laptop. */
@@ -19,6 +23,8 @@ export interface RosDemoImageArgs {
   readonly registryUsername: string | undefined;
   /** `registryPassword` (secret). */
   readonly registryPassword: pulumi.Input<string> | undefined;
+  /** The machine and k3s install the image is imported into (`image.importInto`). */
+  readonly host?: ImageHost;
 }
 
 /** The tag a build is pushed under; the digest is what workloads use. */
@@ -31,13 +37,28 @@ export const cacheRef = (repository: string, distro: Distro): string =>
 export class RosDemoImage extends pulumi.ComponentResource {
   /** What every ROS container runs: `repo:tag@sha256:…` when built. */
   public readonly ref: pulumi.Output<string>;
-  /** The build, when `image.build` is true. */
+  /** The build, when `image.build` is true and the image is pushed. */
   public readonly build: dockerbuild.Image | undefined;
+  /** The build and import on the lab's one machine, when `image.importInto` is set. */
+  public readonly imported: Step | undefined;
 
   constructor(name: string, args: RosDemoImageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("rosfleet:image:RosDemo", name, {}, opts);
     const { image, distro } = args;
-    if (!image.build) {
+    this.imported = undefined;
+    if (image.importInto !== undefined) {
+      if (args.host === undefined)
+        throw new Error(`the k3s install on ${image.importInto} is needed to import the image`);
+      this.build = undefined;
+      const imported = importImage(
+        `${name}-import`,
+        { host: args.host, repository: image.repository, distro },
+        CONTEXT_DIR,
+        { parent: this },
+      );
+      this.imported = imported.step;
+      this.ref = imported.ref;
+    } else if (!image.build) {
       this.build = undefined;
       this.ref = pulumi.output(image.repository);
       if (parseImageReference(image.repository)?.digest === undefined)

@@ -224,7 +224,13 @@ export async function checkRegistryLogin(
   fetchImpl: Fetch = fetch,
   plainHttp: (registry: string) => boolean = () => false,
 ): Promise<void> {
-  if (!image.build || username === undefined || password === undefined) return;
+  if (
+    !image.build ||
+    image.importInto !== undefined ||
+    username === undefined ||
+    password === undefined
+  )
+    return;
   const login = {
     registry: imageRegistry(image.repository),
     path: parseImageReference(image.repository)?.path ?? image.repository,

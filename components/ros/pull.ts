@@ -13,6 +13,7 @@ import type * as k8s from "@pulumi/kubernetes";
 import { coreApi } from "../common/dynamic";
 import type { ClusterAccess } from "../common/kubeconfig";
 import { notReady } from "../common/nodes";
+import { LOCAL_REPOSITORY } from "../common/image-reference";
 
 /** How long a node may take to pull the image (a 1 GB image over a Pi's Wi-Fi). */
 export const PULL_SECONDS = 900;
@@ -47,13 +48,16 @@ export function pullState(
 /** The one error for nodes that cannot pull: each node's own words, then what to fix. */
 export function pullFailure(image: string, failures: Readonly<Record<string, string>>): string {
   const lines = Object.entries(failures).map(([node, why]) => `  - ${node}: ${why}`);
-  return [
-    `the nodes cannot pull the ros_demo image ${image}:`,
-    ...lines,
-    "Fix image.repository (a published image must exist for every arch of the lab), " +
+  // An imported image (no registry has it) that a node lacks was removed from k3s by hand, or
+  // the node's k3s is not the one it was imported into.
+  const fix = image.startsWith(`${LOCAL_REPOSITORY}@`)
+    ? "The image was built on this machine and imported into its k3s, and that k3s no longer has it " +
+      "(removed with k3s ctr, or k3s reinstalled by hand): run pulumi up --replace with the URN of the " +
+      "ros-demo-import step (pulumi stack --show-urns) to import it again."
+    : "Fix image.repository (a published image must exist for every arch of the lab), " +
       "registryUsername / registryPassword for a private registry, and for a registry without " +
-      "TLS a k3s.registries mirror with an http:// endpoint (docs/reference.md: Registries the machines pull from).",
-  ].join("\n");
+      "TLS a k3s.registries mirror with an http:// endpoint (docs/reference.md: Registries the machines pull from).";
+  return [`the nodes cannot pull the ros_demo image ${image}:`, ...lines, fix].join("\n");
 }
 
 /** The one error for nodes that are not there: nothing could run on them, so say it at once. */

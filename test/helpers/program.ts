@@ -237,7 +237,18 @@ function cannedStdout(name: string, inputs: Record<string, unknown>): string {
   if (create.includes("/var/lib/rancher/k3s/server/token")) return `${FAKE_TOKEN}\n`;
   if (create.includes("/var/lib/rancher/k3s/server/agent-token")) return `${FAKE_AGENT_TOKEN}\n`;
   if (create.includes("/etc/rancher/k3s/k3s.yaml")) return FAKE_K3S_YAML;
+  const imported = importedImage(inputs);
+  if (imported !== undefined) return `${imported}\n`;
   return `${name}: ok\n`;
+}
+
+/** What the dev stack's build-and-import step (components/image/import.sh) prints: its
+ * repository by a digest of what it was sent (other sources → another digest). */
+function importedImage(inputs: Record<string, unknown>): string | undefined {
+  const stdin = String(inputs["stdin"] ?? "");
+  const repository = /^REPOSITORY='([^']+)'$/m.exec(stdin)?.[1];
+  if (repository === undefined || !stdin.includes("ctr images import")) return undefined;
+  return `${repository}@sha256:${createHash("sha256").update(stdin).digest("hex")}`;
 }
 
 interface MonitorRequest {
@@ -372,7 +383,10 @@ export async function runProgram(
           : {
               id: `${args.name}-id`,
               state: args.type.startsWith("command:")
-                ? { ...args.inputs, stdout: cannedStdout(args.name, args.inputs), stderr: "" }
+                ? // At preview a new import has not run: its output is unknown (left out).
+                  options.preview === true && importedImage(args.inputs) !== undefined
+                  ? args.inputs
+                  : { ...args.inputs, stdout: cannedStdout(args.name, args.inputs), stderr: "" }
                 : args.type === "docker-build:index:Image"
                   ? builtImage(args.inputs, options)
                   : args.type === DASHBOARD_TOKEN
