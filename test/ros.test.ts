@@ -116,6 +116,17 @@ describe("ros: the pull probe", () => {
       pullFailure("r/ros_demo@sha256:00", { clover1: "ErrImagePull: not found" }).split("\n")[1],
       "  - clover1: ErrImagePull: not found",
     );
+    assert.match(
+      pullFailure("r/ros_demo@sha256:00", { clover1: "ErrImagePull: not found" }),
+      /\nFix image\.repository/,
+    );
+    // The dev stack's imported image: no registry to fix, the import to run again.
+    const imported = pullFailure(`rosfleet.invalid/ros_demo@sha256:${"0".repeat(64)}`, {
+      devbox: "ErrImagePull: dial tcp: lookup rosfleet.invalid: no such host",
+    });
+    assert.match(imported, /\nThe image was built on this machine and imported into its k3s/);
+    assert.match(imported, /pulumi up --replace with the URN of the ros-demo-import step/);
+    assert.doesNotMatch(imported, /Fix image\.repository/);
   });
 });
 

@@ -12,7 +12,11 @@ if [ -x "$K3S" ]; then
     fi
   done
 fi
+# A container of yours may still use the tag: the lab goes anyway, the tag stays, and says so.
 if docker image inspect "$TAG" >/dev/null 2>&1; then
-  docker image rm "$TAG" >/dev/null
-  echo "removed $TAG from Docker"
+  if docker image rm "$TAG" >/dev/null; then
+    echo "removed $TAG from Docker"
+  else
+    echo "left $TAG in Docker (docker image rm $TAG when nothing uses it)" >&2
+  fi
 fi

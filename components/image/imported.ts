@@ -53,15 +53,27 @@ export function onPath(name: string, searchPath: string): boolean {
     });
 }
 
+/** Tests say whether this machine has docker (a unit test may run where it has none); the
+ * program looks on the PATH. */
+const DOCKER = Symbol.for("rosfleet.dockerFound");
+type DockerSlot = { [DOCKER]?: () => boolean };
+
+export function setDockerLookup(found: (() => boolean) | undefined): void {
+  (globalThis as DockerSlot)[DOCKER] = found;
+}
+
+const dockerFound = (): boolean =>
+  (globalThis as DockerSlot)[DOCKER]?.() ?? onPath("docker", process.env.PATH ?? "");
+
 /**
  * Throws the config error, at preview too, when the image is to be built here and this machine
  * has no `docker`: otherwise k3s would be installed first and the build fail after it.
  */
 export function requireDocker(
   importInto: string | undefined,
-  searchPath: string = process.env.PATH ?? "",
+  found: () => boolean = dockerFound,
 ): void {
-  if (importInto === undefined || onPath("docker", searchPath)) return;
+  if (importInto === undefined || found()) return;
   throw new ConfigError([
     {
       path: "image.repository",

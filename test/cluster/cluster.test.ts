@@ -14,10 +14,13 @@ import { REPO_ROOT } from "../helpers/stack";
 import { waitFor } from "../engine/controlplane";
 import { ClusterLab, NODES } from "./lab";
 import { podGateway } from "./nodes";
+import { DockerImport, docker } from "./imported";
+import { materials } from "../image/world";
 import type { DeliveryOutput } from "../../components/ros/check";
 import type { LabRosEnv } from "../../components/ros/lab-env";
 import { parseReport, reportsOf } from "../../components/ros/delivery";
 import { lossPercent } from "../../components/ros/verdict";
+import { ROS_RESOURCES } from "../../components/ros/render";
 
 const BIN = process.env.ROSFLEET_TOOLCHAIN_BIN ?? "";
 const NS = "rosfleet";
@@ -623,5 +626,90 @@ describe("cluster: rosfleet on real nodes, real pods, real ROS 2", function () {
     await stack.destroy();
     assert.deepEqual(await leftInCluster(objects, (url) => lab.cp?.api.request("GET", url)), []);
     assert.deepEqual(await pods("ros-talker"), []);
+  });
+
+  // Last: it starts dockerd, whose iptables rules the tests above need not live with.
+  describe("the dev stack's image: built by Docker, imported into the node's containerd", () => {
+    let imports: DockerImport;
+    let ref = "";
+    const POD = "imported-talker";
+
+    before(async function () {
+      const node = lab.nodes?.nodes.find((n) => n.name === "cluster-laptop");
+      if (node === undefined || lab.world?.mirror === undefined)
+        throw new Error("the cluster is not up");
+      imports = new DockerImport(lab.dir, BIN, node);
+      await imports.start(materials(), lab.world.mirror.address, "jazzy");
+    });
+
+    after(async function () {
+      if (this.currentTest?.state === "failed") console.error(imports?.logs());
+      lab.kubectl(["delete", "pod", POD, "--ignore-not-found", "--wait=false"]);
+      await imports?.stop();
+    });
+
+    it("import.sh prints the digest name, which the node's containerd holds, pinned, beside the tag", () => {
+      const first = imports.run("create", "jazzy");
+      assert.equal(first.status, 0, first.stderr.slice(-3000));
+      const lines = first.stdout.trim().split("\n");
+      assert.equal(lines.length, 1, `one line on stdout: ${first.stdout}`);
+      ref = lines[0];
+      assert.match(ref, /^rosfleet\.invalid\/ros_demo@sha256:[0-9a-f]{64}$/);
+      const images = imports.images();
+      for (const name of [ref, "rosfleet.invalid/ros_demo:jazzy"])
+        assert.match(images.get(name) ?? "(absent)", /io\.cri-containerd\.pinned=pinned/, name);
+    });
+
+    it("a pod by that reference starts from it without a pull, and runs the demo talker", async () => {
+      assert.notEqual(ref, "", "the import ran");
+      // With the ROS pods' resources: a pod without any (BestEffort) is killed at start on this
+      // tier's nodes, whatever its image.
+      const created = await lab.cp?.api.request("POST", "/api/v1/namespaces/default/pods", {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: POD },
+        spec: {
+          nodeName: "cluster-laptop",
+          restartPolicy: "Never",
+          containers: [
+            {
+              name: "talker",
+              image: ref,
+              args: ["ros2", "run", "demo_nodes_cpp", "talker"],
+              resources: ROS_RESOURCES,
+            },
+          ],
+        },
+      });
+      assert.equal(created?.status, 201, JSON.stringify(created));
+      await within("the imported talker publishes", 120, () =>
+        Promise.resolve(/Publishing: .Hello World: 1/.test(lab.kubectl(["logs", POD]).stdout)),
+      );
+      const events = lab.kubectl([
+        "get",
+        "events",
+        "--field-selector",
+        `involvedObject.name=${POD}`,
+        "-o",
+        'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}',
+      ]).stdout;
+      assert.match(events, /Pulled: Container image ".*" already present on machine/, events);
+      assert.doesNotMatch(events, /Pulling:/, events);
+    });
+
+    it("a second run imports the same digest and leaves one digest name; delete takes the names out of containerd and Docker", () => {
+      const again = imports.run("create", "jazzy");
+      assert.equal(again.status, 0, again.stderr.slice(-3000));
+      assert.equal(again.stdout.trim(), ref);
+      const ours = () =>
+        [...imports.images().keys()].filter((n) => n.startsWith("rosfleet.invalid/")).sort();
+      assert.deepEqual(ours(), [ref, "rosfleet.invalid/ros_demo:jazzy"].sort());
+      const removed = imports.run("delete", "jazzy");
+      assert.equal(removed.status, 0, removed.stderr);
+      assert.deepEqual(ours(), []);
+      assert.throws(() => docker(["image", "inspect", "rosfleet.invalid/ros_demo:jazzy"]));
+      // Idempotent: nothing left to remove is no failure.
+      assert.equal(imports.run("delete", "jazzy").status, 0);
+    });
   });
 });

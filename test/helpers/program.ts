@@ -13,6 +13,7 @@ import {
   keyLine,
   setHostKeyScanner,
 } from "../../components/common/ssh-host-keys";
+import { setDockerLookup } from "../../components/image/imported";
 
 /** The cluster IP the fake API server gives a Service: its own for each name. */
 export const fakeClusterIp = (service: string): string =>
@@ -301,6 +302,9 @@ export interface RunOptions {
   /** Reads the machines' SSH host keys (the program's ssh-keyscan); by default each host
    * answers with its own made-up key (fakeHostKey): unit tests reach no machine. */
   readonly hostKeys?: HostKeyScanner;
+  /** Whether this machine has a docker command, as the program's dev-stack check finds it
+   * (default: it has; unit tests do not depend on the machine's Docker). */
+  readonly docker?: boolean;
 }
 
 /** An SSH string: its length, then its bytes. */
@@ -357,6 +361,7 @@ export async function runProgram(
   setHostKeyScanner(
     options.hostKeys ?? ((host) => Promise.resolve({ ok: true, keys: [fakeHostKey(host)] })),
   );
+  setDockerLookup(() => options.docker ?? true);
   // The laptop's buildx builders, as the program reads them (test/fixtures/buildx by default).
   process.env.BUILDX_CONFIG = options.buildx ?? path.join(REPO_ROOT, "test", "fixtures", "buildx");
   // The program's own HTTP requests go to the test, never to the network.
