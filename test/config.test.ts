@@ -912,6 +912,10 @@ describe("config: validation", () => {
       }).filter((p) => p.startsWith("image.")),
       [needs],
     );
+    // k3s with Docker (cri-dockerd) would not see what was imported into its containerd.
+    assert.deepEqual(problems({ ...local, machines: [{ ...local.machines[0], docker: true }] }), [
+      "machines[0].docker: k3s would run the pods with Docker, but with no image.repository the image is imported into k3s's containerd: remove docker (the dev stack needs no Docker in k3s), or set image.repository to push the build to a registry",
+    ]);
     // A builder is Docker's own here: naming a buildx one is a mistake worth saying.
     assert.deepEqual(problems({ ...local, image: { builder: "rosfleet" } }), [
       "image.builder: names a buildx builder, but with no image.repository the image is built by Docker's own builder (docker build) and imported into k3s: remove image.builder, or set image.repository to build with that builder and push",

@@ -118,6 +118,14 @@ function imageRules(raw: Dict, views: readonly MachineView[]): Problem[] {
         ? `required for this lab: where to push the image so that every node pulls it, e.g. docker.io/<you>/ros_demo (only a lab of one machine, the one running pulumi, goes without one: Docker builds the image there and k3s imports it)`
         : "required: the published image to deploy, e.g. docker.io/<you>/ros_demo",
     });
+  // With docker: true k3s runs pods with Docker (cri-dockerd), whose store knows no digest of an
+  // image it never pushed: the import into k3s's containerd is what the kubelet reads.
+  if (imported && views[0]?.docker === true)
+    problems.push({
+      path: `${views[0].path}.docker`,
+      message:
+        "k3s would run the pods with Docker, but with no image.repository the image is imported into k3s's containerd: remove docker (the dev stack needs no Docker in k3s), or set image.repository to push the build to a registry",
+    });
   if (imported && str(image, "builder") !== undefined)
     problems.push({
       path: "image.builder",

@@ -37,6 +37,8 @@ export interface MachineView {
   readonly nodeIp?: string;
   readonly flannelIface?: string;
   readonly cordon: boolean;
+  /** `docker`: k3s runs its pods with Docker, not its containerd. */
+  readonly docker: boolean;
 }
 
 export function machineViews(raw: Dict): MachineView[] {
@@ -57,6 +59,7 @@ export function machineViews(raw: Dict): MachineView[] {
         nodeIp: str(m, "nodeIp"),
         flannelIface: str(m, "flannelIface"),
         cordon: m["cordon"] === true || m["cordon"] === "true",
+        docker: m["docker"] === true || m["docker"] === "true",
       },
     ];
   });

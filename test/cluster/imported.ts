@@ -24,6 +24,8 @@ export interface StepRun {
 export class DockerImport {
   private dockerd: ChildProcess | undefined;
   private apt: AptServer | undefined;
+  /** Docker's tags this made (removed by stop, with the untagged layers they leave). */
+  private readonly tags: string[] = [];
   readonly root: string;
 
   constructor(
@@ -55,6 +57,7 @@ export class DockerImport {
     this.apt = await AptServer.start(m.apt, gateway);
     const base = `${mirror}/library/ros:${distro}-ros-base`;
     docker(["pull", "-q", base]);
+    this.tags.push(base, `ros:${distro}-ros-base`);
     const ctx = fs.mkdtempSync(path.join(this.dir, "base-"));
     fs.writeFileSync(
       path.join(ctx, "Dockerfile"),
@@ -112,6 +115,9 @@ export class DockerImport {
 
   async stop(): Promise<void> {
     await this.apt?.stop();
+    for (const tag of this.tags)
+      spawnSync("docker", ["image", "rm", "-f", tag], { stdio: "ignore", env: dockerEnv() });
+    spawnSync("docker", ["image", "prune", "-f"], { stdio: "ignore", env: dockerEnv() });
     if (this.dockerd !== undefined) {
       this.dockerd.kill("SIGTERM");
       await new Promise((r) => this.dockerd?.once("exit", r));
