@@ -18,7 +18,7 @@ import { performance } from "node:perf_hooks";
 import * as pulumi from "@pulumi/pulumi";
 import { Stack } from "@pulumi/pulumi/automation";
 import { parseAllDocuments } from "yaml";
-import { CHECK_JOB, REPORTS_CONFIGMAP } from "../components/ros/check";
+import { CHECK_JOB, REPORTS_CONFIGMAP } from "../components/ros/check-spec";
 import { REPORT_PREFIX } from "../components/ros/delivery";
 import { ControlPlane, KubeApi, startControlPlane } from "../test/engine/controlplane";
 import { automationStack, program, rosfleetConfig } from "../test/helpers/automation";

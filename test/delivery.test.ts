@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
-import { checkScript } from "../components/ros/check";
+import { checkScript } from "../components/ros/check-spec";
 import { REPORT_PREFIX, acceptedReports, parseReport, reportsOf } from "../components/ros/delivery";
 import {
   DeliveryLimits,

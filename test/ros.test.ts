@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { DeliveryOutput } from "../components/ros/check";
+import { DeliveryOutput } from "../components/ros/check-spec";
 import { k3sCniBinDir } from "../components/ros/multus";
 import { MULTUS_CRD_HINT, MULTUS_READY_SCRIPT } from "../components/ros/multus-stage";
 import { pythonJob } from "../components/ros/render";

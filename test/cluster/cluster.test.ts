@@ -16,7 +16,7 @@ import { ClusterLab, NODES } from "./lab";
 import { podGateway } from "./nodes";
 import { DockerImport, docker } from "./imported";
 import { materials } from "../image/world";
-import type { DeliveryOutput } from "../../components/ros/check";
+import type { DeliveryOutput } from "../../components/ros/check-spec";
 import type { LabRosEnv } from "../../components/ros/lab-env";
 import { parseReport, reportsOf } from "../../components/ros/delivery";
 import { lossPercent } from "../../components/ros/verdict";
